@@ -1,0 +1,30 @@
+"""autodiff_trace: see every step of a reverse-mode autodiff backward pass.
+
+>>> from autodiff_trace import Value, trace
+>>> with trace() as t:
+...     x = Value(2.0, name="x")
+...     y = (x + 2) ** 2
+...     y.backward()
+>>> y.data, x.grad, t.events[-1].kind
+(16.0, 8.0, 'backward_finished')
+"""
+
+from .engine import DomainError, Value, topological_order, zero_grad
+from .events import SCHEMA_VERSION
+from .functional import (
+    add, backward, cos, div, exp, log, mul, neg, power, relu, sigmoid, sin, sqrt, sub, tan, tanh,
+)
+from .sinks.jsonl import JsonlSink, TraceFileError, iter_events, load_events, read_header
+from .sinks.recorder import Recorder
+from .tracer import Tracer, active_tracer, trace
+
+__all__ = [
+    "Value", "DomainError", "topological_order", "zero_grad", "backward",
+    "add", "sub", "mul", "div", "power", "neg",
+    "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh",
+    "trace", "Tracer", "active_tracer", "JsonlSink", "Recorder",
+    "load_events", "iter_events", "read_header", "TraceFileError", "SCHEMA_VERSION",
+    "__version__",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,226 @@
+"""A scalar reverse-mode autodiff engine whose every step can be traced.
+
+``Value`` is micrograd's idea with three changes: derivative rules live in a table
+(:mod:`autodiff_trace.rules`) instead of a closure per node, so building a graph
+allocates one object per node and makes no reference cycles; the topological sort
+uses an explicit stack, so a million-node chain works; and each node passes on the
+gradient it received in *this* pass, so calling ``backward`` twice accumulates into
+``grad`` exactly as PyTorch does. When a tracer listens, every step is an event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Iterable, List, Optional, Union
+
+from .rules import DOMAINS, RULES, DomainError, Rule
+
+__all__ = ["Value", "DomainError"]
+
+_tracer = None  # the active Tracer, set by autodiff_trace.tracer; None costs one check per op
+_ids = itertools.count(1)
+_CONST = RULES["const"]
+Number = Union[int, float]
+
+
+class Value:
+    """A scalar node: its value ``data``, its gradient ``grad``, and how it was made."""
+
+    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name")
+
+    def __init__(self, data: Number, name: Optional[str] = None, _op: Optional[Rule] = None,
+                 _a: Optional["Value"] = None, _b: Union["Value", Number, None] = None):
+        if data.__class__ is not float:
+            data = _as_float(data)
+        self.data = data
+        self.grad = 0.0
+        self._op = _op  # the Rule that made this node; None for a leaf
+        self._a = _a  # first parent
+        self._b = _b  # second parent, or the constant of a unary op (the 3 of x ** 3)
+        self.id = next(_ids)
+        self.name = name
+        if _tracer is not None:
+            self.name = _tracer.node_created(
+                self.id, self.op, data, tuple(p.id for p in self.parents), name)
+
+    # -- what the node is ---------------------------------------------------------
+    @property
+    def op(self) -> str:
+        """The op's name (``"mul"``; ``"**3"`` for a constant power), ``"const"`` for a
+        wrapped number, ``""`` for a leaf."""
+        rule = self._op
+        if rule is None:
+            return ""
+        if rule.name == "powc":
+            return "**" + (str(int(self._b)) if self._b == int(self._b) else repr(self._b))
+        return rule.name
+
+    @property
+    def parents(self) -> tuple:
+        """The nodes this one was computed from."""
+        arity = 0 if self._op is None else self._op.arity
+        return (self._a, self._b)[:arity]
+
+    @property
+    def label(self) -> str:
+        """The name given or inferred, else the op and id (``mul#7``)."""
+        if self.name is not None:
+            return self.name
+        return default_name(self.id, self.op, self.data)
+
+    def __repr__(self) -> str:
+        named = f", name={self.name!r}" if self.name is not None else ""
+        return f"Value(data={self.data!r}, grad={self.grad!r}{named})"
+
+    # -- primitive ops: each one row of the derivative table ------------------------
+    def __add__(self, other): return _apply(RULES["add"], self, _node(other, "+"))
+    def __sub__(self, other): return _apply(RULES["sub"], self, _node(other, "-"))
+    def __mul__(self, other): return _apply(RULES["mul"], self, _node(other, "*"))
+    def __truediv__(self, other): return _apply(RULES["div"], self, _node(other, "/"))
+    def __neg__(self): return _apply(RULES["neg"], self, None)
+
+    def __pow__(self, other):
+        if isinstance(other, Value):
+            return _apply(RULES["pow"], self, other)  # d/db a**b = a**b ln a
+        return _apply(RULES["powc"], self, _as_float(other, "**"))  # d/da a**c = c a**(c-1)
+
+    def sin(self): return _apply(RULES["sin"], self, None)
+    def cos(self): return _apply(RULES["cos"], self, None)
+    def tan(self): return _apply(RULES["tan"], self, None)
+    def log(self): return _apply(RULES["log"], self, None)
+    def exp(self): return _apply(RULES["exp"], self, None)
+    def sqrt(self): return _apply(RULES["sqrt"], self, None)
+    def relu(self): return _apply(RULES["relu"], self, None)
+    def sigmoid(self): return _apply(RULES["sigmoid"], self, None)
+    def tanh(self): return _apply(RULES["tanh"], self, None)
+
+    # -- the other operand order, in terms of the primitives ------------------------
+    def __radd__(self, other): return _node(other, "+") + self  # other + self
+    def __rsub__(self, other): return _node(other, "-") - self  # other - self
+    def __rmul__(self, other): return _node(other, "*") * self  # other * self
+    def __rtruediv__(self, other): return _node(other, "/") / self  # other / self
+    def __rpow__(self, other): return _node(other, "**") ** self  # other ** self
+
+    # -- the backward pass ----------------------------------------------------------
+    def backward(self, seed: float = 1.0) -> None:
+        """Add d self / d node to ``node.grad`` for every node this one depends on.
+
+        The order is built afresh from this root; nothing is kept between passes.
+        Each node passes on only the gradient it received in this pass, so a grad
+        left by an earlier pass is added to, never propagated (PyTorch's semantics).
+        """
+        order = topological_order(self)
+        tracer = _tracer
+        if tracer is not None:
+            tracer.backward_started(self.id, float(seed), tuple(n.id for n in order),
+                                    tuple(n.grad for n in order))
+        upstream = {}  # node -> the gradient it has received in this pass
+        _accumulate(self, None, None, float(seed), upstream, tracer)
+        for node in order:
+            rule = node._op
+            if rule is None or rule.arity == 0:
+                continue  # leaves and constants have nothing to pass on
+            grad_in = upstream.pop(node)
+            if tracer is not None:
+                tracer.backward_fn_fired(node.id, node.grad, grad_in)
+            a, b = node._a, node._b
+            if rule.arity == 1:
+                _accumulate(a, node, rule.local(a.data, b, node.data), grad_in, upstream, tracer)
+            else:
+                local_a, local_b = rule.local(a.data, b.data, node.data)
+                _accumulate(a, node, local_a, grad_in, upstream, tracer)
+                _accumulate(b, node, local_b, grad_in, upstream, tracer)
+        if tracer is not None:
+            tracer.backward_finished()
+
+    def zero_grad(self) -> None:
+        """Reset the grad of this node and of every node it depends on."""
+        zero_grad(topological_order(self))
+
+
+def _accumulate(target: Value, source: Optional[Value], local: Optional[float],
+                grad_in: float, upstream: dict, tracer) -> None:
+    """``target.grad += local * grad_in``: one step of the chain rule."""
+    contribution = grad_in if local is None else local * grad_in
+    before = target.grad
+    target.grad = before + contribution
+    upstream[target] = upstream.get(target, 0.0) + contribution
+    if tracer is not None:
+        tracer.grad_accumulated(target.id, None if source is None else source.id,
+                                local, contribution, before, target.grad)
+
+
+def _apply(rule: Rule, a: Value, b) -> Value:
+    """Build the node ``rule(a, b)``; a domain error names the op, operands and site."""
+    b_value = b.data if rule.arity == 2 else b
+    try:
+        data = rule.value(a.data, b_value)
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise _domain_error(rule, a.data, b_value, exc) from None
+    return Value(data, None, rule, a, b)
+
+
+def _node(x, symbol: str) -> Value:
+    """``x`` itself if it is a Value, else the number wrapped as a constant node."""
+    if isinstance(x, Value):
+        return x
+    return Value(_as_float(x, symbol), None, _CONST)
+
+
+def _as_float(x, symbol: Optional[str] = None) -> float:
+    if isinstance(x, numbers.Real):
+        return float(x)
+    where = f"Value {symbol} {type(x).__name__}" if symbol else f"Value({type(x).__name__})"
+    raise TypeError(f"{where}: expected a number or a Value, got {type(x).__name__} {x!r:.40}")
+
+
+def _domain_error(rule: Rule, a: float, b, exc: Exception) -> DomainError:
+    from .sites import user_site  # only on the error path
+
+    operands = f"{a!r}" if b is None else f"{a!r}, {b!r}"
+    reason = DOMAINS.get(rule.name) or str(exc)
+    site = user_site()
+    where = f" (at {site})" if site else ""
+    return DomainError(f"{rule.name}({operands}) is undefined: {reason}{where}")
+
+
+def default_name(node_id: int, op: str, data: float) -> str:
+    """The name of a node nobody named: its op and id, or a constant's value.
+
+    >>> default_name(7, "mul", 6.0), default_name(3, "", 2.0), default_name(4, "const", 2.0)
+    ('mul#7', 'leaf#3', '2')
+    """
+    if op == "const":
+        return f"{data:g}"
+    return f"{op or 'leaf'}#{node_id}"
+
+
+def topological_order(root: Value) -> List[Value]:
+    """Every node ``root`` depends on, each after all the nodes that consume it.
+
+    An explicit stack instead of recursion: depth is limited by memory, not by
+    Python's recursion limit.
+    """
+    post_order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            post_order.append(node)
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))
+            for parent in node.parents:
+                if parent not in visited:
+                    stack.append((parent, False))
+    post_order.reverse()
+    return post_order
+
+
+def zero_grad(values: Union[Value, Iterable[Value]]) -> None:
+    """Set ``grad`` to 0 on a root and every node it depends on, or on a list of values."""
+    nodes = topological_order(values) if isinstance(values, Value) else list(values)
+    if _tracer is not None:
+        _tracer.grads_zeroed(tuple(n.id for n in nodes), tuple(n.grad for n in nodes))
+    for node in nodes:
+        node.grad = 0.0

@@ -1,0 +1,147 @@
+"""JSON Lines: a header line, then one event per line; readable back with load_events.
+
+The file is flushed at the end of every backward pass and on close, so a script
+that crashes leaves a valid prefix of its trace (at worst a cut last line, which
+the reader tolerates with a warning).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Union
+
+from ..events import SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
+
+try:  # several times faster than json for the small dicts we write
+    import orjson
+
+    def _dumps(obj: dict) -> str:
+        return orjson.dumps(obj).decode()
+except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
+    orjson = None
+
+    def _dumps(obj: dict) -> str:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+__all__ = ["JsonlSink", "TraceFileError", "load_events", "iter_events", "read_header"]
+
+
+class TraceFileError(ValueError):
+    """A trace file that cannot be read; the message names the file and line."""
+
+
+class JsonlSink:
+    """Write events to ``path`` (or an open text file) as JSON Lines.
+
+    Args:
+        target: a path (its folder is created) or a writable text file.
+        metadata: extra keys for the header line (script name, argv, ...).
+    """
+
+    def __init__(self, target: Union[str, os.PathLike, IO[str]], *, metadata: Optional[dict] = None):
+        if isinstance(target, (str, os.PathLike)):
+            path = Path(target)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(path, "w", encoding="utf-8")
+            except OSError as exc:
+                raise OSError(f"cannot write the trace to {path}: {exc.strerror or exc}; "
+                              f"choose a writable folder") from None
+            self._owns_file = True
+        else:
+            self._file = target
+            self._owns_file = False
+        header = {
+            "kind": "header",
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "python": platform.python_version(),
+            "argv": list(sys.argv),
+            **(metadata or {}),
+        }
+        self._file.write(_dumps(header) + "\n")
+        self._file.flush()
+        self.closed = False
+
+    def handle(self, event: Event) -> None:
+        self._file.write(_dumps(to_dict(event)) + "\n")
+        if event.kind == "backward_finished":
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._file.flush()
+        if self._owns_file:
+            self._file.close()
+
+
+def _lines(path: Union[str, os.PathLike]) -> Iterator:
+    try:
+        with open(path, encoding="utf-8") as file:
+            yield from enumerate(file, start=1)
+    except FileNotFoundError:
+        raise TraceFileError(f"{path}: no such trace file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceFileError(f"{path}: cannot read it ({exc})") from None
+
+
+def _check_header(path, line: str) -> dict:
+    try:
+        header = json.loads(line)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("kind") != "header":
+        raise TraceFileError(f"{path}:1: not an autodiff_trace trace (the first line must be its header)")
+    if header.get("schema") != SCHEMA:
+        raise TraceFileError(f"{path}:1: schema {header.get('schema')!r} is not {SCHEMA!r}")
+    if header.get("version") != SCHEMA_VERSION:
+        raise TraceFileError(f"{path}:1: schema version {header.get('version')!r} is not supported "
+                             f"(this autodiff_trace reads version {SCHEMA_VERSION}); "
+                             f"re-record the trace or use the matching autodiff_trace")
+    return header
+
+
+def read_header(path: Union[str, os.PathLike]) -> dict:
+    """The header line of a trace file: schema, version and run metadata."""
+    for _, line in _lines(path):
+        return _check_header(path, line)
+    raise TraceFileError(f"{path}: the file is empty; it holds no trace")
+
+
+def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
+    """Yield the events of a trace file one at a time (bounded memory).
+
+    A malformed line raises :class:`TraceFileError` naming its line number; a last
+    line cut short without its newline (a crash mid-write) is dropped with a warning.
+    """
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise TraceFileError(f"{path}: the file is empty; it holds no trace")
+    _check_header(path, first[1])
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield from_dict(json.loads(line))
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            if not line.endswith("\n") and isinstance(exc, json.JSONDecodeError):
+                warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
+                              f"stopped mid-write); the events before it are kept", RuntimeWarning)
+                return
+            raise TraceFileError(f"{path}:{number}: {exc}") from None
+
+
+def load_events(path: Union[str, os.PathLike]) -> List[Event]:
+    """All the events of a trace file written by :class:`JsonlSink`, validated."""
+    return list(iter_events(path))

@@ -1,0 +1,125 @@
+"""Where user code made a node, and what the user called it.
+
+Both look at the caller's frame, so they run only while a tracer listens. Names
+come from the assignment on that line when it can only mean one node:
+``x = Value(2.0)`` names ``x``; ``u = x + 2`` names ``u``; ``z = f(g(x))`` names
+nothing, since the line makes several nodes.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import sys
+from types import FrameType
+from typing import Container, Optional, Tuple
+
+__all__ = ["user_frame", "user_site", "format_site", "assigned_name"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_frame(skip: Container = ()) -> Optional[FrameType]:
+    """The innermost frame outside this package whose code is not in ``skip``."""
+    frame = sys._getframe(1)
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code in skip
+    ):
+        frame = frame.f_back
+    return frame
+
+
+def format_site(frame: FrameType) -> Tuple[str, str]:
+    """``("path/to/file.py:14", "function")`` for a frame, the path relative when short."""
+    code = frame.f_code
+    return f"{_display_path(code.co_filename)}:{frame.f_lineno}", code.co_name
+
+
+def user_site() -> Optional[str]:
+    """``file:line`` of the user code running now, or None."""
+    frame = user_frame()
+    return None if frame is None else format_site(frame)[0]
+
+
+_paths: dict = {}
+
+
+def _display_path(filename: str) -> str:
+    shown = _paths.get(filename)
+    if shown is None:
+        shown = filename
+        if os.path.isabs(filename):
+            try:
+                relative = os.path.relpath(filename)
+            except ValueError:  # another drive on Windows
+                relative = filename
+            if not relative.startswith(".." + os.sep):
+                shown = relative
+        _paths[filename] = shown
+    return shown
+
+
+_names: dict = {}
+
+
+def assigned_name(frame: FrameType) -> Optional[str]:
+    """The single name the frame's current line assigns one new node to, if any."""
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    if key not in _names:
+        _names[key] = _name_from_line(linecache.getline(*key, frame.f_globals).strip())
+    return _names[key]
+
+
+def _name_from_line(line: str) -> Optional[str]:
+    """
+    >>> _name_from_line("x = Value(2.0)"), _name_from_line("u = x + 2"), _name_from_line("self.w = -a")
+    ('x', 'u', 'w')
+    >>> _name_from_line("z = mul(add(x, y), add(x, y))") is None, _name_from_line("a, b = f(), g()") is None
+    (True, True)
+    """
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:  # part of a statement spread over several lines
+        return None
+    if len(tree.body) != 1:
+        return None
+    stmt = tree.body[0]
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target, value = stmt.targets[0], stmt.value
+    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
+        target, value = stmt.target, stmt.value
+    else:
+        return None
+    if isinstance(stmt, ast.AugAssign):
+        operands = [stmt.target, value]
+    elif isinstance(value, ast.BinOp):
+        operands = [value.left, value.right]
+    elif isinstance(value, ast.UnaryOp):
+        operands = [value.operand]
+    elif isinstance(value, ast.Call):
+        operands = [*value.args, *(k.value for k in value.keywords)]
+        if isinstance(value.func, ast.Attribute):  # x.relu()
+            operands.append(value.func.value)
+    else:
+        return None
+    if not all(_is_simple(o) for o in operands):
+        return None  # nested ops: the line makes several nodes
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return None
+
+
+def _is_simple(node: ast.AST) -> bool:
+    """A name, a constant, ``a.b`` or ``a[i]``: something that makes no node."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _is_simple(node.value)
+    if isinstance(node, ast.Subscript):
+        return _is_simple(node.value) and _is_simple(node.slice)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return True  # -2
+    return False

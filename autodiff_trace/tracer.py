@@ -1,0 +1,268 @@
+"""The tracer: engines report what happens, the tracer stamps it and hands it to sinks.
+
+``with trace(sinks=[...]) as t:`` turns tracing on for the block. Engines call the
+tracer's report methods (``node_created``, ``backward_started``, ...) with plain ids
+and numbers; the tracer builds the event, runs the analyzers (whose findings become
+``diagnostic`` events in the same stream), then the filters, then every sink. A sink
+that raises is reported once and detached: it can never change the engine's result.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
+
+from . import engine
+from .events import (
+    BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
+    GradsZeroed, NodeCreated,
+)
+from .sites import assigned_name, format_site, user_frame
+
+__all__ = ["Sink", "Analyzer", "Tracer", "trace", "active_tracer"]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Anything that consumes events: ``handle`` each one, ``close`` at the end."""
+
+    def handle(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """Reads events as they come and returns findings (objects with Diagnostic's fields
+    other than ``seq`` and ``t``); the tracer turns them into ``diagnostic`` events."""
+
+    def handle(self, event: Event) -> Optional[Iterable]: ...
+
+    def close(self) -> Optional[Iterable]: ...
+
+
+class _Clock:
+    """What nested tracers share: one sequence of events, one count of passes."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.seq = 0
+        self.passes = 0
+
+
+_stack: List["Tracer"] = []  # active tracers, innermost last
+
+
+def active_tracer() -> Optional["Tracer"]:
+    """The innermost active tracer, or None when nothing listens."""
+    return _stack[-1] if _stack else None
+
+
+class Tracer:
+    """Receives reports from engines, and sends events to its sinks.
+
+    Args:
+        sinks: objects with ``handle(event)`` and ``close()``.
+        analyzers: objects whose ``handle(event)`` returns findings.
+        filters: callables taking an event and returning it, or None to drop it
+            (structlog's processors); they run before the sinks.
+        record: keep every event in ``self.events``.
+        name_prefix: put before every inferred name (``"f."`` scopes names to ``f``).
+    """
+
+    def __init__(self, sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),
+                 filters: Sequence[Callable] = (), record: bool = True,
+                 name_prefix: str = "") -> None:
+        for sink in sinks:
+            if not (callable(getattr(sink, "handle", None)) and callable(getattr(sink, "close", None))):
+                raise TypeError(f"{sink!r} is not a sink: a sink needs handle(event) and close() methods")
+        self.sinks = list(sinks)
+        self.analyzers = list(analyzers)
+        self.filters = list(filters)
+        self.events: List[Event] = []
+        self.record = record
+        self.name_prefix = name_prefix
+        self.closed = False
+        self._outer: Optional[Tracer] = None
+        self._clock: Optional[_Clock] = None
+        self._queue: List[Event] = []
+        self._dispatching = False
+        self._pass: Optional[list] = None  # [pass_no, root, start, fired, accumulated]
+
+    # -- turning on and off -----------------------------------------------------------
+    def __enter__(self) -> "Tracer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+        self.close()
+
+    def start(self) -> "Tracer":
+        """Begin listening: nested inside another tracer, share its clock and feed it too."""
+        if self.closed:
+            raise RuntimeError("this tracer is closed; make a new one with trace()")
+        self._outer = active_tracer()
+        self._clock = self._outer._clock if self._outer is not None else _Clock()
+        _stack.append(self)
+        engine._tracer = self
+        return self
+
+    def stop(self) -> None:
+        """Stop listening; the tracers around this one keep theirs."""
+        if self in _stack:
+            _stack.remove(self)
+        engine._tracer = active_tracer()
+
+    def close(self) -> None:
+        """Finish: a pass cut short by an exception is closed, analyzers give their last
+        findings, and every sink is closed (and so flushed)."""
+        if self.closed:
+            return
+        self.stop()
+        if self._pass is not None:
+            self.backward_finished()
+        for analyzer in self.analyzers:
+            self._emit_findings(analyzer.close())
+        self._drain()
+        self.closed = True
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # a sink's failure must not hide the user's result
+                warnings.warn(f"autodiff_trace: sink {type(sink).__name__} failed to close: {exc}",
+                              RuntimeWarning, stacklevel=2)
+
+    # -- reports from engines --------------------------------------------------------
+    def node_created(self, node: int, op: str, value: float, parents: tuple,
+                     name: Optional[str] = None, *, skip: Iterable = ()) -> str:
+        """Report a new node; returns its display name (given, inferred, or default).
+
+        ``skip`` holds code objects to look past when finding the user's line (an
+        adapter's op functions, so that ``z = add(x, y)`` names ``z``).
+        """
+        frame = user_frame(skip)
+        site = function = None
+        if frame is not None:
+            site, function = format_site(frame)
+            if name is None and op != "const":
+                inferred = assigned_name(frame)
+                if inferred is not None:
+                    name = self.name_prefix + inferred
+        if name is None:
+            name = engine.default_name(node, op, value)
+        self._emit(NodeCreated, node, op, value, parents, name, site, function)
+        return name
+
+    def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
+        """Report the start of a backward pass; returns its number (1, 2, ...)."""
+        if self._pass is not None:  # an engine's pass we never saw end
+            self.backward_finished()
+        self._clock.passes += 1
+        pass_no = self._clock.passes
+        self._pass = [pass_no, root, time.perf_counter(), 0, 0]
+        self._emit(BackwardStarted, pass_no, root, seed, order, grads_before)
+        return pass_no
+
+    def backward_fn_fired(self, node: int, grad: float, upstream: float) -> None:
+        """Report that ``node``'s backward function is running."""
+        if self._pass is not None:
+            self._pass[3] += 1
+        self._emit(BackwardFnFired, self.pass_no, node, grad, upstream)
+
+    def grad_accumulated(self, target: int, fired_by: Optional[int], local_grad: Optional[float],
+                         contribution: float, grad_before: float, grad_after: float,
+                         replaced: bool = False, site: Optional[str] = None) -> None:
+        """Report a write to ``target``'s grad."""
+        if self._pass is not None:
+            self._pass[4] += 1
+        self._emit(GradAccumulated, self.pass_no, target, fired_by, local_grad, contribution,
+                   grad_before, grad_after, replaced, site)
+
+    def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
+        """Report that the grads of ``nodes`` were set to zero."""
+        self._emit(GradsZeroed, nodes, grads_before)
+
+    def backward_finished(self) -> None:
+        """Report the end of the current backward pass."""
+        if self._pass is None:
+            return
+        pass_no, root, start, fired, accumulated = self._pass
+        self._pass = None
+        self._emit(BackwardFinished, pass_no, root, time.perf_counter() - start, fired, accumulated)
+
+    @property
+    def pass_no(self) -> int:
+        """The number of the pass under way, or 0 between passes."""
+        return 0 if self._pass is None else self._pass[0]
+
+    @property
+    def in_pass(self) -> bool:
+        return self._pass is not None
+
+    # -- dispatch ---------------------------------------------------------------------
+    def _emit(self, cls, *fields) -> None:
+        clock = self._clock
+        event = cls(clock.seq, time.perf_counter() - clock.t0, *fields)
+        clock.seq += 1
+        tracer = self
+        while tracer is not None:  # nested tracers: every one that is listening
+            tracer._receive(event)
+            tracer = tracer._outer
+
+    def _receive(self, event: Event) -> None:
+        # An analyzer's findings are queued, so every sink sees them after the event
+        # that caused them, never in the middle of another event's delivery.
+        self._queue.append(event)
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            self._drain()
+        finally:
+            self._dispatching = False
+
+    def _drain(self) -> None:
+        while self._queue:
+            event = self._queue.pop(0)
+            for analyzer in list(self.analyzers):
+                try:
+                    self._emit_findings(analyzer.handle(event))
+                except Exception as exc:
+                    self._detach(self.analyzers, analyzer, event, exc)
+            self._deliver(event)
+
+    def _emit_findings(self, findings: Optional[Iterable]) -> None:
+        for f in findings or ():
+            clock = self._clock or _Clock()
+            event = Diagnostic(clock.seq, time.perf_counter() - clock.t0, f.pass_no, f.finding,
+                               f.severity, f.message, tuple(f.nodes), tuple(f.names), f.site, f.hint)
+            clock.seq += 1
+            self._queue.append(event)
+
+    def _deliver(self, event: Event) -> None:
+        for keep in self.filters:
+            event = keep(event)
+            if event is None:
+                return
+        if self.record:
+            self.events.append(event)
+        for sink in list(self.sinks):
+            try:
+                sink.handle(event)
+            except Exception as exc:
+                self._detach(self.sinks, sink, event, exc)
+
+    def _detach(self, group: list, member, event: Event, exc: Exception) -> None:
+        group.remove(member)
+        print(f"autodiff_trace: {type(member).__name__} failed on a {event.kind} event "
+              f"({type(exc).__name__}: {exc}); it is detached and the trace goes on without it",
+              file=sys.stderr)
+
+
+def trace(sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),
+          filters: Sequence[Callable] = (), record: bool = True, name_prefix: str = "") -> Tracer:
+    """A tracer to use as ``with trace(sinks=[...]) as t:``; ``t.events`` holds the events."""
+    return Tracer(sinks, analyzers=analyzers, filters=filters, record=record, name_prefix=name_prefix)
