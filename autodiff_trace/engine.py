@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import operator
 from typing import Iterable, List, Optional, Union
 
 from .rules import DOMAINS, RULES, DomainError, Rule
@@ -21,6 +22,7 @@ __all__ = ["Value", "DomainError"]
 _tracer = None  # the active Tracer, set by autodiff_trace.tracer; None costs one check per op
 _ids = itertools.count(1)
 _CONST = RULES["const"]
+_by_id = operator.attrgetter("id")
 Number = Union[int, float]
 
 
@@ -197,24 +199,23 @@ def default_name(node_id: int, op: str, data: float) -> str:
 
 
 def topological_order(root: Value) -> List[Value]:
-    """Every node ``root`` depends on, each after all the nodes that consume it.
+    """Every node ``root`` depends on, each before the nodes it was computed from.
 
-    An explicit stack instead of recursion: depth is limited by memory, not by
-    Python's recursion limit.
+    A node is always made after its parents, so its id is larger than theirs:
+    sorting the reachable nodes by id, newest first, is a topological order. The
+    walk uses an explicit stack, so depth is limited by memory, not by recursion.
     """
-    post_order, visited, stack = [], set(), [(root, False)]
+    reachable, stack = {root}, [root]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            post_order.append(node)
-        elif node not in visited:
-            visited.add(node)
-            stack.append((node, True))
-            for parent in node.parents:
-                if parent not in visited:
-                    stack.append((parent, False))
-    post_order.reverse()
-    return post_order
+        node = stack.pop()
+        arity = 0 if node._op is None else node._op.arity
+        if arity and node._a not in reachable:
+            reachable.add(node._a)
+            stack.append(node._a)
+        if arity == 2 and node._b not in reachable:
+            reachable.add(node._b)
+            stack.append(node._b)
+    return sorted(reachable, key=_by_id, reverse=True)
 
 
 def zero_grad(values: Union[Value, Iterable[Value]]) -> None:

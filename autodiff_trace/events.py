@@ -188,24 +188,21 @@ def _json_float(x: float) -> Union[float, str]:
     return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
 
 
-def _plain(value: Any) -> Any:
-    """Make one field JSON-safe: non-finite floats become strings, tuples lists."""
-    if value.__class__ is float:
-        return _json_float(value)
-    if value.__class__ is tuple:
-        return [_plain(v) for v in value]
-    return value
-
-
 def to_dict(event: Event) -> dict:
     """The event as a JSON-ready dict, ``kind`` first.
 
     >>> to_dict(GradsZeroed(3, 0.5, (1, 2), (2.0, float("nan"))))
-    {'kind': 'grads_zeroed', 'seq': 3, 't': 0.5, 'nodes': [1, 2], 'grads_before': [2.0, 'NaN']}
+    {'kind': 'grads_zeroed', 'seq': 3, 't': 0.5, 'nodes': (1, 2), 'grads_before': [2.0, 'NaN']}
     """
     out = {"kind": event.kind}
-    for name, value in zip(event._fields, event):
-        out[name] = _plain(value)
+    out.update(zip(event._fields, event))
+    for name in _CHECKED[event.__class__]:
+        value = out[name]
+        if value.__class__ is float:
+            if value - value != 0.0:  # only NaN and ±inf fail this
+                out[name] = _json_float(value)
+        elif value.__class__ is tuple and value and sum(value) - sum(value) != 0.0:
+            out[name] = [_json_float(v) for v in value]
     return out
 
 
@@ -214,6 +211,13 @@ _FLOAT_FIELDS = frozenset({
     "t", "value", "seed", "grads_before", "grad", "upstream",
     "local_grad", "contribution", "grad_before", "grad_after", "duration",
 })
+
+
+# Per event type, the float fields that may hold NaN or ±inf (``t`` never does).
+_CHECKED = {
+    cls: tuple(f for f in cls._fields if f in _FLOAT_FIELDS and f != "t")
+    for cls in EVENT_TYPES.values()
+}
 
 
 def _restore(value: Any, is_float: bool) -> Any:

@@ -15,7 +15,7 @@ import sys
 from types import FrameType
 from typing import Container, Optional, Tuple
 
-__all__ = ["user_frame", "user_site", "format_site", "assigned_name"]
+__all__ = ["user_frame", "user_site", "format_site", "assigned_name", "describe_line"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -61,6 +61,16 @@ def _display_path(filename: str) -> str:
 
 
 _names: dict = {}
+_lines: dict = {}
+
+
+def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str]]:
+    """``(site, function, assigned name)`` for the frame's current line, cached per line."""
+    key = (frame.f_code, frame.f_lineno)
+    described = _lines.get(key)
+    if described is None:
+        described = _lines[key] = (*format_site(frame), assigned_name(frame))
+    return described
 
 
 def assigned_name(frame: FrameType) -> Optional[str]:

@@ -19,7 +19,7 @@ from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated,
 )
-from .sites import assigned_name, format_site, user_frame
+from .sites import describe_line, user_frame
 
 __all__ = ["Sink", "Analyzer", "Tracer", "trace", "active_tracer"]
 
@@ -52,6 +52,7 @@ class _Clock:
         self.passes = 0
 
 
+_now = time.perf_counter
 _stack: List["Tracer"] = []  # active tracers, innermost last
 
 
@@ -146,11 +147,9 @@ class Tracer:
         frame = user_frame(skip)
         site = function = None
         if frame is not None:
-            site, function = format_site(frame)
-            if name is None and op != "const":
-                inferred = assigned_name(frame)
-                if inferred is not None:
-                    name = self.name_prefix + inferred
+            site, function, inferred = describe_line(frame)
+            if name is None and inferred is not None and op != "const":
+                name = self.name_prefix + inferred
         if name is None:
             name = engine.default_name(node, op, value)
         self._emit(NodeCreated, node, op, value, parents, name, site, function)
@@ -205,11 +204,14 @@ class Tracer:
     # -- dispatch ---------------------------------------------------------------------
     def _emit(self, cls, *fields) -> None:
         clock = self._clock
-        event = cls(clock.seq, time.perf_counter() - clock.t0, *fields)
+        event = cls(clock.seq, _now() - clock.t0, *fields)
         clock.seq += 1
         tracer = self
         while tracer is not None:  # nested tracers: every one that is listening
-            tracer._receive(event)
+            if tracer.analyzers:
+                tracer._receive(event)
+            else:
+                tracer._deliver(event)
             tracer = tracer._outer
 
     def _receive(self, event: Event) -> None:
@@ -227,11 +229,11 @@ class Tracer:
     def _drain(self) -> None:
         while self._queue:
             event = self._queue.pop(0)
-            for analyzer in list(self.analyzers):
+            for analyzer in self.analyzers:
                 try:
                     self._emit_findings(analyzer.handle(event))
                 except Exception as exc:
-                    self._detach(self.analyzers, analyzer, event, exc)
+                    self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
             self._deliver(event)
 
     def _emit_findings(self, findings: Optional[Iterable]) -> None:
@@ -249,17 +251,19 @@ class Tracer:
                 return
         if self.record:
             self.events.append(event)
-        for sink in list(self.sinks):
+        for sink in self.sinks:
             try:
                 sink.handle(event)
             except Exception as exc:
-                self._detach(self.sinks, sink, event, exc)
+                self.sinks = self._detach(self.sinks, sink, event, exc)
 
-    def _detach(self, group: list, member, event: Event, exc: Exception) -> None:
-        group.remove(member)
+    def _detach(self, group: list, member, event: Event, exc: Exception) -> list:
+        """Report a failing sink or analyzer; the group without it (a new list, so a
+        loop over the old one finishes safely)."""
         print(f"autodiff_trace: {type(member).__name__} failed on a {event.kind} event "
               f"({type(exc).__name__}: {exc}); it is detached and the trace goes on without it",
               file=sys.stderr)
+        return [m for m in group if m is not member]
 
 
 def trace(sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),

@@ -7,7 +7,6 @@ the reader tolerates with a warning).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -19,16 +18,14 @@ from typing import IO, Iterator, List, Optional, Union
 
 from ..events import SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 
-try:  # several times faster than json for the small dicts we write
+try:  # several times faster than json for the small dicts we write (benchmarks/bench_mlp.py)
     import orjson
 
-    def _dumps(obj: dict) -> str:
-        return orjson.dumps(obj).decode()
+    def _line(obj: dict) -> bytes:
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
-    orjson = None
-
-    def _dumps(obj: dict) -> str:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    def _line(obj: dict) -> bytes:
+        return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 __all__ = ["JsonlSink", "TraceFileError", "load_events", "iter_events", "read_header"]
 
@@ -50,14 +47,16 @@ class JsonlSink:
             path = Path(target)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(path, "w", encoding="utf-8")
+                self._file = open(path, "wb")
             except OSError as exc:
                 raise OSError(f"cannot write the trace to {path}: {exc.strerror or exc}; "
                               f"choose a writable folder") from None
             self._owns_file = True
-        else:
+            self._write = self._file.write
+        else:  # an open text file, such as io.StringIO in tests
             self._file = target
             self._owns_file = False
+            self._write = lambda line: target.write(line.decode())
         header = {
             "kind": "header",
             "schema": SCHEMA,
@@ -67,12 +66,12 @@ class JsonlSink:
             "argv": list(sys.argv),
             **(metadata or {}),
         }
-        self._file.write(_dumps(header) + "\n")
+        self._write(_line(header))
         self._file.flush()
         self.closed = False
 
     def handle(self, event: Event) -> None:
-        self._file.write(_dumps(to_dict(event)) + "\n")
+        self._write(_line(to_dict(event)))
         if event.kind == "backward_finished":
             self._file.flush()
 

@@ -1,0 +1,198 @@
+"""Forward + backward of micrograd's demo network, in autodiff_trace and in micrograd.
+
+MLP(2, [16, 16, 1]) on 100 points with micrograd's hinge loss and L2 term (about
+65,000 nodes). Prints ratios measured in this one run, never absolute claims:
+
+    python benchmarks/bench_mlp.py [--repeat 7]
+
+Needs ``pip install micrograd==0.1.0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+
+def moons(n: int = 100, seed: int = 1) -> tuple:
+    """Two interleaved half circles, labels -1 / +1 (sklearn's make_moons, without sklearn)."""
+    rng = random.Random(seed)
+    xs, ys = [], []
+    for i in range(n):
+        t = math.pi * (i % (n // 2)) / (n // 2)
+        if i < n // 2:
+            x = (math.cos(t), math.sin(t))
+            ys.append(-1)
+        else:
+            x = (1 - math.cos(t), 0.5 - math.sin(t))
+            ys.append(1)
+        xs.append((x[0] + rng.gauss(0, 0.1), x[1] + rng.gauss(0, 0.1)))
+    return xs, ys
+
+
+class MLP:
+    """micrograd's nn.MLP, written once for any Value class with ``relu``."""
+
+    def __init__(self, value_cls, nin: int, nouts: list, seed: int = 0) -> None:
+        rng = random.Random(seed)
+        sizes = [nin] + nouts
+        self.layers = []
+        for i in range(len(nouts)):
+            neurons = [([value_cls(rng.uniform(-1, 1)) for _ in range(sizes[i])], value_cls(0.0))
+                       for _ in range(sizes[i + 1])]
+            self.layers.append((neurons, i != len(nouts) - 1))
+
+    def __call__(self, x: list):
+        for neurons, nonlin in self.layers:
+            out = []
+            for w, b in neurons:
+                act = sum((wi * xi for wi, xi in zip(w, x)), b)
+                out.append(act.relu() if nonlin else act)
+            x = out
+        return x[0]
+
+    def parameters(self) -> list:
+        return [p for neurons, _ in self.layers for w, b in neurons for p in (*w, b)]
+
+
+def loss(model: MLP, value_cls, xs: list, ys: list):
+    """micrograd demo's loss: mean hinge loss plus alpha * sum(p * p)."""
+    inputs = [[value_cls(a) for a in row] for row in xs]
+    scores = [model(x) for x in inputs]
+    losses = [(1 + -yi * si).relu() for yi, si in zip(ys, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = 1e-4 * sum(p * p for p in model.parameters())
+    return data_loss + reg_loss
+
+
+def step(value_cls, xs, ys, around=None):
+    """Build the graph and run backward once; returns (forward s, backward s, loss)."""
+    model = MLP(value_cls, 2, [16, 16, 1])
+    t0 = time.perf_counter()
+    total = loss(model, value_cls, xs, ys)
+    t1 = time.perf_counter()
+    total.backward()
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, total
+
+
+def median_times(value_cls, xs, ys, repeat: int, make_tracer=None) -> tuple:
+    fwd, bwd = [], []
+    for _ in range(repeat):
+        gc.collect()
+        if make_tracer is None:
+            f, b, _ = step(value_cls, xs, ys)
+        else:
+            with make_tracer():
+                f, b, _ = step(value_cls, xs, ys)
+        fwd.append(f)
+        bwd.append(b)
+    return statistics.median(fwd), statistics.median(bwd)
+
+
+def count_nodes(root) -> int:
+    from autodiff_trace import topological_order
+    return len(topological_order(root))
+
+
+def bytes_per_node(value_cls, xs, ys) -> float:
+    """Memory held by the whole graph (nodes, floats, ids) divided by its node count."""
+    gc.collect()
+    tracemalloc.start()
+    model = MLP(value_cls, 2, [16, 16, 1])
+    before = tracemalloc.get_traced_memory()[0]
+    total = loss(model, value_cls, xs, ys)
+    total.backward()  # grads are floats of their own once filled
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / count_nodes_any(total)
+
+
+def count_nodes_any(root) -> int:
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(getattr(node, "parents", None) or getattr(node, "_prev", ()))
+    return len(seen)
+
+
+def engine_without_check():
+    """Our engine with the ``if _tracer is not None`` lines (and what they guard) removed,
+    to measure what the check itself costs when nobody listens."""
+    import autodiff_trace.engine as engine
+
+    source = Path(engine.__file__).read_text().splitlines(keepends=True)
+    kept, skipping = [], None
+    for line in source:
+        indent = len(line) - len(line.lstrip())
+        if skipping is not None:
+            if line.strip() and indent <= skipping:
+                skipping = None
+            else:
+                continue
+        if line.strip().startswith("if _tracer is not None") or line.strip().startswith("if tracer is not None"):
+            skipping = indent
+            continue
+        kept.append(line)
+    spec = importlib.util.spec_from_loader("autodiff_trace._engine_unchecked", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "autodiff_trace"
+    exec(compile("".join(kept), "<engine without tracer checks>", "exec"), module.__dict__)
+    return module.Value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    from autodiff_trace import Value, trace
+    from autodiff_trace.sinks.jsonl import JsonlSink
+    try:
+        from micrograd.engine import Value as MicrogradValue
+    except ImportError:
+        sys.exit("needs micrograd: pip install micrograd==0.1.0")
+
+    xs, ys = moons()
+    _, _, ours = step(Value, xs, ys)
+    _, _, theirs = step(MicrogradValue, xs, ys)
+    assert abs(ours.data - theirs.data) < 1e-9, (ours.data, theirs.data)
+    nodes = count_nodes(ours)
+    print(f"graph: {nodes} nodes; loss {ours.data:.6f} in both engines")
+
+    tmp = Path(tempfile.mkdtemp())
+    rows = {
+        "micrograd 0.1.0": median_times(MicrogradValue, xs, ys, args.repeat),
+        "autodiff_trace, untraced": median_times(Value, xs, ys, args.repeat),
+        "autodiff_trace, no tracer check": median_times(engine_without_check(), xs, ys, args.repeat),
+        "autodiff_trace, traced to JSONL": median_times(
+            Value, xs, ys, max(3, args.repeat // 2),
+            lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
+    }
+    base = sum(rows["micrograd 0.1.0"])
+    print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} {'nodes/s':>12}")
+    for name, (f, b) in rows.items():
+        print(f"{name:34} {f * 1e3:7.1f}ms {b * 1e3:7.1f}ms {base / (f + b):19.2f}x {nodes / (f + b):12,.0f}")
+    unchecked = sum(rows["autodiff_trace, no tracer check"])
+    print(f"\ncost of the tracer check when nobody listens: "
+          f"{(sum(rows['autodiff_trace, untraced']) / unchecked - 1) * 100:+.1f}%")
+    print(f"trace size: {os.path.getsize(tmp / 'trace.jsonl') / 1e6:.1f} MB")
+    print(f"memory per node: autodiff_trace {bytes_per_node(Value, xs, ys):.0f} B, "
+          f"micrograd {bytes_per_node(MicrogradValue, xs, ys):.0f} B")
+
+
+if __name__ == "__main__":
+    main()
