@@ -198,6 +198,11 @@ class Tracer:
         return 0 if self._pass is None else self._pass[0]
 
     @property
+    def event_count(self) -> int:
+        """How many events this trace (and any it is nested in) has emitted so far."""
+        return 0 if self._clock is None else self._clock.seq
+
+    @property
     def in_pass(self) -> bool:
         return self._pass is not None
 
