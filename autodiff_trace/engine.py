@@ -21,7 +21,10 @@ __all__ = ["Value", "DomainError"]
 
 _tracer = None  # the active Tracer, set by autodiff_trace.tracer; None costs one check per op
 _ids = itertools.count(1)
-_CONST = RULES["const"]
+CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG = (RULES[name] for name in (
+    "const", "add", "sub", "mul", "div", "pow", "powc", "neg"))
+SIN, COS, TAN, LOG, EXP, SQRT, RELU, SIGMOID, TANH = (RULES[name] for name in (
+    "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh"))
 _by_id = operator.attrgetter("id")
 Number = Union[int, float]
 
@@ -76,26 +79,34 @@ class Value:
         return f"Value(data={self.data!r}, grad={self.grad!r}{named})"
 
     # -- primitive ops: each one row of the derivative table ------------------------
-    def __add__(self, other): return _apply(RULES["add"], self, _node(other, "+"))
-    def __sub__(self, other): return _apply(RULES["sub"], self, _node(other, "-"))
-    def __mul__(self, other): return _apply(RULES["mul"], self, _node(other, "*"))
-    def __truediv__(self, other): return _apply(RULES["div"], self, _node(other, "/"))
-    def __neg__(self): return _apply(RULES["neg"], self, None)
+    def __add__(self, other):
+        return _apply(ADD, self, other if isinstance(other, Value) else _constant(other, "+"))
+
+    def __sub__(self, other):
+        return _apply(SUB, self, other if isinstance(other, Value) else _constant(other, "-"))
+
+    def __mul__(self, other):
+        return _apply(MUL, self, other if isinstance(other, Value) else _constant(other, "*"))
+
+    def __truediv__(self, other):
+        return _apply(DIV, self, other if isinstance(other, Value) else _constant(other, "/"))
+
+    def __neg__(self): return _apply(NEG, self, None)
 
     def __pow__(self, other):
         if isinstance(other, Value):
-            return _apply(RULES["pow"], self, other)  # d/db a**b = a**b ln a
-        return _apply(RULES["powc"], self, _as_float(other, "**"))  # d/da a**c = c a**(c-1)
+            return _apply(POW, self, other)  # d/db a**b = a**b ln a
+        return _apply(POWC, self, _as_float(other, "**"))  # d/da a**c = c a**(c-1)
 
-    def sin(self): return _apply(RULES["sin"], self, None)
-    def cos(self): return _apply(RULES["cos"], self, None)
-    def tan(self): return _apply(RULES["tan"], self, None)
-    def log(self): return _apply(RULES["log"], self, None)
-    def exp(self): return _apply(RULES["exp"], self, None)
-    def sqrt(self): return _apply(RULES["sqrt"], self, None)
-    def relu(self): return _apply(RULES["relu"], self, None)
-    def sigmoid(self): return _apply(RULES["sigmoid"], self, None)
-    def tanh(self): return _apply(RULES["tanh"], self, None)
+    def sin(self): return _apply(SIN, self, None)
+    def cos(self): return _apply(COS, self, None)
+    def tan(self): return _apply(TAN, self, None)
+    def log(self): return _apply(LOG, self, None)
+    def exp(self): return _apply(EXP, self, None)
+    def sqrt(self): return _apply(SQRT, self, None)
+    def relu(self): return _apply(RELU, self, None)
+    def sigmoid(self): return _apply(SIGMOID, self, None)
+    def tanh(self): return _apply(TANH, self, None)
 
     # -- the other operand order, in terms of the primitives ------------------------
     def __radd__(self, other): return _node(other, "+") + self  # other + self
@@ -165,13 +176,15 @@ def _apply(rule: Rule, a: Value, b) -> Value:
 
 def _node(x, symbol: str) -> Value:
     """``x`` itself if it is a Value, else the number wrapped as a constant node."""
-    if isinstance(x, Value):
-        return x
-    return Value(_as_float(x, symbol), None, _CONST)
+    return x if isinstance(x, Value) else _constant(x, symbol)
+
+
+def _constant(x, symbol: str) -> Value:
+    return Value(_as_float(x, symbol), None, CONST)
 
 
 def _as_float(x, symbol: Optional[str] = None) -> float:
-    if isinstance(x, numbers.Real):
+    if x.__class__ is float or x.__class__ is int or isinstance(x, numbers.Real):
         return float(x)
     where = f"Value {symbol} {type(x).__name__}" if symbol else f"Value({type(x).__name__})"
     raise TypeError(f"{where}: expected a number or a Value, got {type(x).__name__} {x!r:.40}")
