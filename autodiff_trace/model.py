@@ -53,6 +53,7 @@ class PassInfo:
         self.grads_before: Dict[int, float] = dict(zip(event.order, event.grads_before))
         self.fired: List[int] = []  # node ids, in firing order
         self.fire_number: Dict[int, int] = {}  # node id -> 1-based firing number (first firing)
+        self.upstream: Dict[int, float] = {}  # node id -> the gradient its latest firing passed on
         self.writes: List[GradAccumulated] = []
         self.writes_to: Dict[int, List[GradAccumulated]] = {}
         self.diagnostics: List[Diagnostic] = []
@@ -132,6 +133,7 @@ class TraceModel:
             if p is not None:
                 p.fired.append(event.node)
                 p.fire_number.setdefault(event.node, len(p.fired))
+                p.upstream[event.node] = event.upstream
         elif kind == "grad_accumulated":
             self.node(event.target).grad = event.grad_after
             p = self._pass_for(event.pass_no)
