@@ -9,13 +9,18 @@
 (16.0, 8.0, 'backward_finished')
 """
 
+from .diagnostics import Diagnoser, diagnose
+from .diagram import Diagram, diagram
 from .engine import DomainError, Value, topological_order, zero_grad
 from .events import SCHEMA_VERSION
 from .functional import (
     add, backward, cos, div, exp, log, mul, neg, power, relu, sigmoid, sin, sqrt, sub, tan, tanh,
 )
+from .gradcheck import GradcheckError, check_grads
+from .sinks.dot import DotSink
 from .sinks.jsonl import JsonlSink, TraceFileError, iter_events, load_events, read_header
 from .sinks.recorder import Recorder
+from .sinks.rich_tree import RichTreeSink, print_report
 from .tracer import Tracer, active_tracer, trace
 
 __all__ = [
@@ -24,6 +29,8 @@ __all__ = [
     "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh",
     "trace", "Tracer", "active_tracer", "JsonlSink", "Recorder",
     "load_events", "iter_events", "read_header", "TraceFileError", "SCHEMA_VERSION",
+    "Diagnoser", "diagnose", "check_grads", "GradcheckError",
+    "DotSink", "diagram", "Diagram", "RichTreeSink", "print_report",
     "__version__",
 ]
 

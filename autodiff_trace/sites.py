@@ -66,7 +66,8 @@ _lines: dict = {}
 
 def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str]]:
     """``(site, function, assigned name)`` for the frame's current line, cached per line."""
-    key = (frame.f_code, frame.f_lineno)
+    code = frame.f_code  # code objects of two files can compare equal: key on the file too
+    key = (code.co_filename, code.co_name, frame.f_lineno)
     described = _lines.get(key)
     if described is None:
         described = _lines[key] = (*format_site(frame), assigned_name(frame))
