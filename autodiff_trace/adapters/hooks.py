@@ -1,0 +1,169 @@
+"""What the adapters put into a user's node class while tracing, and nothing else.
+
+Three entries, each replacing (or adding) one name in the class ``__dict__`` and
+delegating to what was there: a descriptor on the grad attribute that sees every
+write (reads go straight to the instance, at full speed), a descriptor on the
+backward attribute whose reads hand out a function that reports its firing, and an
+``__init__`` that reports the finished node. Instances are never changed: they
+hold exactly what the user's code stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+from .detect import Vocabulary
+from .reporter import EngineReporter
+
+__all__ = ["MISSING", "original_entry", "grad_hook", "GradHook", "BackwardHook", "init_hook"]
+
+MISSING = object()
+
+
+def original_entry(cls: type, name: str) -> Any:
+    """What ``cls.name`` resolves to in the class and its bases, or ``MISSING``."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return MISSING
+
+
+def _is_data_descriptor(entry: Any) -> bool:
+    return hasattr(type(entry), "__set__") or hasattr(type(entry), "__delete__")
+
+
+class GradHook:
+    """Sees every write of the grad attribute of instances kept in ``__dict__``; having
+    no ``__get__``, it leaves reads to the instance dict."""
+
+    __slots__ = ("name", "vocab", "reporter", "original")
+
+    def __init__(self, name: str, vocab: Vocabulary, reporter: EngineReporter, original: Any) -> None:
+        self.name, self.vocab, self.reporter, self.original = name, vocab, reporter, original
+
+    def _load(self, obj):
+        return obj.__dict__.get(self.name, MISSING)
+
+    def _store(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+
+    def __set__(self, obj, value) -> None:
+        reporter = self.reporter
+        if id(obj) in reporter.constructing:
+            self._store(obj, value)  # the node's own __init__: not a gradient yet
+            return
+        before = self._load(obj)
+        self._store(obj, value)
+        reporter.grad_written(obj, self.vocab, None if before is MISSING else before, value,
+                              sys._getframe(1))
+
+    def __delete__(self, obj) -> None:
+        del obj.__dict__[self.name]
+
+
+class GradHookOverDefault(GradHook):
+    """The grad hook when the class has its own ``grad`` (a default value such as
+    ``grad = 0.0``, a property, or a ``__slots__`` member): reads and writes go to it."""
+
+    __slots__ = ()
+
+    def __get__(self, obj, objtype=None):
+        original = self.original
+        if obj is None:
+            return original.__get__(None, objtype) if hasattr(type(original), "__get__") else original
+        if _is_data_descriptor(original):
+            return original.__get__(obj, objtype)
+        return getattr(obj, "__dict__", {}).get(self.name, original)
+
+    def _load(self, obj):
+        try:
+            return self.__get__(obj, type(obj))
+        except AttributeError:  # an empty slot
+            return MISSING
+
+    def _store(self, obj, value) -> None:
+        if _is_data_descriptor(self.original):
+            self.original.__set__(obj, value)
+        else:
+            obj.__dict__[self.name] = value
+
+    def __delete__(self, obj) -> None:
+        if _is_data_descriptor(self.original):
+            self.original.__delete__(obj)
+        else:
+            del obj.__dict__[self.name]
+
+
+def grad_hook(cls: type, name: str, vocab: Vocabulary, reporter: EngineReporter) -> GradHook:
+    """The hook to put at ``cls.name`` for the grad attribute."""
+    original = original_entry(cls, name)
+    if original is MISSING:
+        return GradHook(name, vocab, reporter, original)
+    return GradHookOverDefault(name, vocab, reporter, original)
+
+
+class BackwardHook:
+    """Stands at the backward attribute: what it returns reports when it is called."""
+
+    __slots__ = ("name", "vocab", "reporter", "original", "data")
+
+    def __init__(self, cls: type, name: str, vocab: Vocabulary, reporter: EngineReporter) -> None:
+        self.name, self.vocab, self.reporter = name, vocab, reporter
+        self.original = original_entry(cls, name)
+        self.data = _is_data_descriptor(self.original)
+
+    def __get__(self, obj, objtype=None):
+        original = self.original
+        if obj is None:  # Class.backprop: what it was
+            if original is MISSING:
+                raise AttributeError(f"type object {objtype.__name__!r} has no attribute {self.name!r}")
+            return original.__get__(None, objtype) if hasattr(type(original), "__get__") else original
+        if self.data:
+            value = original.__get__(obj, objtype)
+        else:
+            namespace = getattr(obj, "__dict__", None)
+            if namespace is not None and self.name in namespace:
+                value = namespace[self.name]
+            elif original is MISSING:
+                raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
+            elif hasattr(type(original), "__get__"):
+                value = original.__get__(obj, objtype)  # a method: the rule of this op's class
+            else:
+                value = original
+        return self.reporter.wrap_backward(obj, value, self.vocab)
+
+    def __set__(self, obj, value) -> None:
+        if self.data:
+            self.original.__set__(obj, value)
+        else:
+            obj.__dict__[self.name] = value
+
+    def __delete__(self, obj) -> None:
+        if self.data:
+            self.original.__delete__(obj)
+        else:
+            del obj.__dict__[self.name]
+
+
+def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
+    """An ``__init__`` for ``cls`` that runs the original, then reports the node."""
+    original = original_entry(cls, "__init__")
+    constructing = reporter.constructing
+
+    def __init__(self, *args, **kwargs):
+        key = id(self)
+        if key in constructing:  # a subclass's __init__ calling this one: it reports
+            original(self, *args, **kwargs)
+            return
+        constructing.add(key)
+        try:
+            original(self, *args, **kwargs)
+        finally:
+            constructing.discard(key)
+        reporter.node_made(self, vocab, sys._getframe(1))
+
+    if not isinstance(original, type(object.__init__)):
+        functools.update_wrapper(__init__, original)
+    return __init__
