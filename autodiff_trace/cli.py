@@ -1,0 +1,209 @@
+"""``trace-backward SCRIPT [ARGS...]``: run a script unmodified with every backward pass traced."""
+
+from __future__ import annotations
+
+import enum
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .session import DEFAULT_SINKS, open_session
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(rich_markup_mode="rich", add_completion=False)
+
+
+class SinkName(str, enum.Enum):
+    rich = "rich"
+    dot = "dot"
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+    json = "json"
+
+
+class UsageProblem(Exception):
+    """Bad input to the command itself: one line on stderr, exit code 2."""
+
+
+def _version(show: bool) -> None:
+    if show:
+        print(f"autodiff_trace {__version__}")
+        raise typer.Exit()
+
+
+@app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def trace_backward(
+    script: Annotated[str, typer.Argument(help="The Python script to run, as `python SCRIPT` would.",
+                                          show_default=False)],
+    script_args: Annotated[Optional[List[str]], typer.Argument(
+        help="Arguments passed to the script (its sys.argv[1:]).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Folder for trace.jsonl, the SVGs and the findings "
+        "[default: outputs/<script name>]", show_default=False)] = None,
+    sink: Annotated[Optional[List[SinkName]], typer.Option(
+        "--sink", "-s", help="What to produce; repeat to choose several "
+        f"[default: {', '.join(DEFAULT_SINKS)}]", show_default=False)] = None,
+    pass_no: Annotated[Optional[int], typer.Option(
+        "--pass", help="Draw only this backward pass (1 is the first).", min=1)] = None,
+    max_nodes: Annotated[int, typer.Option(
+        help="Nodes drawn per diagram; larger graphs are folded into counted groups.", min=10)] = 300,
+    check_grads: Annotated[bool, typer.Option(
+        "--check-grads", help="Compare every leaf's gradient with a central difference "
+        "(autodiff_trace.Value graphs).")] = False,
+    live: Annotated[Optional[bool], typer.Option(
+        "--live/--no-live", help="Redraw the tree while a pass runs [default: when the output is "
+        "a terminal]", show_default=False)] = None,
+    delay: Annotated[float, typer.Option(
+        help="Seconds to wait at each event in the live view, to watch a pass unfold.", min=0)] = 0.0,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No terminal report; still write the files.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit with 1 when an error-level finding exists (for CI).")] = False,
+    engine: Annotated[Optional[str], typer.Option(
+        help="Your node class as module:Class, when it is not found by itself.",
+        show_default=False)] = None,
+    attr: Annotated[Optional[List[str]], typer.Option(
+        help="Attribute names of your node class, e.g. --attr grad=der --attr parents=_prev "
+        "(keys: value, grad, parents, backward, op).", show_default=False)] = None,
+    renderer: Annotated[Optional[str], typer.Option(
+        help="Graphviz renderer: the bundled one by default, 'dot' for the system Graphviz, "
+        "or a path to a dot program.", show_default=False)] = None,
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """Run [bold]SCRIPT[/bold] and show every backward pass it makes: which node fired, what it
+    added to which parent, and what was already there.
+
+    Works on autodiff_trace.Value, on micrograd, and on your own engine, unmodified.
+
+    Example: [bold]trace-backward examples/notebook_bug.py[/bold]
+    """
+    try:
+        path = _readable_script(script)
+        attrs = _parse_attrs(attr or [])
+        folder = out if out is not None else Path("outputs") / path.stem
+        _writable_folder(folder)
+    except UsageProblem as problem:
+        print(f"trace-backward: {problem}", file=sys.stderr)
+        raise typer.Exit(2)
+    chosen = [s.value for s in sink] if sink else list(DEFAULT_SINKS)
+    if quiet and "rich" in chosen:
+        chosen.remove("rich")
+    console = Console(highlight=False)
+    session = open_session(folder, sinks=chosen, pass_no=pass_no, max_nodes=max_nodes,
+                           check_grads=check_grads, live=live, delay=delay, console=console,
+                           renderer=renderer,
+                           metadata={"script": str(path), "script_args": list(script_args or [])})
+    code = _run(path, list(script_args or []), session, engine=engine, attrs=attrs)
+    _summarise(session, console, quiet)
+    if strict and code == 0 and session.findings.errors:
+        code = 1
+    raise typer.Exit(code)
+
+
+def _run(path: Path, args: List[str], session, *, engine: Optional[str], attrs: dict) -> int:
+    """Run the script as ``python SCRIPT ARGS`` would; returns its exit code. Whatever
+    happens, the tracer is closed, so every file holds the trace up to that point."""
+    from .adapters import EngineSpecError, instrument
+
+    saved_argv, saved_path0 = sys.argv[:], sys.path[0]
+    sys.argv = [str(path), *args]
+    sys.path[0] = str(path.parent.resolve())
+    code = 0
+    try:
+        with session.tracer, instrument(engine=engine, attrs=attrs or None) as found:
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+            except SystemExit as exit_:
+                code = _exit_code(exit_)
+            except KeyboardInterrupt:
+                print("\ntrace-backward: interrupted; the trace so far is kept", file=sys.stderr)
+                code = 130
+            except BaseException as exc:  # the user's script failed: report it as python would
+                _print_user_traceback(exc, path)
+                code = 1
+        if found.nodes_seen == 0 and session.tracer.event_count == 0:
+            print(f"trace-backward: the script made no autodiff nodes that could be traced. "
+                  f"{found.describe_search()}", file=sys.stderr)
+    finally:
+        sys.argv, sys.path[0] = saved_argv, saved_path0
+    return code
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    if exit_.code is None:
+        return 0
+    if isinstance(exit_.code, int):
+        return exit_.code
+    print(exit_.code, file=sys.stderr)
+    return 1
+
+
+def _print_user_traceback(exc: BaseException, script: Path) -> None:
+    """The traceback from the script's own frames down, as ``python SCRIPT`` prints it."""
+    tb = exc.__traceback__
+    target = str(script.resolve())
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != target:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+
+
+def _readable_script(script: str) -> Path:
+    path = Path(script)
+    if not path.exists():
+        raise UsageProblem(f"no such script: {script} (give the path of a Python file)")
+    if path.is_dir():
+        raise UsageProblem(f"{script} is a folder; give the path of a Python file inside it")
+    if path.suffix == ".ipynb":
+        raise UsageProblem(f"{script} is a notebook; export it first with "
+                           f"`jupyter nbconvert --to script {script}` and trace the .py")
+    if not os.access(path, os.R_OK):
+        raise UsageProblem(f"cannot read {script} (permission denied); check its permissions")
+    return path
+
+
+def _writable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"cannot create the output folder {folder}: {exc.strerror or exc}; "
+                           f"choose another with --out") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageProblem(f"cannot write to the output folder {folder}; choose another with --out")
+
+
+def _parse_attrs(pairs: List[str]) -> dict:
+    keys = ("value", "grad", "parents", "backward", "op")
+    attrs = {}
+    for pair in pairs:
+        key, sep, name = pair.partition("=")
+        if not sep or key not in keys or not name.isidentifier():
+            raise UsageProblem(f"--attr {pair!r} should read KEY=NAME with KEY one of "
+                               f"{', '.join(keys)}, e.g. --attr grad=der")
+        attrs[key] = name
+    return attrs
+
+
+def _summarise(session, console: Console, quiet: bool) -> None:
+    files = session.written
+    if files:
+        shown = ", ".join(str(f) for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+        print(f"trace-backward: wrote {shown}", file=sys.stderr)
+
+
+def main() -> None:
+    """Entry point of the ``trace-backward`` command."""
+    app(prog_name="trace-backward")
+
+
+if __name__ == "__main__":
+    main()
