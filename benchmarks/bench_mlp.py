@@ -11,6 +11,7 @@ Needs ``pip install micrograd==0.1.0``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import math
@@ -174,13 +175,27 @@ def main() -> None:
     print(f"graph: {nodes} nodes; loss {ours.data:.6f} in both engines")
 
     tmp = Path(tempfile.mkdtemp())
+    from autodiff_trace.adapters import instrument
+    from autodiff_trace.diagnostics import Diagnoser
+
+    def traced_micrograd():
+        stack = contextlib.ExitStack()
+        stack.enter_context(trace([JsonlSink(tmp / "micrograd.jsonl")], record=False))
+        stack.enter_context(instrument())
+        return stack
+
     rows = {
         "micrograd 0.1.0": median_times(MicrogradValue, xs, ys, args.repeat),
+        "micrograd 0.1.0, traced to JSONL": median_times(
+            MicrogradValue, xs, ys, max(3, args.repeat // 2), traced_micrograd),
         "autodiff_trace, untraced": median_times(Value, xs, ys, args.repeat),
         "autodiff_trace, no tracer check": median_times(engine_without_check(), xs, ys, args.repeat),
         "autodiff_trace, traced to JSONL": median_times(
             Value, xs, ys, max(3, args.repeat // 2),
             lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
+        "autodiff_trace, JSONL + diagnostics": median_times(
+            Value, xs, ys, max(3, args.repeat // 2),
+            lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
     }
     base = sum(rows["micrograd 0.1.0"])
     print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} {'nodes/s':>12}")
