@@ -21,13 +21,14 @@ from .sinks.dot import DotSink
 from .sinks.jsonl import JsonlSink, TraceFileError, iter_events, load_events, read_header
 from .sinks.recorder import Recorder
 from .sinks.rich_tree import RichTreeSink, print_report
+from .session import traced, traced_block
 from .tracer import Tracer, active_tracer, trace
 
 __all__ = [
     "Value", "DomainError", "topological_order", "zero_grad", "backward",
     "add", "sub", "mul", "div", "power", "neg",
     "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh",
-    "trace", "Tracer", "active_tracer", "JsonlSink", "Recorder",
+    "trace", "Tracer", "active_tracer", "traced", "traced_block", "JsonlSink", "Recorder",
     "load_events", "iter_events", "read_header", "TraceFileError", "SCHEMA_VERSION",
     "Diagnoser", "diagnose", "check_grads", "GradcheckError",
     "DotSink", "diagram", "Diagram", "RichTreeSink", "print_report",

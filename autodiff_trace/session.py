@@ -1,0 +1,131 @@
+"""A traced run with the CLI's outputs: the report, the SVGs, the JSONL and the findings.
+
+``open_session`` builds the tracer that ``trace-backward``, ``@traced`` and
+``traced_block`` share, so a decorated function gets the same options and files as
+a script run from the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+from rich.console import Console
+
+from .diagnostics import Diagnoser
+from .sinks.dot import DotSink
+from .sinks.findings import FindingsSink
+from .sinks.jsonl import JsonlSink
+from .sinks.rich_tree import RichTreeSink
+from .tracer import Tracer
+
+__all__ = ["SINKS", "Session", "open_session", "traced", "traced_block"]
+
+SINKS = ("rich", "dot", "svg", "png", "pdf", "json")
+DEFAULT_SINKS = ("rich", "svg", "json")
+
+
+class Session:
+    """The tracer of one run and the sinks that write its files."""
+
+    def __init__(self, tracer: Tracer, out: Optional[Path], findings: FindingsSink,
+                 dot: Optional[DotSink], jsonl: Optional[Path]) -> None:
+        self.tracer, self.out, self.findings, self.dot, self.jsonl = tracer, out, findings, dot, jsonl
+
+    @property
+    def written(self) -> list:
+        """Every file the run wrote, in a stable order."""
+        files = [self.jsonl] if self.jsonl else []
+        files += self.dot.written if self.dot else []
+        files += self.findings.written
+        return [f for f in files if f is not None and f.exists()]
+
+
+def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
+                 pass_no: Optional[int] = None, max_nodes: int = 300, check_grads: bool = False,
+                 live: Optional[bool] = None, delay: float = 0.0, console: Optional[Console] = None,
+                 renderer: Optional[str] = None, name_prefix: str = "",
+                 metadata: Optional[dict] = None) -> Session:
+    """Build the tracer for a run (not yet started).
+
+    Args:
+        out: folder for the files; None writes no files (the terminal report only).
+        sinks: any of :data:`SINKS`; ``dot`` writes only ``.dot`` files.
+        pass_no: draw only this backward pass.
+        check_grads: also compare every leaf's grad with a central difference.
+    """
+    unknown = [s for s in sinks if s not in SINKS]
+    if unknown:
+        raise ValueError(f"unknown sink {unknown[0]!r}; choose from {', '.join(SINKS)}")
+    chosen = []
+    if "rich" in sinks:
+        chosen.append(RichTreeSink(console, live=live, delay=delay))
+    findings = FindingsSink(out) if out is not None else FindingsSink(Path("."))
+    jsonl = dot = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        formats = [f for f in ("svg", "png", "pdf") if f in sinks]
+        if formats or "dot" in sinks:
+            dot = DotSink(out, formats=formats, pass_no=pass_no, max_nodes=max_nodes,
+                          renderer=renderer)
+            chosen.append(dot)
+        if "json" in sinks:
+            jsonl = out / "trace.jsonl"
+            chosen.append(JsonlSink(jsonl, metadata=metadata))
+        chosen.append(findings)
+    tracer = Tracer(chosen, analyzers=[Diagnoser(check_grads=check_grads)], record=False,
+                    name_prefix=name_prefix)
+    return Session(tracer, out, findings, dot, jsonl)
+
+
+@contextlib.contextmanager
+def traced_block(out: Optional[Path] = None, **options) -> Iterator[Session]:
+    """``with traced_block("outputs/demo"):`` traces the block with the CLI's outputs.
+
+    With no ``out`` the report goes to the terminal only; in Jupyter the diagrams are
+    drawn in a temporary folder and displayed under the cell.
+    """
+    if out is None and _in_notebook():
+        out = Path(tempfile.mkdtemp(prefix="autodiff_trace_"))
+    session = open_session(Path(out) if out is not None else None, **options)
+    with session.tracer:
+        yield session
+    _show_inline(session)
+
+
+def traced(fn: Optional[Callable] = None, *, out: Optional[Path] = None, **options) -> Callable:
+    """Decorate a function so each call is traced, with names scoped to the function.
+
+    ``@traced`` or ``@traced(out="outputs/f", sinks=("rich", "svg"))``; the function's
+    own result is returned unchanged.
+    """
+    def decorate(func: Callable) -> Callable:
+        settings = {"name_prefix": f"{func.__qualname__}.", **options}
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with traced_block(out, **settings):
+                return func(*args, **kwargs)
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _show_inline(session: Session) -> None:
+    """In Jupyter, display each pass's diagram under the cell."""
+    if not _in_notebook() or session.dot is None:
+        return
+    from IPython.display import SVG, display
+
+    for path in session.dot.written:
+        if path.suffix == ".svg":
+            display(SVG(filename=str(path)))
