@@ -89,6 +89,9 @@ def trace_backward(
     """
     try:
         path = _readable_script(script)
+        if path.suffix == ".ipynb" and script_args:
+            raise UsageProblem(f"a notebook takes no arguments; put options before it: "
+                               f"trace-backward {' '.join(script_args)} {script}")
         attrs = _parse_attrs(attr or [])
         folder = out if out is not None else Path("outputs") / path.stem
         _writable_folder(folder)
@@ -98,12 +101,14 @@ def trace_backward(
     chosen = [s.value for s in sink] if sink else list(DEFAULT_SINKS)
     if quiet and "rich" in chosen:
         chosen.remove("rich")
-    console = Console(highlight=False)
+    console = Console(highlight=False, record="rich" in chosen)
     session = open_session(folder, sinks=chosen, pass_no=pass_no, max_nodes=max_nodes,
                            check_grads=check_grads, live=live, delay=delay, console=console,
                            renderer=renderer,
                            metadata={"script": str(path), "script_args": list(script_args or [])})
     code = _run(path, list(script_args or []), session, engine=engine, attrs=attrs)
+    if "rich" in chosen:
+        _save_report(console, folder, path)
     _summarise(session, console, quiet)
     if strict and code == 0 and session.findings.errors:
         code = 1
@@ -122,7 +127,11 @@ def _run(path: Path, args: List[str], session, *, engine: Optional[str], attrs: 
     try:
         with session.tracer, instrument(engine=engine, attrs=attrs or None) as found:
             try:
-                runpy.run_path(str(path), run_name="__main__")
+                if path.suffix == ".ipynb":
+                    from .notebook import run_notebook
+                    code = run_notebook(path)
+                else:
+                    runpy.run_path(str(path), run_name="__main__")
             except SystemExit as exit_:
                 code = _exit_code(exit_)
             except KeyboardInterrupt:
@@ -163,11 +172,14 @@ def _readable_script(script: str) -> Path:
         raise UsageProblem(f"no such script: {script} (give the path of a Python file)")
     if path.is_dir():
         raise UsageProblem(f"{script} is a folder; give the path of a Python file inside it")
-    if path.suffix == ".ipynb":
-        raise UsageProblem(f"{script} is a notebook; export it first with "
-                           f"`jupyter nbconvert --to script {script}` and trace the .py")
     if not os.access(path, os.R_OK):
         raise UsageProblem(f"cannot read {script} (permission denied); check its permissions")
+    if path.suffix == ".ipynb":
+        from .notebook import NotebookError, read_notebook
+        try:
+            read_notebook(path)
+        except NotebookError as problem:
+            raise UsageProblem(str(problem)) from None
     return path
 
 
@@ -193,8 +205,18 @@ def _parse_attrs(pairs: List[str]) -> dict:
     return attrs
 
 
+def _save_report(console: Console, folder: Path, script: Path) -> None:
+    """The terminal report as text and as an SVG picture (Rich's own export)."""
+    try:
+        (folder / "report.txt").write_text(console.export_text(clear=False), encoding="utf-8")
+        console.save_svg(str(folder / "report.svg"), title=f"trace-backward {script.name}")
+    except OSError as exc:
+        print(f"trace-backward: could not save the report in {folder}: {exc}", file=sys.stderr)
+
+
 def _summarise(session, console: Console, quiet: bool) -> None:
-    files = session.written
+    files = session.written + [f for f in (session.out / "report.txt", session.out / "report.svg")
+                               if session.out is not None and f.exists()]
     if files:
         shown = ", ".join(str(f) for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
         print(f"trace-backward: wrote {shown}", file=sys.stderr)

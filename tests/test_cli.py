@@ -1,0 +1,178 @@
+"""The trace-backward command: running scripts, the files it writes, and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autodiff_trace import load_events
+from autodiff_trace.cli import app
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def write_script(folder: Path, body: str, name: str = "script.py") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+OUR_ENGINE = """
+    import sys
+    from autodiff_trace import Value
+    x = Value(3.0)
+    y = x * x
+    y.backward()
+    print("grad", x.grad, "args", sys.argv[1:])
+"""
+
+
+class TestRunningScripts:
+    def test_runs_script_with_its_arguments_and_writes_the_files(self, tmp_path):
+        """The script sees its own argv; trace.jsonl, one SVG per pass and the findings are written."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["--out", str(out), "--no-live", str(script), "a", "--b"])
+        assert result.exit_code == 0, result.output
+        assert "grad 6.0 args ['a', '--b']" in result.output
+        assert sorted(p.name for p in out.iterdir()) == [
+            "findings.json", "findings.txt", "pass_1.dot", "pass_1.svg", "report.svg", "report.txt",
+            "trace.jsonl"]
+        kinds = [e.kind for e in load_events(out / "trace.jsonl")]
+        assert kinds.count("backward_started") == 1
+
+    def test_default_folder_is_outputs_script_stem(self, tmp_path, monkeypatch):
+        """Without --out the files go to outputs/<script stem>/ under the current folder."""
+        script = write_script(tmp_path, OUR_ENGINE, "my_model.py")
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["--quiet", str(script)])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "outputs" / "my_model" / "trace.jsonl").exists()
+
+    def test_sink_option_chooses_what_is_written(self, tmp_path):
+        """--sink json writes only the trace (and the findings)."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["--out", str(out), "--sink", "json", str(script)])
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in out.iterdir()) == ["findings.json", "findings.txt", "trace.jsonl"]
+
+    def test_script_exit_code_is_passed_through(self, tmp_path):
+        """sys.exit(3) in the script makes trace-backward exit 3, with the trace kept."""
+        script = write_script(tmp_path, OUR_ENGINE + "\n    sys.exit(3)\n")
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["--out", str(out), "--quiet", str(script)])
+        assert result.exit_code == 3
+        assert load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
+
+    def test_script_exception_prints_its_traceback_keeps_the_trace_and_exits_1(self, tmp_path):
+        """A failing script shows its own traceback, and the passes before the failure are on disk."""
+        script = write_script(tmp_path, OUR_ENGINE + "\n    raise ValueError('boom')\n")
+        out = tmp_path / "out"
+        result = subprocess.run(
+            [sys.executable, "-m", "autodiff_trace.cli", "--out", str(out), "--quiet", str(script)],
+            capture_output=True, text=True)
+        assert result.returncode == 1
+        assert "Traceback (most recent call last):" in result.stderr
+        assert f'File "{script}", line 9, in <module>' in result.stderr
+        assert "ValueError: boom" in result.stderr
+        assert "autodiff_trace" not in result.stderr.split("Traceback")[1].split("ValueError")[0]
+        assert load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
+
+    def test_keyboard_interrupt_keeps_the_trace(self, tmp_path):
+        """Ctrl-C in the script ends the run with 130 and a readable trace."""
+        script = write_script(tmp_path, OUR_ENGINE + "\n    raise KeyboardInterrupt\n")
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["--out", str(out), "--quiet", str(script)])
+        assert result.exit_code == 130
+        assert load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
+
+    def test_strict_fails_on_error_findings(self, tmp_path):
+        """--strict turns an error-level finding into exit code 1."""
+        script = write_script(tmp_path, """
+            from autodiff_trace import Value
+            x = Value(1e308)
+            y = x * 10
+            y.backward()
+        """)
+        out = tmp_path / "out"
+        relaxed = runner.invoke(app, ["--out", str(out), "--quiet", str(script)])
+        strict = runner.invoke(app, ["--out", str(out), "--quiet", "--strict", str(script)])
+        findings = json.loads((out / "findings.json").read_text())
+        assert any(f["severity"] == "error" for f in findings)
+        assert (relaxed.exit_code, strict.exit_code) == (0, 1)
+
+    def test_subprocess_run_of_the_installed_command(self, tmp_path):
+        """The trace-backward console script runs end to end in a fresh process."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        exe = Path(sys.executable).parent / "trace-backward"
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace.cli"]
+        result = subprocess.run([*command, "--out", str(tmp_path / "o"), str(script)],
+                                capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "grad 6.0" in result.stdout
+
+
+class TestErrors:
+    def test_missing_script_is_one_line_and_exit_2(self, tmp_path):
+        """A script that does not exist: one line naming it, exit 2."""
+        result = runner.invoke(app, [str(tmp_path / "nope.py")])
+        assert result.exit_code == 2
+        assert result.output.strip() == f"trace-backward: no such script: {tmp_path / 'nope.py'} (give the path of a Python file)"
+
+    def test_folder_instead_of_script(self, tmp_path):
+        """A folder is refused in one line."""
+        result = runner.invoke(app, [str(tmp_path)])
+        assert result.exit_code == 2 and "is a folder" in result.output
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+    def test_unreadable_script(self, tmp_path):
+        """A script without read permission is refused in one line."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        script.chmod(0)
+        result = runner.invoke(app, [str(script)])
+        assert result.exit_code == 2 and "cannot read" in result.output
+
+    def test_unwritable_output_folder_is_one_clear_line(self, tmp_path):
+        """An output folder that cannot be created says so and suggests --out."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        result = runner.invoke(app, ["--out", str(blocker / "out"), str(script)])
+        assert result.exit_code == 2
+        assert "cannot create the output folder" in result.output and "--out" in result.output
+
+    def test_bad_attr_option(self, tmp_path):
+        """--attr without KEY=NAME explains the form."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--attr", "grad", str(script)])
+        assert result.exit_code == 2 and "should read KEY=NAME" in result.output
+
+    def test_script_without_autodiff_nodes_says_what_was_looked_for(self, tmp_path):
+        """A script with no engine at all gets told how to point the tool at its class."""
+        script = write_script(tmp_path, "print('hello')\n")
+        result = runner.invoke(app, ["--out", str(tmp_path / "o"), str(script)])
+        assert result.exit_code == 0
+        assert "hello" in result.output
+        assert "--engine" in result.output
+
+
+class TestHelp:
+    def test_help_shows_an_example_and_the_options(self):
+        """--help explains the command with an example."""
+        result = runner.invoke(app, ["--help"])
+        assert result.exit_code == 0
+        for words in ("trace-backward examples/notebook_bug.py", "--sink", "--pass", "--strict",
+                      "--check-grads", "--max-nodes", "--delay", "--live"):
+            assert words in result.output
+
+    def test_version(self):
+        """--version prints the version."""
+        result = runner.invoke(app, ["--version"])
+        assert result.exit_code == 0 and result.output.startswith("autodiff_trace ")
