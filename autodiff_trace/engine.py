@@ -32,7 +32,7 @@ Number = Union[int, float]
 class Value:
     """A scalar node: its value ``data``, its gradient ``grad``, and how it was made."""
 
-    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name")
+    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name", "site")
 
     def __init__(self, data: Number, name: Optional[str] = None, _op: Optional[Rule] = None,
                  _a: Optional["Value"] = None, _b: Union["Value", Number, None] = None):
@@ -45,9 +45,11 @@ class Value:
         self._b = _b  # second parent, or the constant of a unary op (the 3 of x ** 3)
         self.id = next(_ids)
         self.name = name
+        self.site = None  # "file.py:14" of the line that made it; recorded only while traced
         if _tracer is not None:
-            self.name = _tracer.node_created(
+            created = _tracer.node_created(
                 self.id, self.op, data, tuple(p.id for p in self.parents), name)
+            self.name, self.site = created.name, created.site
 
     # -- what the node is ---------------------------------------------------------
     @property

@@ -138,8 +138,9 @@ class Tracer:
 
     # -- reports from engines --------------------------------------------------------
     def node_created(self, node: int, op: str, value: float, parents: tuple,
-                     name: Optional[str] = None, *, skip: Iterable = ()) -> str:
-        """Report a new node; returns its display name (given, inferred, or default).
+                     name: Optional[str] = None, *, skip: Iterable = ()) -> NodeCreated:
+        """Report a new node; returns the event, with the name (given, inferred or
+        default) and the site it settled on.
 
         ``skip`` holds code objects to look past when finding the user's line (an
         adapter's op functions, so that ``z = add(x, y)`` names ``z``).
@@ -152,8 +153,7 @@ class Tracer:
                 name = self.name_prefix + inferred
         if name is None:
             name = engine.default_name(node, op, value)
-        self._emit(NodeCreated, node, op, value, parents, name, site, function)
-        return name
+        return self._emit(NodeCreated, node, op, value, parents, name, site, function)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""
@@ -207,7 +207,7 @@ class Tracer:
         return self._pass is not None
 
     # -- dispatch ---------------------------------------------------------------------
-    def _emit(self, cls, *fields) -> None:
+    def _emit(self, cls, *fields) -> Event:
         clock = self._clock
         event = cls(clock.seq, _now() - clock.t0, *fields)
         clock.seq += 1
@@ -218,6 +218,7 @@ class Tracer:
             else:
                 tracer._deliver(event)
             tracer = tracer._outer
+        return event
 
     def _receive(self, event: Event) -> None:
         # An analyzer's findings are queued, so every sink sees them after the event

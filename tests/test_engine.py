@@ -190,6 +190,15 @@ class TestNamesAndIds:
         assert (x.label, u.label) == ("x", "u")
         assert z.label == f"mul#{z.id}"
 
+    def test_site_is_recorded_while_tracing(self):
+        """A traced node knows the file and line that made it; an untraced one does not."""
+        with trace():
+            traced_node = Value(1.0)
+        untraced_node = Value(1.0)
+        line = next(i for i, text in enumerate(open(__file__), 1) if "traced_node = Value(1.0)" in text)
+        assert traced_node.site.endswith(f"test_engine.py:{line}")
+        assert untraced_node.site is None
+
     def test_names_are_not_inferred_when_nobody_traces(self):
         """Without a tracer no source line is read: the default label is op#id."""
         x = Value(2.0)
