@@ -107,9 +107,8 @@ def trace_backward(
                            renderer=renderer,
                            metadata={"script": str(path), "script_args": list(script_args or [])})
     code = _run(path, list(script_args or []), session, engine=engine, attrs=attrs)
-    if "rich" in chosen:
-        _save_report(console, folder, path)
-    _summarise(session, console, quiet)
+    reports = _save_report(console, folder, path) if "rich" in chosen else []
+    _summarise(session.written + reports)
     if strict and code == 0 and session.findings.errors:
         code = 1
     raise typer.Exit(code)
@@ -205,18 +204,19 @@ def _parse_attrs(pairs: List[str]) -> dict:
     return attrs
 
 
-def _save_report(console: Console, folder: Path, script: Path) -> None:
+def _save_report(console: Console, folder: Path, script: Path) -> List[Path]:
     """The terminal report as text and as an SVG picture (Rich's own export)."""
+    as_text, as_svg = folder / "report.txt", folder / "report.svg"
     try:
-        (folder / "report.txt").write_text(console.export_text(clear=False), encoding="utf-8")
-        console.save_svg(str(folder / "report.svg"), title=f"trace-backward {script.name}")
+        as_text.write_text(console.export_text(clear=False), encoding="utf-8")
+        console.save_svg(str(as_svg), title=f"trace-backward {script.name}")
     except OSError as exc:
         print(f"trace-backward: could not save the report in {folder}: {exc}", file=sys.stderr)
+        return []
+    return [as_text, as_svg]
 
 
-def _summarise(session, console: Console, quiet: bool) -> None:
-    files = session.written + [f for f in (session.out / "report.txt", session.out / "report.svg")
-                               if session.out is not None and f.exists()]
+def _summarise(files: List[Path]) -> None:
     if files:
         shown = ", ".join(str(f) for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
         print(f"trace-backward: wrote {shown}", file=sys.stderr)
