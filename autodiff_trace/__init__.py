@@ -36,3 +36,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext autodiff_trace``: the ``%%trace_backward`` and ``%trace_backward`` magics."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext autodiff_trace``: remove those magics."""
+    from .magic import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional
 
 from .events import Event, Finding, GradAccumulated, from_dict
 from .model import PassInfo, TraceModel
+from .sites import locate_site
 
 __all__ = ["Diagnoser", "diagnose", "format_number", "source_line"]
 
@@ -40,13 +41,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def source_line(site: Optional[str]) -> Optional[str]:
-    """The stripped source text at ``"path.py:14"``, or None when the file cannot be read."""
-    if not site or ":" not in site:
+    """The stripped source text at ``"path.py:14"`` or ``"cell 5, line 3"``, or None when
+    it cannot be read."""
+    where = locate_site(site) if site else None
+    if where is None:
         return None
-    path, _, line = site.rpartition(":")
-    if not line.isdigit():
-        return None
-    return linecache.getline(path, int(line)).strip() or None
+    return linecache.getline(*where).strip() or None
 
 
 class Diagnoser:
@@ -316,8 +316,9 @@ class Diagnoser:
         shown += f" (`{code}`)" if code else ""
         message = (f"{w}'s backward function set {t}.grad to {format_number(event.grad_after)}{shown}, "
                    f"replacing {format_number(event.grad_before)} instead of adding to it, which would "
-                   f"give {format_number(event.grad_before + event.contribution)}")
-        fixed = code.replace(".grad =", ".grad +=", 1) if code and ".grad =" in code else None
+                   f"give {format_number(event.grad_before + event.grad_after)}")
+        # The value assigned is what the rule meant to add: `a.der = x` was meant as `a.der += x`.
+        fixed = code.replace(" = ", " += ", 1) if code and " = " in code else None
         hint = (f"write `{fixed}`: " if fixed else "use += in the backward function: ") + \
             "a node used in several places must collect every contribution"
         self._report(event.pass_no, "overwritten_grad", "error", message,

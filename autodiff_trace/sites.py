@@ -15,7 +15,8 @@ import sys
 from types import FrameType
 from typing import Container, Optional, Tuple
 
-__all__ = ["user_frame", "user_site", "format_site", "assigned_name", "describe_line"]
+__all__ = ["user_frame", "user_site", "format_site", "assigned_name", "describe_line",
+           "label_source", "locate_site"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -31,9 +32,42 @@ def user_frame(skip: Container = ()) -> Optional[FrameType]:
 
 
 def format_site(frame: FrameType) -> Tuple[str, str]:
-    """``("path/to/file.py:14", "function")`` for a frame, the path relative when short."""
+    """``("path/to/file.py:14", "function")`` for a frame, the path relative when short;
+    ``("cell 5, line 3", ...)`` for code registered with :func:`label_source`."""
     code = frame.f_code
+    label = _labels.get(code.co_filename)
+    if label is not None:
+        return f"{label}, line {frame.f_lineno}", code.co_name
     return f"{_display_path(code.co_filename)}:{frame.f_lineno}", code.co_name
+
+
+_labels: dict = {}  # filename -> "cell 5": code that is not a file, e.g. a notebook cell
+_labelled: dict = {}  # "cell 5" -> filename
+
+
+def label_source(filename: str, label: str) -> None:
+    """Show sites in code compiled as ``filename`` as ``"<label>, line N"`` (a notebook cell's
+    code, say); its source must be in linecache under ``filename``."""
+    _labels[filename], _labelled[label] = label, filename
+    for cache in (_lines, _names):  # the name may have held other code before
+        for key in [k for k in cache if k[0] == filename]:
+            del cache[key]
+
+
+def locate_site(site: str) -> Optional[Tuple[str, int]]:
+    """``(filename, line)`` of a site, for linecache: ``"f.py:14"`` or ``"cell 5, line 3"``.
+
+    >>> locate_site("examples/f.py:14"), locate_site("f.py"), locate_site("cell 99, line 3")
+    (('examples/f.py', 14), None, None)
+    """
+    label, sep, line = site.rpartition(", line ")
+    if sep:
+        filename = _labelled.get(label)
+    else:
+        filename, sep, line = site.rpartition(":")
+    if not sep or not filename or not line.isdigit():
+        return None
+    return filename, int(line)
 
 
 def user_site() -> Optional[str]:

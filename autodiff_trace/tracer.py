@@ -197,6 +197,14 @@ class Tracer:
         """The number of the pass under way, or 0 between passes."""
         return 0 if self._pass is None else self._pass[0]
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """In Jupyter, a finished trace shows the diagram of its last backward pass."""
+        from .diagram import diagram  # drawing is loaded only when asked for
+
+        if not any(e.kind == "backward_started" for e in self.events):
+            return {"text/plain": f"<Tracer: {len(self.events)} events, no backward pass>"}
+        return diagram(self.events)._repr_mimebundle_(include, exclude)
+
     @property
     def event_count(self) -> int:
         """How many events this trace (and any it is nested in) has emitted so far."""

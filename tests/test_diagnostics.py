@@ -459,6 +459,22 @@ class TestOverwrittenGrad:
             (1, 2), ("x", "z"), site,
             "write `a.grad += out.grad * 1`: a node used in several places must collect every contribution")
 
+    def test_overwrite_example_says_what_adding_would_give(self):
+        """In the overwrite example the rule assigns 8 over the 1 already there; += would give 9."""
+        import runpy
+        from pathlib import Path
+
+        from autodiff_trace.adapters import instrument
+
+        example = Path(__file__).resolve().parent.parent / "examples" / "overwrite_bug.py"
+        with trace(analyzers=[Diagnoser()]) as t, instrument():
+            runpy.run_path(str(example), run_name="__main__")
+        (finding,) = [e for e in t.events if e.kind == "diagnostic"]
+        assert finding.finding == "overwritten_grad"
+        assert "set x.grad to 8.0" in finding.message
+        assert "replacing 1.0 instead of adding to it, which would give 9.0" in finding.message
+        assert finding.hint.startswith("write `a.der += out.der")
+
     def test_seeding_the_root_by_assignment_is_not_an_overwrite(self):
         """``out.grad = 1`` over a stale root grad is how engines seed, not a bug."""
         s = Stream()

@@ -87,3 +87,24 @@ class TestTracedBlock:
         assert (tmp_path / "findings.txt").read_text().startswith("WARNING stale_gradient")
         assert session.written == [tmp_path / "trace.jsonl", tmp_path / "findings.json",
                                    tmp_path / "findings.txt"]
+
+
+class TestJupyterDisplay:
+    def test_a_finished_trace_displays_its_last_pass(self):
+        """A trace shown in Jupyter gives the SVG diagram of its last backward pass."""
+        from autodiff_trace import trace
+
+        with trace() as t:
+            x = Value(2.0, name="x")
+            (x * x).backward()
+        bundle = t._repr_mimebundle_()
+        assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+        assert ">x<" in bundle["image/svg+xml"]
+
+    def test_a_trace_without_passes_says_so(self):
+        """With nothing to draw, the display is one line of text."""
+        from autodiff_trace import trace
+
+        with trace() as t:
+            Value(1.0)
+        assert t._repr_mimebundle_() == {"text/plain": "<Tracer: 1 events, no backward pass>"}
