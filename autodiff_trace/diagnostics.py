@@ -151,10 +151,11 @@ class Diagnoser:
 
     def _name(self, node: int) -> str:
         return self.model.name(node)
+
     def _who(self, node: int) -> str:
         """``x (script.py:4)``: a node's name and where it was made."""
-        info = self.model.node(node)
-        return f"{info.name} ({info.site})" if info.site else info.name
+        site = self.model.node(node).site
+        return f"{self._name(node)} ({site})" if site else self._name(node)
 
     def _is_parentless(self, node: int) -> bool:
         info = self.model.nodes.get(node)

@@ -257,8 +257,6 @@ class _Builder:
                 self.findings.setdefault(node, []).append(d)
         shown, groups = self._select(nodes, edges)
         self.shown = set(shown)
-        names = [model.name(n) for n in shown]
-        self.twins = {name for name in names if names.count(name) > 1} if len(names) < 2000 else set()
         g = graphviz.Digraph(f"pass_{p.pass_no}", graph_attr={
             "rankdir": self.rankdir, "fontname": FONT, "fontsize": "11", "nodesep": "0.2",
             "ranksep": "0.35", "labelloc": "t", "labeljust": "l", "bgcolor": "white",
@@ -300,8 +298,7 @@ class _Builder:
         return (float("nan") if before is None else before), None
 
     def _name(self, node: int) -> str:
-        name = self.model.name(node)
-        return f"{name} (node {node})" if name in self.twins else name
+        return self.model.name(node)  # "z #3" when two nodes share a name
 
     def _node(self, g: graphviz.Digraph, node: int) -> None:
         info, p = self.model.node(node), self.p

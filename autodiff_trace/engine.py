@@ -47,9 +47,12 @@ class Value:
         self.name = name
         self.site = None  # "file.py:14" of the line that made it; recorded only while traced
         if _tracer is not None:
-            created = _tracer.node_created(
-                self.id, self.op, data, tuple(p.id for p in self.parents), name)
-            self.name, self.site = created.name, created.site
+            _tracer.node_created(self.id, self.op, data, tuple(p.id for p in self.parents), name,
+                                 obj=self, on_emit=self._traced_as)
+
+    def _traced_as(self, event) -> None:
+        """Take the name and site the tracer settled on."""
+        self.name, self.site = event.name, event.site
 
     # -- what the node is ---------------------------------------------------------
     @property

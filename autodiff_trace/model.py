@@ -88,6 +88,7 @@ class TraceModel:
         self.diagnostics: List[Diagnostic] = []
         self.zeroed: List[GradsZeroed] = []
         self.last_pass_of: Dict[int, int] = {}  # node id -> the last pass that wrote its grad
+        self.name_uses: Dict[str, int] = {}  # name -> how many nodes have it
         self.events = 0
 
     @classmethod
@@ -105,7 +106,11 @@ class TraceModel:
         return info
 
     def name(self, node_id: Optional[int]) -> str:
-        return "(outside any backward function)" if node_id is None else self.node(node_id).name
+        """A node's name, with its id when another node shares the name (``z #3``)."""
+        if node_id is None:
+            return "(outside any backward function)"
+        name = self.node(node_id).name
+        return f"{name} #{node_id}" if self.name_uses.get(name, 0) > 1 else name
 
     def pass_(self, pass_no: int) -> Optional[PassInfo]:
         for p in self.passes:
@@ -124,6 +129,7 @@ class TraceModel:
         kind = event.kind
         if kind == "node_created":
             self.nodes[event.node] = NodeInfo(event)
+            self.name_uses[event.name] = self.name_uses.get(event.name, 0) + 1
         elif kind == "backward_started":
             self.passes.append(PassInfo(event))
             for node_id, grad in zip(event.order, event.grads_before):

@@ -1,9 +1,9 @@
 """Where user code made a node, and what the user called it.
 
 Both look at the caller's frame, so they run only while a tracer listens. Names
-come from the assignment on that line when it can only mean one node:
-``x = Value(2.0)`` names ``x``; ``u = x + 2`` names ``u``; ``z = f(g(x))`` names
-nothing, since the line makes several nodes.
+come from the assignment on that line: ``x = Value(2.0)`` names ``x``, ``u = x + 2``
+names ``u``. A line may make several nodes (``z = mul(add(x, y), add(x, y))``,
+``loss = sum(losses)``); the tracer gives the name to the last one, the result.
 """
 
 from __future__ import annotations
@@ -104,12 +104,15 @@ def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str]]:
     key = (code.co_filename, code.co_name, frame.f_lineno)
     described = _lines.get(key)
     if described is None:
-        described = _lines[key] = (*format_site(frame), assigned_name(frame))
+        # Lambdas and generator expressions run inside a line but assign nothing.
+        named = code.co_name == "<module>" or not code.co_name.startswith("<")
+        described = (*format_site(frame), assigned_name(frame) if named else None)
+        _lines[key] = described
     return described
 
 
 def assigned_name(frame: FrameType) -> Optional[str]:
-    """The single name the frame's current line assigns one new node to, if any."""
+    """The name the frame's current line assigns its result to, if it is a one-line assignment."""
     key = (frame.f_code.co_filename, frame.f_lineno)
     if key not in _names:
         _names[key] = _name_from_line(linecache.getline(*key, frame.f_globals).strip())
@@ -117,10 +120,13 @@ def assigned_name(frame: FrameType) -> Optional[str]:
 
 
 def _name_from_line(line: str) -> Optional[str]:
-    """
+    """The name a one-line assignment of an op or call gives its result.
+
     >>> _name_from_line("x = Value(2.0)"), _name_from_line("u = x + 2"), _name_from_line("self.w = -a")
     ('x', 'u', 'w')
-    >>> _name_from_line("z = mul(add(x, y), add(x, y))") is None, _name_from_line("a, b = f(), g()") is None
+    >>> _name_from_line("z = mul(add(x, y), add(x, y))"), _name_from_line("loss += l2")
+    ('z', 'loss')
+    >>> _name_from_line("a, b = f(), g()") is None, _name_from_line("ys = [w * x for w in ws]") is None
     (True, True)
     """
     try:
@@ -136,35 +142,10 @@ def _name_from_line(line: str) -> Optional[str]:
         target, value = stmt.target, stmt.value
     else:
         return None
-    if isinstance(stmt, ast.AugAssign):
-        operands = [stmt.target, value]
-    elif isinstance(value, ast.BinOp):
-        operands = [value.left, value.right]
-    elif isinstance(value, ast.UnaryOp):
-        operands = [value.operand]
-    elif isinstance(value, ast.Call):
-        operands = [*value.args, *(k.value for k in value.keywords)]
-        if isinstance(value.func, ast.Attribute):  # x.relu()
-            operands.append(value.func.value)
-    else:
-        return None
-    if not all(_is_simple(o) for o in operands):
-        return None  # nested ops: the line makes several nodes
+    if not isinstance(stmt, ast.AugAssign) and not isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Call)):
+        return None  # a literal, a list, a comprehension: not one node
     if isinstance(target, ast.Name):
         return target.id
     if isinstance(target, ast.Attribute):
         return target.attr
     return None
-
-
-def _is_simple(node: ast.AST) -> bool:
-    """A name, a constant, ``a.b`` or ``a[i]``: something that makes no node."""
-    if isinstance(node, (ast.Name, ast.Constant)):
-        return True
-    if isinstance(node, ast.Attribute):
-        return _is_simple(node.value)
-    if isinstance(node, ast.Subscript):
-        return _is_simple(node.value) and _is_simple(node.slice)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
-        return True  # -2
-    return False

@@ -52,6 +52,29 @@ class _Clock:
         self.passes = 0
 
 
+class _Line:
+    """The node reports of one execution of an assignment line, held until it ends."""
+
+    __slots__ = ("frame", "lineno", "lasti", "target", "name", "reports", "last_node")
+
+    def __init__(self, frame, target: str, name: str) -> None:
+        self.frame, self.lineno, self.lasti = frame, frame.f_lineno, frame.f_lasti
+        self.target, self.name = target, name
+        self.reports: list = []
+        self.last_node = None  # the engine's object for the latest report, if it gave one
+
+    def same_execution(self, frame) -> bool:
+        """Still the same run of the line? A loop coming back to it starts a new run,
+        which shows as the line's target already holding the node made last."""
+        if frame is not self.frame or frame.f_lineno != self.lineno:
+            return False
+        if frame.f_lasti <= self.lasti and self.last_node is not None:
+            if frame.f_locals.get(self.target) is self.last_node:
+                return False
+        self.lasti = frame.f_lasti
+        return True
+
+
 _now = time.perf_counter
 _stack: List["Tracer"] = []  # active tracers, innermost last
 
@@ -91,6 +114,7 @@ class Tracer:
         self._queue: List[Event] = []
         self._dispatching = False
         self._pass: Optional[list] = None  # [pass_no, root, start, fired, accumulated]
+        self._held: Optional[_Line] = None  # nodes of an assignment line still running
 
     # -- turning on and off -----------------------------------------------------------
     def __enter__(self) -> "Tracer":
@@ -113,6 +137,8 @@ class Tracer:
 
     def stop(self) -> None:
         """Stop listening; the tracers around this one keep theirs."""
+        if self._held is not None:
+            self._release()
         if self in _stack:
             _stack.remove(self)
         engine._tracer = active_tracer()
@@ -138,22 +164,50 @@ class Tracer:
 
     # -- reports from engines --------------------------------------------------------
     def node_created(self, node: int, op: str, value: float, parents: tuple,
-                     name: Optional[str] = None, *, skip: Iterable = ()) -> NodeCreated:
-        """Report a new node; returns the event, with the name (given, inferred or
-        default) and the site it settled on.
+                     name: Optional[str] = None, *, skip: Iterable = (), obj: object = None,
+                     on_emit: Optional[Callable[[NodeCreated], None]] = None) -> None:
+        """Report a new node.
 
-        ``skip`` holds code objects to look past when finding the user's line (an
-        adapter's op functions, so that ``z = add(x, y)`` names ``z``).
+        A node made on an assignment line (``z = mul(add(x, y), add(x, y))``) is held
+        until the line is done, so that the last node it made, its result, can be
+        named ``z``; the held events go out, in order, before any later event.
+        ``obj`` is the node itself, when the engine has one (it tells a loop's new
+        run of a line from the same run making several nodes); ``on_emit`` receives
+        the event once its name is settled; ``skip`` holds code objects to look past
+        when finding the user's line (an adapter's op functions).
         """
         frame = user_frame(skip)
-        site = function = None
+        site = function = assigned = None
         if frame is not None:
-            site, function, inferred = describe_line(frame)
-            if name is None and inferred is not None and op != "const":
-                name = self.name_prefix + inferred
+            site, function, assigned = describe_line(frame)
+        held = self._held
+        if held is not None and not held.same_execution(frame):
+            self._release()
+            held = None
+        if held is None and assigned is not None:
+            held = self._held = _Line(frame, assigned, self.name_prefix + assigned)
+        report = (node, op, value, parents, name, site, function, on_emit)
+        if held is None:
+            self._emit_node(*report)
+        else:
+            held.reports.append(report)
+            held.last_node = obj
+
+    def _release(self) -> None:
+        """Emit the held nodes of a finished line; its result takes the assigned name."""
+        held, self._held = self._held, None
+        result = max((i for i, r in enumerate(held.reports) if r[4] is None and r[1] != "const"),
+                     default=None)
+        for i, (node, op, value, parents, name, site, function, on_emit) in enumerate(held.reports):
+            self._emit_node(node, op, value, parents, held.name if i == result else name,
+                            site, function, on_emit)
+
+    def _emit_node(self, node, op, value, parents, name, site, function, on_emit) -> None:
         if name is None:
             name = engine.default_name(node, op, value)
-        return self._emit(NodeCreated, node, op, value, parents, name, site, function)
+        event = self._emit_now(NodeCreated, node, op, value, parents, name, site, function)
+        if on_emit is not None:
+            on_emit(event)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""
@@ -216,6 +270,11 @@ class Tracer:
 
     # -- dispatch ---------------------------------------------------------------------
     def _emit(self, cls, *fields) -> Event:
+        if self._held is not None:  # nodes of an assignment line go out first
+            self._release()
+        return self._emit_now(cls, *fields)
+
+    def _emit_now(self, cls, *fields) -> Event:
         clock = self._clock
         event = cls(clock.seq, _now() - clock.t0, *fields)
         clock.seq += 1

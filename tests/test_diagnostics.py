@@ -133,7 +133,7 @@ def notebook_events() -> list:
     This stream stands in for the adapter, so the findings are specified without it;
     the test beside it checks that the adapter reports the same stream. Ids follow
     creation order; ``add(x,y)`` twice on one line makes add#4 and add#5, and the
-    ``mul`` around them is mul#6, unnamed because its line makes several nodes. Each
+    ``mul`` around them, the line's result, is named ``z`` like pass 1's root. Each
     pass's ``order`` is computed from its root by following parents; the engine
     itself visits ``reversed(order)`` of its module-level list, which in pass 2 still
     holds pass 1's ``z``.
@@ -151,7 +151,7 @@ def notebook_events() -> list:
     line = at("z = mul(add(x,y),add(x,y))")
     s.node(4, "add#4", 9.0, (1, 2), "add", line)
     s.node(5, "add#5", 9.0, (1, 2), "add", line)
-    s.node(6, "mul#6", 81.0, (4, 5), "mul", line)
+    s.node(6, "z", 81.0, (4, 5), "mul", line)
     s.start(root=6, order=(6, 4, 5, 1, 2))
     s.write(6, None, 1.0, at("out_node.grad = 1"), replaced=True)
     s.fire(6)  # the global order is now [x, z, y, add#4, add#5, mul#6], visited reversed
@@ -217,13 +217,13 @@ class TestNotebookAcceptance:
             ("stale_gradient", "warning", ("x",),
              f"x.grad was 2.0 when backward pass 2 began (left from pass 1, {at('b.grad += out.grad * 1')}); "
              "zero the gradients before each backward"),
-            ("fired_outside_graph", "error", ("z", "x"),
-             f"z ({at('z = add(x,x)')}) fired in backward pass 2 although that pass's root mul#6 "
+            ("fired_outside_graph", "error", ("z #3", "x"),
+             f"z #3 ({at('z = add(x,x)')}) fired in backward pass 2 although that pass's root z #6 "
              f"({at('z = mul(add(x,y),add(x,y))')}) does not depend on it; it is left over from "
              "pass 1's graph and, passing on its grad of 1.0, added 2.0 more to x.grad"),
-            ("polluted_grad", "error", ("x", "z"),
+            ("polluted_grad", "error", ("x", "z #3"),
              "x.grad ended backward pass 2 at 22.0, but the writes from this pass's own graph add up to "
-             "18.0: 2.0 was left from pass 1 and 2.0 came from z, which is not part of this graph"),
+             "18.0: 2.0 was left from pass 1 and 2.0 came from z #3, which is not part of this graph"),
         ]
 
     def test_each_finding_carries_its_pass_site_and_hint(self):
@@ -241,13 +241,13 @@ class TestNotebookAcceptance:
                                     "functions firing, x.grad would be 18.0")
 
     def test_numerical_check_puts_x_at_18(self):
-        """With the check on, x's 20.0 added in pass 2 (22.0 in all) is set against d mul#6/d x = 18.0."""
+        """With the check on, x's 20.0 added in pass 2 (22.0 in all) is set against d z/d x = 18.0."""
         findings = diagnose(notebook_events(), check_grads=True)
         mismatches = [f for f in findings if f.finding == "gradient_mismatch"]
         assert brief(mismatches) == [
             ("gradient_mismatch", "error", ("x",),
              "backward pass 2 added 20.0 to x.grad (now 22.0), but central differences give "
-             "d mul#6/d x = 18.0"),
+             "d z #6/d x = 18.0"),
         ]
 
     def test_adapter_on_the_real_script_reports_the_hand_built_stream(self, tmp_path, monkeypatch):

@@ -211,7 +211,7 @@ class TestNotebookSequence:
         events, x, y, z = notebook_sequence()
         source = diagram(events, 2).source
         head = cells(re.search(r"^\tlabel=(<.*>)$", source, re.M).group(1))[0]
-        assert head == f"backward pass 2 from mul#{z.id}: 3 backward functions fired, 7 grad writes"
+        assert head == f"backward pass 2 from z #{z.id}: 3 backward functions fired, 7 grad writes"
 
 
 class TestOutsideTheGraph:
@@ -221,7 +221,7 @@ class TestOutsideTheGraph:
         """Pass 1's z and its op sit in the 'outside' cluster, numbered #4."""
         nodes, _, clusters = parse_dot(diagram(outside_graph_stream(), 2).source)
         assert clusters == {"cluster_outside": ["v3", "o3"]}
-        assert cells(nodes["v3"]["label"]) == ["#4", "z (node 3)", "data 10", "grad 1",
+        assert cells(nodes["v3"]["label"]) == ["#4", "z #3", "data 10", "grad 1",
                                               "stale 1 from pass 1"]
 
     def test_its_contribution_to_x_is_drawn_and_summed(self):

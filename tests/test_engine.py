@@ -182,13 +182,33 @@ class TestNamesAndIds:
         assert Value(2.0, name="x").label == "x"
 
     def test_names_are_inferred_from_assignments_while_tracing(self):
-        """``u = x + 2`` names u; a nested expression names nothing and falls back to op#id."""
+        """``u = x + 2`` names u; on a nested line the result takes the name, the rest op#id."""
         with trace():
             x = Value(2.0)
             u = x + 2
             z = mul(add(x, u), add(x, u))
-        assert (x.label, u.label) == ("x", "u")
-        assert z.label == f"mul#{z.id}"
+        assert (x.label, u.label, z.label) == ("x", "u", "z")
+        inner = z.parents
+        assert [v.label for v in inner] == [f"add#{inner[0].id}", f"add#{inner[1].id}"]
+
+    def test_a_loop_names_each_execution_of_its_line(self):
+        """Each time a loop runs ``out = out * w`` the new result is called out."""
+        with trace() as t:
+            w = Value(0.5)
+            out = Value(1.0)
+            for _ in range(3):
+                out = out * w
+        names = [e.name for e in t.events if e.kind == "node_created" and e.op == "mul"]
+        assert names == ["out", "out", "out"]
+
+    def test_sum_names_only_the_total(self):
+        """``total = sum(terms)`` names the last partial sum, which is the total."""
+        with trace() as t:
+            terms = [Value(1.0), Value(2.0), Value(3.0)]
+            total = sum(terms)
+        adds = [e for e in t.events if e.kind == "node_created" and e.op == "add"]
+        assert [e.name for e in adds] == [f"add#{adds[0].node}", f"add#{adds[1].node}", "total"]
+        assert total.label == "total"
 
     def test_site_is_recorded_while_tracing(self):
         """A traced node knows the file and line that made it; an untraced one does not."""

@@ -182,8 +182,8 @@ class TestTracingANotebook:
                                            "(left from pass 1, cell 11, line 10)")
         refired = findings["fired_outside_graph"]
         assert refired["site"] == "cell 22, line 3"
-        assert refired["message"].startswith("z (cell 22, line 3) fired in backward pass 2 "
-                                             "although that pass's root mul#6 (cell 22, line 6)")
+        assert refired["message"].startswith("z #3 (cell 22, line 3) fired in backward pass 2 "
+                                             "although that pass's root z #6 (cell 22, line 6)")
         assert findings["polluted_grad"]["message"].startswith("x.grad ended backward pass 2 at 22.0")
         sites = {e.site for e in load_events(out / "trace.jsonl") if getattr(e, "site", None)}
         assert sites == {"cell 11, line 9", "cell 11, line 10", "cell 12, line 9",
@@ -267,7 +267,7 @@ class TestMagic:
                                       + seed_code_cells()[-1].source)
         assert result.success, result.error_in_exec
         assert "1 2 0\n" in captured.stdout and "1 22 18\n" in captured.stdout
-        assert "fired_outside_graph: z (cell " + str(count) + ", line 4) fired" in captured.stdout
+        assert "fired_outside_graph: z #3 (cell " + str(count) + ", line 4) fired" in captured.stdout
         svgs = [o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data]
         assert len(svgs) == 2 and f"made at cell {count}, line 4" in svgs[1]
         findings = json.loads((tmp_path / "findings.json").read_text())

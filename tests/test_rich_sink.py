@@ -132,9 +132,9 @@ node   from   contribution    grad   note
 z #3   seed             +1   0 → 1                
 x #1   z #3     1 × 1 = +1   0 → 1   branching (2)
        z #3     1 × 1 = +1   1 → 2                
-────────────────────────── backward pass 2 from mul#6 ──────────────────────────
+────────────────────────── backward pass 2 from z #6 ───────────────────────────
 5 nodes reachable · 3 fired · 7 grad writes
-mul#6  mul  value 81  grad 0 → 1  fired 1st
+z #6  mul  value 81  grad 0 → 1  fired 1st
 ├── add#4  add  value 9  grad 0 → 9  fired 3rd
 │   ├── x #1  leaf  value 5  grad 2 → 11 → 20  ⚠ stale
 │   └── y #2  leaf  value 4  grad 0 → 9 → 18
@@ -148,9 +148,9 @@ added)
   stale (non-zero grad before the pass): x #1
 node    from    contribution      grad   note                         
 ──────────────────────────────────────────────────────────────────────
-mul#6   seed              +1     0 → 1                                
-add#5   mul#6     9 × 1 = +9     0 → 9                                
-add#4   mul#6     9 × 1 = +9     0 → 9                                
+z #6    seed              +1     0 → 1                                
+add#5   z #6      9 × 1 = +9     0 → 9                                
+add#4   z #6      9 × 1 = +9     0 → 9                                
 y #2    add#5     1 × 9 = +9     0 → 9   branching (2)                
         add#4     1 × 9 = +9    9 → 18                                
 x #1    add#5     1 × 9 = +9    2 → 11   stale (held 2); branching (2)
@@ -208,8 +208,8 @@ class TestLineCap:
     def test_hidden_lines_are_counted(self):
         """With ``max_lines=3`` the tree stops at three lines and says how many are left."""
         out = report_of(run_notebook(), ledger=False, max_lines=3)
-        assert section(out, "mul#6  mul") == (
-            "mul#6  mul  value 81  grad 0 → 1  fired 1st\n"
+        assert section(out, "z #6  mul") == (
+            "z #6  mul  value 81  grad 0 → 1  fired 1st\n"
             "└── add#4  add  value 9  grad 0 → 9  fired 3rd\n"
             "    └── x #1  leaf  value 5  grad 2 → 11 → 20  ⚠ stale\n"
             "… 4 more lines not shown (showing 3 of 7; raise max_lines to see more)\n")
@@ -224,15 +224,15 @@ class TestLineCap:
             total.backward()
         console = plain_console(100)
         console.print(Ledger(TraceModel.from_events(t.events), 1, per_node=8))
-        assert section(console.file.getvalue(), "w #1       mul#59", "… 13 more contributions") == (
-            "w #1       mul#59        1 × 1 = +1     0 → 1   branching (20)\n"
-            "           mul#56        1 × 1 = +1     1 → 2                 \n"
-            "           mul#53        1 × 1 = +1     2 → 3                 \n"
-            "           mul#50        1 × 1 = +1     3 → 4                 \n"
-            "           mul#47        1 × 1 = +1     4 → 5                 \n"
-            "           mul#44        1 × 1 = +1     5 → 6                 \n"
-            "           … 13 more                                          \n"
-            "           total #3      1 × 1 = +1   19 → 20                 \n")
+        assert section(console.file.getvalue(), "w #1        mul#59", "… 13 more contributions") == (
+            "w #1        mul#59        1 × 1 = +1     0 → 1   branching (20)\n"
+            "            mul#56        1 × 1 = +1     1 → 2                 \n"
+            "            mul#53        1 × 1 = +1     2 → 3                 \n"
+            "            mul#50        1 × 1 = +1     3 → 4                 \n"
+            "            mul#47        1 × 1 = +1     4 → 5                 \n"
+            "            mul#44        1 × 1 = +1     5 → 6                 \n"
+            "            … 13 more                                          \n"
+            "            total #3      1 × 1 = +1   19 → 20                 \n")
 
     def test_large_mlp_renders_under_the_cap_in_bounded_time(self):
         """A 26,000-node MLP prints at most max_lines tree lines and ledger rows, fast."""

@@ -155,7 +155,7 @@ class EngineReporter:
             self.skip.add(code)  # add(a, b): name the node after the caller's line
         tracer.node_created(node_id, self._op(node, vocab, parents, code),
                             as_float(getattr(node, vocab.value, None)), parents, None,
-                            skip=self.skip)
+                            skip=self.skip, obj=node)
 
     def grad_written(self, node, vocab: Vocabulary, before, after, frame: FrameType) -> None:
         """``node``'s grad attribute was just set from ``before`` to ``after`` by ``frame``."""
