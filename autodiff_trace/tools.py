@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import json
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -66,29 +65,12 @@ def _run(action) -> None:
     warnings.showwarning = _warn_one_line
     try:
         action()
-    except TraceFileError as problem:
-        _fail(_plain_json_error(str(problem)))
-    except (Problem, RenderError, ValueError) as problem:
+    except (TraceFileError, Problem, RenderError, ValueError) as problem:
         _fail(str(problem))
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     finally:
         warnings.showwarning = saved
-
-
-def _plain_json_error(message: str) -> str:
-    """The JSON parser's position (``line 1 column 5 (char 4)``) is relative to one line
-    of the file, which the message already names: keep only the column.
-
-    >>> _plain_json_error("t.jsonl:6: Expecting value: line 1 column 30 (char 29)")
-    't.jsonl:6: not valid JSON (expecting value at column 30); the line is damaged or cut short'
-    """
-    match = re.match(r"(.*:\d+): (.+): line \d+ column (\d+) \(char \d+\)$", message)
-    if not match:
-        return message
-    where, what, column = match.groups()
-    return (f"{where}: not valid JSON ({what[0].lower()}{what[1:]} at column {column}); "
-            f"the line is damaged or cut short")
 
 
 def _trace_path(trace: str) -> Path:

@@ -7,6 +7,7 @@ the reader tolerates with a warning).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -18,16 +19,33 @@ from typing import IO, Iterator, List, Optional, Union
 
 from ..events import SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 
+__all__ = ["JsonlSink", "TraceFileError", "load_events", "iter_events", "read_header"]
+
+
+def _json_line(obj: dict) -> bytes:
+    """The standard library's encoding: ASCII, so a lone surrogate in a name travels as
+    ``\\ud800`` and reads back exactly."""
+    return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
 try:  # several times faster than json for the small dicts we write (benchmarks/bench_mlp.py)
     import orjson
 
     def _line(obj: dict) -> bytes:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # orjson refuses lone surrogates (a name like "x\ud800")
+            return _json_line(obj)
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
-    def _line(obj: dict) -> bytes:
-        return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    _line = _json_line
 
-__all__ = ["JsonlSink", "TraceFileError", "load_events", "iter_events", "read_header"]
+
+def _cannot_write(where: object, exc: OSError) -> OSError:
+    """A write failure as one line naming the file and what to do."""
+    fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
+    error = OSError(f"cannot write the trace to {where}: {exc.strerror or exc}; {fix}")
+    error.errno = exc.errno
+    return error
 
 
 class TraceFileError(ValueError):
@@ -45,15 +63,16 @@ class JsonlSink:
     def __init__(self, target: Union[str, os.PathLike, IO[str]], *, metadata: Optional[dict] = None):
         if isinstance(target, (str, os.PathLike)):
             path = Path(target)
+            self.where = path
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(path, "wb")
             except OSError as exc:
-                raise OSError(f"cannot write the trace to {path}: {exc.strerror or exc}; "
-                              f"choose a writable folder") from None
+                raise _cannot_write(path, exc) from None
             self._owns_file = True
             self._write = self._file.write
         else:  # an open text file, such as io.StringIO in tests
+            self.where = getattr(target, "name", None) or type(target).__name__
             self._file = target
             self._owns_file = False
             self._write = lambda line: target.write(line.decode())
@@ -66,22 +85,43 @@ class JsonlSink:
             "argv": list(sys.argv),
             **(metadata or {}),
         }
-        self._write(_line(header))
-        self._file.flush()
         self.closed = False
+        try:
+            self._write(_line(header))
+            self._file.flush()
+        except OSError as exc:
+            self._give_up()
+            raise _cannot_write(self.where, exc) from None
 
     def handle(self, event: Event) -> None:
-        self._write(_line(to_dict(event)))
-        if event.kind == "backward_finished":
-            self._file.flush()
+        try:
+            self._write(_line(to_dict(event)))
+            if event.kind == "backward_finished":
+                self._file.flush()
+        except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
+            self._give_up()
+            raise _cannot_write(self.where, exc) from None
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            self._give_up()
+            raise _cannot_write(self.where, exc) from None
         if self._owns_file:
             self._file.close()
+
+    def _give_up(self) -> None:
+        """After a failed write: close our file without trying to write it again."""
+        self.closed = True
+        if self._owns_file:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # the same failure again, while flushing what could not be written
 
 
 def _lines(path: Union[str, os.PathLike]) -> Iterator:
@@ -132,13 +172,19 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
         if not line.strip():
             continue
         try:
-            yield from_dict(json.loads(line))
-        except (json.JSONDecodeError, ValueError, TypeError) as exc:
-            if not line.endswith("\n") and isinstance(exc, json.JSONDecodeError):
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if not line.endswith("\n"):
                 warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
                               f"stopped mid-write); the events before it are kept", RuntimeWarning)
                 return
+            raise TraceFileError(f"{path}:{number}: not valid JSON ({exc.msg[0].lower()}{exc.msg[1:]} "
+                                 f"at column {exc.colno}); the line is damaged or cut short") from None
+        try:
+            event = from_dict(data)
+        except (ValueError, TypeError) as exc:
             raise TraceFileError(f"{path}:{number}: {exc}") from None
+        yield event
 
 
 def load_events(path: Union[str, os.PathLike]) -> List[Event]:
