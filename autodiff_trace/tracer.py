@@ -60,19 +60,31 @@ class _Line:
     def __init__(self, frame, target: str, name: str) -> None:
         self.frame, self.lineno, self.lasti = frame, frame.f_lineno, frame.f_lasti
         self.target, self.name = target, name
-        self.reports: list = []
-        self.last_node = None  # the engine's object for the latest report, if it gave one
+        self.reports: list = []  # (report, made by the line itself)
+        self.last_node = None  # the engine's object for the line's latest node, if it gave one
 
-    def same_execution(self, frame) -> bool:
-        """Still the same run of the line? A loop coming back to it starts a new run,
-        which shows as the line's target already holding the node made last."""
-        if frame is not self.frame or frame.f_lineno != self.lineno:
-            return False
-        if frame.f_lasti <= self.lasti and self.last_node is not None:
-            if frame.f_locals.get(self.target) is self.last_node:
-                return False
-        self.lasti = frame.f_lasti
-        return True
+    def admits(self, frame) -> Optional[bool]:
+        """Is a node made in ``frame`` part of this run of the line? True when the line
+        made it, False when a generator expression or lambda on the line did, None
+        when the line is done. A loop coming back to the line is a new run: the
+        line's target then already holds the node made last."""
+        if frame is self.frame:
+            if frame.f_lineno != self.lineno:
+                return None
+            if frame.f_lasti <= self.lasti and self.last_node is not None \
+                    and frame.f_locals.get(self.target) is self.last_node:
+                return None
+            self.lasti = frame.f_lasti
+            return True
+        inner = frame  # sum(x * w for x in xs): the products come from a <genexpr> frame
+        while inner is not None and inner.f_code.co_name in _ANONYMOUS:
+            inner = inner.f_back
+            if inner is self.frame:
+                return False if inner.f_lineno == self.lineno else None
+        return None
+
+
+_ANONYMOUS = frozenset({"<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>", "<lambda>"})
 
 
 _now = time.perf_counter
@@ -181,24 +193,27 @@ class Tracer:
         if frame is not None:
             site, function, assigned = describe_line(frame)
         held = self._held
-        if held is not None and not held.same_execution(frame):
+        own = None if held is None else held.admits(frame)
+        if own is None and held is not None:
             self._release()
             held = None
         if held is None and assigned is not None:
             held = self._held = _Line(frame, assigned, self.name_prefix + assigned)
+            own = True
         report = (node, op, value, parents, name, site, function, on_emit)
         if held is None:
             self._emit_node(*report)
         else:
-            held.reports.append(report)
-            held.last_node = obj
+            held.reports.append((report, own))
+            if own:
+                held.last_node = obj
 
     def _release(self) -> None:
         """Emit the held nodes of a finished line; its result takes the assigned name."""
         held, self._held = self._held, None
-        result = max((i for i, r in enumerate(held.reports) if r[4] is None and r[1] != "const"),
-                     default=None)
-        for i, (node, op, value, parents, name, site, function, on_emit) in enumerate(held.reports):
+        result = max((i for i, (r, own) in enumerate(held.reports)
+                      if own and r[4] is None and r[1] != "const"), default=None)
+        for i, ((node, op, value, parents, name, site, function, on_emit), _) in enumerate(held.reports):
             self._emit_node(node, op, value, parents, held.name if i == result else name,
                             site, function, on_emit)
 

@@ -201,6 +201,17 @@ class TestNamesAndIds:
         names = [e.name for e in t.events if e.kind == "node_created" and e.op == "mul"]
         assert names == ["out", "out", "out"]
 
+    def test_sum_over_a_generator_names_only_the_total(self):
+        """``loss = sum(w * x for x in xs)``: the products come from the generator, the total is loss."""
+        with trace() as t:
+            w = Value(2.0)
+            xs = [1.0, 2.0, 3.0]
+            loss = sum(w * x for x in xs)
+        made = [(e.op, e.name) for e in t.events if e.kind == "node_created" and e.op in ("mul", "add")]
+        assert [name for op, name in made if op == "add"][-1] == "loss"
+        assert [name for op, name in made].count("loss") == 1
+        assert loss.label == "loss"
+
     def test_sum_names_only_the_total(self):
         """``total = sum(terms)`` names the last partial sum, which is the total."""
         with trace() as t:

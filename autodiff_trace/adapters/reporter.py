@@ -266,7 +266,7 @@ class EngineReporter:
         """Ids of the nodes ``root`` depends on, root first, each before its parents, and
         their grads (``known`` gives grads as they were before writes already made)."""
         post, visited, stack = [], set(), [(root, False)]
-        vocab_of, node_types, id_of = self.vocab_of, self.node_types, self.ids.of
+        vocab_of, id_of = self.vocab_of, self.ids.of
         while stack:
             node, parents_done = stack.pop()
             if parents_done:
@@ -277,12 +277,7 @@ class EngineReporter:
             visited.add(id(node))
             stack.append((node, True))
             vocab = vocab_of.get(type(node)) or self.vocabulary(node)
-            try:
-                parents = getattr(node, vocab.parents, None) or ()
-                stack.extend([(p, False) for p in parents
-                              if isinstance(p, node_types) and id(p) not in visited])
-            except TypeError:  # parents not iterable
-                pass
+            stack.extend([(p, False) for p in self.parents(node, vocab) if id(p) not in visited])
         post.reverse()
         ids = tuple([id_of(n) for n in post])
         grads = []
@@ -293,11 +288,17 @@ class EngineReporter:
 
     # -- reading user nodes -----------------------------------------------------------
     def parents(self, node, vocab: Vocabulary) -> list:
-        """The node's parents that are nodes (constants and other objects are left out)."""
+        """The node's parents that are nodes (constants and other objects are left out);
+        a set of parents (micrograd's ``_prev``) comes in creation order, so every run
+        of a script reads the same."""
+        held = getattr(node, vocab.parents, None) or ()
         try:
-            return [p for p in getattr(node, vocab.parents, None) or () if isinstance(p, self.node_types)]
+            found = [p for p in held if isinstance(p, self.node_types)]
         except TypeError:  # not iterable
             return []
+        if isinstance(held, (set, frozenset)):
+            found.sort(key=self.ids.of)
+        return found
 
     def _op(self, node, vocab: Vocabulary, parents: tuple, creator) -> str:
         """The op's own label (micrograd's ``_op``), else the op function that made the
