@@ -31,6 +31,10 @@ __all__ = ["instrument", "Instrumentation", "Recognised"]
 _NOT_ENGINES = ("autodiff_trace", "_pytest", "pytest", "pluggy", "rich", "typer", "click",
                 "graphviz", "hypothesis", "orjson", "pip", "setuptools", "pkg_resources",
                 "_distutils_hack", "IPython", "ipykernel", "jupyter_client", "traitlets")
+# Frameworks a script imports to compare against: thousands of classes, none a scalar
+# engine's node. Neither searched nor read as they are imported (torch: 8 s per run).
+_FRAMEWORKS = ("torch", "torchgen", "torchvision", "functorch", "numpy", "scipy", "jax", "jaxlib",
+               "tensorflow", "keras", "sympy", "mpmath", "networkx", "pandas", "matplotlib")
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -138,7 +142,7 @@ class Instrumentation:
     # -- finding classes ----------------------------------------------------------------
     def _build_class(self, func, name, *bases, **kwargs):
         cls = self._original_build_class(func, name, *bases, **kwargs)
-        if self.active and isinstance(cls, type):
+        if self.active and isinstance(cls, type) and str(cls.__module__).split(".")[0] not in _FRAMEWORKS:
             if _is_decorated(func):
                 self._consider_when_bound(sys._getframe(1), name, cls)
             else:
@@ -177,7 +181,7 @@ class Instrumentation:
     def _search_imported(self) -> None:
         found = []
         for module_name, module in list(sys.modules.items()):
-            if module is None or module_name.split(".")[0] in _NOT_ENGINES:
+            if module is None or module_name.split(".")[0] in _NOT_ENGINES + _FRAMEWORKS:
                 continue
             if self.engine is None and module_name.split(".")[0] in sys.stdlib_module_names:
                 continue

@@ -6,6 +6,7 @@ per fired node); the pictures themselves come from :mod:`autodiff_trace.diagram`
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,14 @@ __all__ = ["DotSink", "Diagram", "diagram"]
 
 def _say(message: str) -> None:
     print(f"autodiff_trace: {message}", file=sys.stderr)
+
+
+def _cannot_write(path: Path, exc: OSError) -> OSError:
+    """A failed write as one line naming the file and what to do."""
+    fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
+    error = OSError(f"cannot write the diagram {path}: {exc.strerror or exc}; {fix}")
+    error.errno = exc.errno
+    return error
 
 
 class DotSink:
@@ -131,8 +140,7 @@ class DotSink:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             base.with_suffix(".dot").write_text(picture.source, encoding="utf-8")
         except OSError as exc:
-            raise OSError(f"cannot write diagrams to {self.out_dir}: {exc.strerror or exc}; "
-                          f"choose a writable folder") from None
+            raise _cannot_write(base.with_suffix(".dot"), exc) from None
         self._keep(base.with_suffix(".dot"))
         for fmt in self.formats:
             self._render(picture.source, base.with_suffix(f".{fmt}"), fmt)
@@ -145,6 +153,8 @@ class DotSink:
             return False
         try:
             _render.render_to_file(source, path, fmt, renderer=self.renderer, timeout=self.timeout)
+        except OSError as exc:  # the picture was drawn but could not be saved (a full disk)
+            raise _cannot_write(path, exc) from None
         except _render.RenderError as exc:
             if "did not finish" not in str(exc):
                 self._broken = str(exc)  # the same cause will fail every later render

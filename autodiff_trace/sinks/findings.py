@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -28,13 +29,17 @@ class FindingsSink:
             self.findings.append(event)
 
     def close(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        as_json = self.out_dir / "findings.json"
-        as_json.write_text(json.dumps([to_dict(f) for f in self.findings], indent=2) + "\n",
-                           encoding="utf-8")
-        as_text = self.out_dir / "findings.txt"
-        as_text.write_text(format_findings(self.findings), encoding="utf-8")
-        self.written = [as_json, as_text]
+        as_json, as_text = self.out_dir / "findings.json", self.out_dir / "findings.txt"
+        self.written = []
+        for path, text in ((as_json, json.dumps([to_dict(f) for f in self.findings], indent=2) + "\n"),
+                           (as_text, format_findings(self.findings))):
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8", errors="backslashreplace")
+            except OSError as exc:
+                fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
+                raise OSError(f"cannot write the findings to {path}: {exc.strerror or exc}; {fix}") from None
+            self.written.append(path)
 
     @property
     def errors(self) -> List[Diagnostic]:

@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..diagram import visible
 from ..events import Diagnostic, GradAccumulated
 from ..model import PassInfo, TraceModel
 
@@ -54,11 +55,17 @@ def ordinal(n: int) -> str:
 
 
 def display_name(name: str, node_id: int) -> str:
-    """The name shown for a node: its id added, unless the name already ends with it.
+    r"""The name shown for a node: its id added, unless the name already ends with it.
+
+    Control characters are shown as escapes, so a name cannot break a line or send
+    terminal codes.
 
     >>> display_name("x", 1), display_name("add#4", 4), display_name("w[i]", 12)
     ('x #1', 'add#4', 'w[i] #12')
+    >>> display_name("a\nb\x1b[31m", 2)
+    'a\\nb\\x1b[31m #2'
     """
+    name = visible(name, None)
     return name if name.endswith(f"#{node_id}") else f"{name} #{node_id}"
 
 
@@ -225,16 +232,17 @@ class FindingsPanel:
     @staticmethod
     def _finding(d: Diagnostic) -> Text:
         text = Text()
-        text.append(f"{d.severity.upper()}", style=SEVERITY_STYLES.get(d.severity, "bold"))
-        text.append(f" {d.finding}: ", style="dim")
-        text.append(d.message)
+        # a finding may come from a trace file or quote user names: show control characters as escapes
+        text.append(visible(d.severity.upper(), None), style=SEVERITY_STYLES.get(d.severity, "bold"))
+        text.append(f" {visible(d.finding, None)}: ", style="dim")
+        text.append(visible(d.message, None))
         if d.names:
             text.append("\n  nodes: ", style="dim")
-            text.append(", ".join(d.names))
+            text.append(", ".join(visible(name, None) for name in d.names))
         if d.site:
             text.append("\n  at ", style="dim")
-            text.append(d.site)
+            text.append(visible(d.site, None))
         if d.hint:
             text.append("\n  fix: ", style="dim")
-            text.append(d.hint)
+            text.append(visible(d.hint, None))
         return text

@@ -16,6 +16,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from rich.tree import Tree
 
+from ..diagram import visible
 from ..events import GradAccumulated
 from ..model import PassInfo, TraceModel
 from .rich_ledger import WARN, display_name, format_number, ordinal, overwrote
@@ -96,7 +97,7 @@ class PassTree:
         info = self.model.node(node_id)
         label = display_name(info.name, node_id)
         text = Text.assemble((label, "bold"))
-        text.append(f"  {info.op or 'leaf'}", style="cyan")
+        text.append(f"  {visible(info.op, None) or 'leaf'}", style="cyan")
         text.append("  value ", style="dim")
         text.append(format_number(info.value))
         writes = p.writes_to.get(node_id, ())
@@ -210,7 +211,7 @@ class PassTree:
             line = self._line(p, node_id, fire_counts)
             site = self.model.node(node_id).site
             if site:
-                line.append(f"  made at {site}", style="dim")
+                line.append(f"  made at {visible(site, None)}", style="dim")
             branch = tree.add(line)
             lines += 1
             for w in by_sender[node_id][: max(0, budget - lines)]:

@@ -195,6 +195,9 @@ class RichTreeSink:
         if self.closed:
             return
         self._stop_live()
+        cut = self.model.current  # a replayed trace that ends mid-pass: report it as cut short
+        if cut is not None and cut.pass_no not in self._pending:
+            self._pending.append(cut.pass_no)
         self._flush()
         self.closed = True
 

@@ -1,0 +1,445 @@
+"""Faults: a run stopped mid-backward, a cut trace file, an unwritable folder, a full disk.
+
+Whatever goes wrong around a traced run, what was traced so far stays readable, the
+problem is said in one line naming the file and the fix, and the engine's own
+result is never changed by the tracing.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from autodiff_trace import JsonlSink, TraceFileError, Value, diagram, engine, load_events, trace
+from autodiff_trace.cli import app
+from autodiff_trace.sinks.dot import DotSink
+from autodiff_trace.sinks.findings import FindingsSink
+from autodiff_trace.sinks.rich_tree import print_report
+from autodiff_trace.testing import ListSink
+
+runner = CliRunner()
+posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGKILL"),
+                                   reason="sends POSIX signals (SIGINT, SIGKILL) to a process")
+
+# A learner's engine (the seed's vocabulary): each mul's closure can fail, be
+# interrupted or kill the process after its first write, in the pass named by argv.
+USER_ENGINE = """
+import os, signal, sys
+
+class Node:
+    def __init__(self, val, parents=()):
+        self.val, self.grad, self.parents = val, 0.0, parents
+        self._backward = lambda: None
+
+def mul(a, b):
+    out = Node(a.val * b.val, (a, b))
+    def _backward():
+        a.grad += out.grad * b.val
+        if a.val == 2.0 and PASS == FAIL_IN:
+            {fault}
+        b.grad += out.grad * a.val
+    out._backward = _backward
+    return out
+
+def backward(root):
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((p, False) for p in node.parents)
+    root.grad = 1.0
+    for node in reversed(order):
+        node._backward()
+
+FAIL_IN = int(sys.argv[1])
+x = Node(2.0)
+w = Node(3.0)
+for PASS in (1, 2):
+    x.grad = w.grad = 0.0
+    y = mul(x, w)
+    z = mul(y, w)
+    backward(z)
+    print("pass", PASS, "x.grad", x.grad)
+"""
+
+FAULTS = {
+    "exception": 'raise RuntimeError("boom in the middle of backward")',
+    "interrupt": "os.kill(os.getpid(), signal.SIGINT)",
+    "kill": "os.kill(os.getpid(), signal.SIGKILL)",
+}
+
+
+def user_script(folder: Path, fault: str) -> Path:
+    path = folder / f"{fault}.py"
+    path.write_text(USER_ENGINE.replace("{fault}", FAULTS[fault]))
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autodiff_trace.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def kinds(events) -> list:
+    return [e.kind for e in events]
+
+
+def passes(events) -> list:
+    """(pass_no, [kinds of its events]) in order."""
+    out = []
+    for e in events:
+        if e.kind == "backward_started":
+            out.append((e.pass_no, []))
+        if out and getattr(e, "pass_no", None) == out[-1][0]:
+            out[-1][1].append(e.kind)
+    return out
+
+
+@posix_signals
+class TestStoppedMidBackward:
+    def test_exception_in_a_user_closure_keeps_the_pass_up_to_it(self, tmp_path):
+        """The script's traceback is shown, exit 1; the trace holds pass 1 and pass 2 up to the raise."""
+        out = tmp_path / "out"
+        done = run_cli("--out", str(out), "--sink", "json", "--quiet",
+                       str(user_script(tmp_path, "exception")), "2")
+        assert done.returncode == 1
+        assert "RuntimeError: boom in the middle of backward" in done.stderr
+        assert "pass 1 x.grad 9.0" in done.stdout
+        events = load_events(out / "trace.jsonl")
+        second = passes(events)[1][1]
+        # z fires and writes y and w; y fires, writes x, then raises before writing w
+        assert second == ["backward_started", "grad_accumulated", "backward_fn_fired",
+                          "grad_accumulated", "grad_accumulated", "backward_fn_fired",
+                          "grad_accumulated", "backward_finished"]
+        assert events[-1].kind == "backward_finished"
+
+    def test_ctrl_c_in_a_user_closure_keeps_the_trace_and_exits_130(self, tmp_path):
+        """A real SIGINT mid-pass: exit 130, one line saying the trace is kept, the pass closed."""
+        out = tmp_path / "out"
+        done = run_cli("--out", str(out), "--sink", "json", "--quiet",
+                       str(user_script(tmp_path, "interrupt")), "2")
+        assert done.returncode == 130
+        assert "trace-backward: interrupted; the trace so far is kept" in done.stderr
+        assert "Traceback" not in done.stderr
+        events = load_events(out / "trace.jsonl")
+        assert [p for p, _ in passes(events)] == [1, 2]
+        assert passes(events)[1][1][-1] == "backward_finished"
+        assert json_lines_are_whole(out / "trace.jsonl")
+
+    def test_killed_process_leaves_every_finished_pass_readable(self, tmp_path):
+        """SIGKILL in pass 2 (no cleanup at all): pass 1, flushed when it ended, reads back whole."""
+        out = tmp_path / "out"
+        done = run_cli("--out", str(out), "--sink", "json", "--quiet",
+                       str(user_script(tmp_path, "kill")), "2")
+        assert done.returncode == -signal.SIGKILL
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cut last line is allowed
+            events = load_events(out / "trace.jsonl")
+        first = passes(events)[0]
+        assert first[0] == 1 and first[1][0] == "backward_started" and first[1][-1] == "backward_finished"
+        assert diagram(events, 1).source.startswith("digraph pass_1 {")
+
+    @pytest.mark.parametrize("how", ["exception", "interrupt"])
+    def test_our_engine_stopped_mid_pass_closes_the_pass_and_the_tracer(self, tmp_path, how):
+        """An exception or Ctrl-C inside Value.backward: the pass is closed, the file loads, tracing is off."""
+        path = tmp_path / "trace.jsonl"
+        sink = InterruptAfter(writes=3) if how == "interrupt" else ListSink()
+        expected = KeyboardInterrupt if how == "interrupt" else TypeError
+        with pytest.raises(expected):
+            with trace(sinks=[sink, JsonlSink(path)]):
+                x = Value(2.0, name="x")
+                w = Value(3.0, name="w")
+                y = x * w
+                z = y * y
+                if how == "exception":
+                    w.data = "3"  # a user's mistake: the next mul rule meets a string
+                z.backward()
+        assert engine._tracer is None
+        events = load_events(path)
+        assert events[-1].kind == "backward_finished"
+        assert kinds(events).count("backward_started") == 1
+        assert 0 < kinds(events).count("grad_accumulated") < 5  # the pass was cut short
+
+
+class InterruptAfter(ListSink):
+    """A sink that presses Ctrl-C (a real SIGINT) after seeing ``writes`` grad writes."""
+
+    def __init__(self, writes: int) -> None:
+        super().__init__()
+        self.writes = writes
+
+    def handle(self, event) -> None:
+        super().handle(event)
+        if event.kind == "grad_accumulated":
+            self.writes -= 1
+            if self.writes == 0:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+def json_lines_are_whole(path: Path) -> bool:
+    return path.read_bytes().endswith(b"\n")
+
+
+# -- a trace file cut short -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def notebook_trace(tmp_path_factory):
+    """The notebook's two passes written as JSON Lines: (path, bytes, events)."""
+    path = tmp_path_factory.mktemp("cut") / "trace.jsonl"
+    with trace(sinks=[JsonlSink(path)]) as t:
+        x = Value(5.0, name="x")
+        y = Value(4.0, name="y")
+        z = x + x
+        z.backward()
+        z = (x + y) * (x + y)
+        z.backward()
+    return path, path.read_bytes(), t.events
+
+
+class TestTruncatedTrace:
+    def test_every_cut_after_the_header_reads_as_a_prefix(self, notebook_trace, tmp_path):
+        """Cut at any byte: the events read are the first k events, with a warning iff a line is cut."""
+        _, data, events = notebook_trace
+        header_end = data.index(b"\n") + 1
+        cut_file = tmp_path / "cut.jsonl"
+        for size in range(header_end, len(data) + 1):
+            cut_file.write_bytes(data[:size])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                read = load_events(cut_file)
+            assert read == events[:len(read)], size
+            whole_lines = data[:size].count(b"\n") - 1
+            assert len(read) in (whole_lines, whole_lines + 1), size
+            cut_mid_line = not data[:size].endswith(b"\n") and len(read) == whole_lines
+            assert [str(w.message) for w in caught if "cut short" in str(w.message)] == (
+                [f"{cut_file}:{whole_lines + 2}: the last line is cut short (the traced program "
+                 f"stopped mid-write); the events before it are kept"] if cut_mid_line else []), size
+
+    def test_a_pass_cut_short_is_reported_and_drawn(self, notebook_trace, tmp_path):
+        """A trace ending inside pass 2 prints that pass as cut short and still draws it."""
+        _, data, events = notebook_trace
+        cut_at = next(i for i, e in enumerate(events) if e.kind == "backward_fn_fired" and e.pass_no == 2)
+        lines = data.split(b"\n")
+        cut_file = tmp_path / "cut.jsonl"
+        cut_file.write_bytes(b"\n".join(lines[:cut_at + 2]) + b"\n")
+        read = load_events(cut_file)
+        assert read == events[:cut_at + 1]
+        console = Console(file=io.StringIO(), width=100, color_system=None)
+        print_report(read, console)
+        assert "5 nodes reachable · 1 fired · 1 grad write · cut short" in console.file.getvalue()
+        assert diagram(read, 2).source.startswith("digraph pass_2 {")
+
+    @pytest.mark.parametrize("content, message", [
+        (b"", "the file is empty; it holds no trace"),
+        (b'{"kind":"header","sche', "not an autodiff_trace trace (the first line must be its header)"),
+    ])
+    def test_a_file_cut_inside_its_header_is_one_clear_error(self, tmp_path, content, message):
+        """An empty file or a cut header is a TraceFileError saying what the file lacks."""
+        path = tmp_path / "cut.jsonl"
+        path.write_bytes(content)
+        with pytest.raises(TraceFileError) as error:
+            load_events(path)
+        assert str(error.value).endswith(message)
+
+    def test_a_damaged_line_in_the_middle_names_its_line_number(self, notebook_trace, tmp_path):
+        """A cut line followed by more lines is damage, not a crash: the error names the line."""
+        _, data, _ = notebook_trace
+        lines = data.split(b"\n")
+        lines[3] = lines[3][:10]
+        path = tmp_path / "damaged.jsonl"
+        path.write_bytes(b"\n".join(lines))
+        with pytest.raises(TraceFileError, match=rf"^{path}:4: "):
+            load_events(path)
+
+
+# -- where the files go -------------------------------------------------------------------
+SCRIPT = """
+from autodiff_trace import Value
+x = Value(3.0)
+y = x * x
+y.backward()
+print("grad", x.grad)
+"""
+
+
+@pytest.fixture
+def script(tmp_path) -> Path:
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(SCRIPT))
+    return path
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class TestUnwritableOutputFolder:
+    def test_a_folder_under_a_regular_file_is_a_one_line_usage_error(self, tmp_path, script):
+        """--out under a file (unwritable even for root): exit 2, one line naming the folder and the fix."""
+        (tmp_path / "a_file").write_text("")
+        out = tmp_path / "a_file" / "out"
+        result = runner.invoke(app, ["--out", str(out), str(script)])
+        assert result.exit_code == 2
+        assert result.output == (f"trace-backward: cannot create the output folder {out}: "
+                                 f"Not a directory; choose another with --out\n")
+
+    def test_a_regular_file_as_the_folder_is_a_one_line_usage_error(self, tmp_path, script):
+        """--out naming an existing file: exit 2, one line."""
+        out = tmp_path / "a_file"
+        out.write_text("")
+        result = runner.invoke(app, ["--out", str(out), str(script)])
+        assert result.exit_code == 2
+        assert result.output == (f"trace-backward: cannot create the output folder {out}: "
+                                 f"File exists; choose another with --out\n")
+
+    @pytest.mark.skipif(is_root(), reason="runs as root, which writes into read-only folders anyway; "
+                                          "the two tests above and the next cover this as root")
+    def test_a_read_only_folder_is_a_one_line_usage_error(self, tmp_path, script):
+        """A folder without write permission: exit 2, one line, the script never runs."""
+        out = tmp_path / "read_only"
+        out.mkdir()
+        out.chmod(0o555)
+        try:
+            result = runner.invoke(app, ["--out", str(out), str(script)])
+        finally:
+            out.chmod(0o755)
+        assert result.exit_code == 2
+        assert result.output == (f"trace-backward: cannot write to the output folder {out}; "
+                                 f"choose another with --out\n")
+
+    @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys, a folder no "
+                                                                   "one may create files in")
+    @pytest.mark.xfail(is_root(), strict=True, reason=(
+        "cli._writable_folder trusts os.access, which says yes to root for any folder; "
+        "JsonlSink's OSError then escapes open_session as a traceback"))
+    def test_a_folder_nobody_can_write_is_a_one_line_usage_error(self, script):
+        """/sys/kernel refuses new files even to root: exit 2 and one line, not a traceback."""
+        result = run_cli("--out", "/sys/kernel", str(script))
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("trace-backward: cannot write to the output folder /sys/kernel")
+
+
+class DiskFull(io.StringIO):
+    """A text file that fills up after ``room`` characters, as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def write(self, text: str) -> int:
+        if self.tell() + len(text) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(text)
+
+
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(),
+                                    reason="needs /dev/full, the device whose every write fails "
+                                           "with ENOSPC (Linux)")
+
+
+class TestDiskFull:
+    def test_a_full_disk_mid_trace_detaches_the_sink_with_one_line_and_the_grads_are_unchanged(
+            self, capsys):
+        """Writes fail after the header: one stderr line names the file and the fix; the run goes on."""
+        recorder = ListSink()
+        with trace(sinks=[JsonlSink(DiskFull(room=300)), recorder]) as t:
+            x = Value(3.0)
+            y = x * x + x.sin()
+            y.backward()
+        assert x.grad == 6.0 + __import__("math").cos(3.0)
+        assert recorder.events == t.events and t.events[-1].kind == "backward_finished"
+        assert capsys.readouterr().err.splitlines() == [
+            "autodiff_trace: JsonlSink failed on a node_created event (OSError: cannot write the "
+            "trace to DiskFull: No space left on device; free some disk space); it is detached and "
+            "the trace goes on without it"]
+
+    @needs_dev_full
+    def test_dev_full_as_the_trace_file_is_one_clear_error(self):
+        """Opening a trace on /dev/full fails at once, naming the file and the fix."""
+        with pytest.raises(OSError) as error:
+            JsonlSink("/dev/full")
+        assert str(error.value) == ("cannot write the trace to /dev/full: No space left on device; "
+                                    "free some disk space")
+
+    @needs_dev_full
+    @pytest.mark.parametrize("name, message", [
+        ("pass_1.svg", "autodiff_trace: DotSink failed on a backward_finished event (OSError: cannot "
+                       "write the diagram {out}/pass_1.svg: No space left on device; free some disk "
+                       "space); it is detached and the trace goes on without it"),
+        ("pass_1.dot", "autodiff_trace: DotSink failed on a backward_finished event (OSError: cannot "
+                       "write the diagram {out}/pass_1.dot: No space left on device; free some disk "
+                       "space); it is detached and the trace goes on without it"),
+        ("findings.json", "autodiff_trace: sink FindingsSink failed to close: cannot write the "
+                          "findings to {out}/findings.json: No space left on device; free some disk space"),
+        ("report.txt", "trace-backward: could not save the report in {out}: [Errno 28] No space "
+                       "left on device"),
+    ])
+    def test_a_full_disk_under_one_output_is_one_line_and_the_script_result_stands(
+            self, tmp_path, script, name, message):
+        """An output file on a full disk: its line names it; the script's output and exit code stand."""
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / name).symlink_to("/dev/full")
+        done = run_cli("--out", str(out), "--no-live", str(script))
+        assert done.returncode == 0
+        assert done.stdout.startswith("grad 6.0\n")
+        assert message.format(out=out) in done.stderr
+        assert "Traceback" not in done.stderr
+        assert (name == "trace.jsonl") or load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
+
+    @needs_dev_full
+    @pytest.mark.xfail(strict=True, reason=(
+        "JsonlSink raises its one-line OSError inside open_session, which trace_backward does "
+        "not catch, so the user sees a Rich traceback and the script never runs"))
+    def test_a_full_disk_under_the_trace_file_is_one_line_from_the_cli(self, tmp_path, script):
+        """trace.jsonl on a full disk: exit 2 with the sink's one line, no traceback."""
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "trace.jsonl").symlink_to("/dev/full")
+        done = run_cli("--out", str(out), "--no-live", str(script))
+        assert "Traceback" not in done.stderr
+        assert f"cannot write the trace to {out}/trace.jsonl: No space left on device" in done.stderr
+        assert done.returncode == 2
+
+
+class TestSinksOnAFullDisk:
+    @needs_dev_full
+    def test_dot_sink_says_which_picture_could_not_be_saved(self, tmp_path):
+        """DotSink on a full disk raises one line naming the file (the tracer then detaches it)."""
+        (tmp_path / "pass_1.dot").symlink_to("/dev/full")
+        with pytest.raises(OSError, match=rf"^cannot write the diagram {tmp_path}/pass_1.dot: "
+                                          r"No space left on device; free some disk space$"):
+            sink = DotSink(tmp_path, formats=())
+            for event in notebook_events():
+                sink.handle(event)
+
+    @needs_dev_full
+    def test_findings_sink_says_which_file_could_not_be_saved(self, tmp_path):
+        """FindingsSink.close on a full disk: one line naming findings.json."""
+        (tmp_path / "findings.json").symlink_to("/dev/full")
+        sink = FindingsSink(tmp_path)
+        with pytest.raises(OSError, match=rf"^cannot write the findings to {tmp_path}/findings.json: "):
+            sink.close()
+
+
+def notebook_events() -> list:
+    with trace() as t:
+        x = Value(5.0, name="x")
+        z = x + x
+        z.backward()
+    return t.events
