@@ -46,6 +46,13 @@ def _power_of_node(a: float, b: float) -> float:
     return a ** b
 
 
+def _power_local(a: float, c: float) -> float:
+    # d/da a**c = c a**(c-1); at a == 0 with c < 1 that is infinite (c == 0: the constant 1)
+    if a == 0 and c < 1:
+        return 0.0 if c == 0 else math.inf
+    return c * a ** (c - 1)
+
+
 def _power_of_node_local(a: float, b: float, out: float) -> tuple:
     # d/da a**b = b a**(b-1);  d/db a**b = a**b ln a  (a > 0; at a == 0 the limit is 0)
     if a == 0:
@@ -61,7 +68,7 @@ _TABLE = [
     Rule("mul", "*", 2, lambda a, b: a * b, lambda a, b, out: (b, a)),
     Rule("div", "/", 2, lambda a, b: a / b, lambda a, b, out: (1.0 / b, -a / (b * b))),
     Rule("pow", "**", 2, _power_of_node, lambda a, b, out: _power_of_node_local(a, b, out)),
-    Rule("powc", "**", 1, _power, lambda a, c, out: c * a ** (c - 1)),
+    Rule("powc", "**", 1, _power, lambda a, c, out: _power_local(a, c)),
     Rule("neg", "-", 1, lambda a, _: -a, lambda a, _, out: -1.0),
     Rule("sin", "sin", 1, lambda a, _: math.sin(a), lambda a, _, out: math.cos(a)),
     Rule("cos", "cos", 1, lambda a, _: math.cos(a), lambda a, _, out: -math.sin(a)),

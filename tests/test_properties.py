@@ -344,10 +344,6 @@ class TestGradientsAtTheEdgeOfTheDomain:
         x.sqrt().backward()
         assert x.grad == math.inf
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "rules.py: powc's local derivative c * a ** (c - 1) raises ZeroDivisionError at a == 0 "
-        "when c < 1, so backward stops with a bare traceback mid-pass; PyTorch gives inf (0 < c < 1) "
-        "or 0 (c == 0)"))
     @pytest.mark.parametrize("c, expected", [(0.5, math.inf), (0.25, math.inf), (0.0, 0.0)])
     def test_constant_power_at_zero_gives_pytorchs_grad(self, c, expected):
         """x ** c at x = 0, whose value is defined, backpropagates PyTorch's grad instead of raising."""
