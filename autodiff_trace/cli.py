@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import runpy
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -15,6 +17,7 @@ from rich.console import Console
 
 from . import __version__
 from .session import DEFAULT_SINKS, open_session
+from .sites import PACKAGE_DIR
 
 __all__ = ["app", "main"]
 
@@ -92,7 +95,7 @@ def trace_backward(
         if path.suffix == ".ipynb" and script_args:
             raise UsageProblem(f"a notebook takes no arguments; put options before it: "
                                f"trace-backward {' '.join(script_args)} {script}")
-        attrs = _parse_attrs(attr or [])
+        instrumentation = _instrumentation(engine, _parse_attrs(attr or []))
         folder = out if out is not None else Path("outputs") / path.stem
         _writable_folder(folder)
     except UsageProblem as problem:
@@ -102,11 +105,15 @@ def trace_backward(
     if quiet and "rich" in chosen:
         chosen.remove("rich")
     console = Console(highlight=False, record="rich" in chosen)
-    session = open_session(folder, sinks=chosen, pass_no=pass_no, max_nodes=max_nodes,
-                           check_grads=check_grads, live=live, delay=delay, console=console,
-                           renderer=renderer,
-                           metadata={"script": str(path), "script_args": list(script_args or [])})
-    code = _run(path, list(script_args or []), session, engine=engine, attrs=attrs)
+    try:
+        session = open_session(folder, sinks=chosen, pass_no=pass_no, max_nodes=max_nodes,
+                               check_grads=check_grads, live=live, delay=delay, console=console,
+                               renderer=renderer,
+                               metadata={"script": str(path), "script_args": list(script_args or [])})
+        code = _run(path, list(script_args or []), session, instrumentation)
+    except (OSError, UsageProblem) as problem:  # the output cannot be written, or --engine is wrong
+        print(f"trace-backward: {problem}", file=sys.stderr)
+        raise typer.Exit(2)
     reports = _save_report(console, folder, path) if "rich" in chosen else []
     _summarise(session.written + reports)
     if strict and code == 0 and session.findings.errors:
@@ -114,17 +121,17 @@ def trace_backward(
     raise typer.Exit(code)
 
 
-def _run(path: Path, args: List[str], session, *, engine: Optional[str], attrs: dict) -> int:
+def _run(path: Path, args: List[str], session, instrumentation) -> int:
     """Run the script as ``python SCRIPT ARGS`` would; returns its exit code. Whatever
     happens, the tracer is closed, so every file holds the trace up to that point."""
-    from .adapters import EngineSpecError, instrument
+    from .adapters import EngineSpecError
 
     saved_argv, saved_path0 = sys.argv[:], sys.path[0]
     sys.argv = [str(path), *args]
     sys.path[0] = str(path.parent.resolve())
     code = 0
     try:
-        with session.tracer, instrument(engine=engine, attrs=attrs or None) as found:
+        with session.tracer, instrumentation as found:
             try:
                 if path.suffix == ".ipynb":
                     from .notebook import run_notebook
@@ -136,15 +143,29 @@ def _run(path: Path, args: List[str], session, *, engine: Optional[str], attrs: 
             except KeyboardInterrupt:
                 print("\ntrace-backward: interrupted; the trace so far is kept", file=sys.stderr)
                 code = 130
+            except EngineSpecError as problem:  # the class named by --engine lacks an attribute
+                print(f"trace-backward: {problem}", file=sys.stderr)
+                code = 2
             except BaseException as exc:  # the user's script failed: report it as python would
                 _print_user_traceback(exc, path)
                 code = 1
-        if found.nodes_seen == 0 and session.tracer.event_count == 0:
+        if found.nodes_seen == 0 and (session.tracer.event_count == 0 or found.engine):
             print(f"trace-backward: the script made no autodiff nodes that could be traced. "
                   f"{found.describe_search()}", file=sys.stderr)
     finally:
         sys.argv, sys.path[0] = saved_argv, saved_path0
     return code
+
+
+def _instrumentation(engine: Optional[str], attrs: dict):
+    """The adapters' instrumentation for ``--engine`` and ``--attr``; a malformed one is
+    a usage problem, found before the script runs."""
+    from .adapters import EngineSpecError, Instrumentation
+
+    try:
+        return Instrumentation(engine=engine, attrs=attrs or None)
+    except EngineSpecError as problem:
+        raise UsageProblem(str(problem)) from None
 
 
 def _exit_code(exit_: SystemExit) -> int:
@@ -157,12 +178,18 @@ def _exit_code(exit_: SystemExit) -> int:
 
 
 def _print_user_traceback(exc: BaseException, script: Path) -> None:
-    """The traceback from the script's own frames down, as ``python SCRIPT`` prints it."""
-    tb = exc.__traceback__
+    """The traceback as ``python SCRIPT`` prints it: from the script's own frames down,
+    without the frames of this tool (the runner, the engine's internals, the adapters)."""
     target = str(script.resolve())
-    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != target:
-        tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+    report = traceback.TracebackException.from_exception(exc)
+    part: Optional[traceback.TracebackException] = report
+    while part is not None:
+        frames = list(part.stack)
+        start = next((i for i, f in enumerate(frames) if os.path.abspath(f.filename) == target), 0)
+        part.stack = traceback.StackSummary.from_list(
+            [f for f in frames[start:] if not f.filename.startswith(PACKAGE_DIR)])
+        part = part.__cause__ or part.__context__
+    print("".join(report.format()), end="", file=sys.stderr)
 
 
 def _readable_script(script: str) -> Path:
@@ -188,8 +215,12 @@ def _writable_folder(folder: Path) -> None:
     except OSError as exc:
         raise UsageProblem(f"cannot create the output folder {folder}: {exc.strerror or exc}; "
                            f"choose another with --out") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageProblem(f"cannot write to the output folder {folder}; choose another with --out")
+    try:  # os.access says yes to root everywhere: try it
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"cannot write to the output folder {folder} ({exc.strerror or exc}); "
+                           f"choose another with --out") from None
 
 
 def _parse_attrs(pairs: List[str]) -> dict:

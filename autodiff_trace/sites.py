@@ -18,14 +18,14 @@ from typing import Container, Optional, Tuple
 __all__ = ["user_frame", "user_site", "format_site", "assigned_name", "describe_line",
            "label_source", "locate_site"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def user_frame(skip: Container = ()) -> Optional[FrameType]:
     """The innermost frame outside this package whose code is not in ``skip``."""
     frame = sys._getframe(1)
     while frame is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code in skip
+        frame.f_code.co_filename.startswith(PACKAGE_DIR) or frame.f_code in skip
     ):
         frame = frame.f_back
     return frame

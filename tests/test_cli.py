@@ -85,6 +85,54 @@ class TestRunningScripts:
         assert "autodiff_trace" not in result.stderr.split("Traceback")[1].split("ValueError")[0]
         assert load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
 
+    def test_traceback_from_a_user_engine_shows_only_user_frames(self, tmp_path):
+        """An error raised in the user's own backward function: the traceback shows the
+        script's frames, none of the tool's (the adapter calls the closure)."""
+        script = write_script(tmp_path, """
+            class Node:
+                def __init__(self, value, parents=()):
+                    self.value = value
+                    self.grad = 0.0
+                    self.parents = parents
+                    self.backward_fn = None
+
+            def mul(a, b):
+                out = Node(a.value * b.value, (a, b))
+                def backward():
+                    a.grad += out.grad * b.value
+                    raise RuntimeError("rule broke")
+                out.backward_fn = backward
+                return out
+
+            x = Node(2.0)
+            y = mul(x, x)
+            y.grad = 1.0
+            y.backward_fn()
+        """)
+        result = subprocess.run(
+            [sys.executable, "-m", "autodiff_trace.cli", "--out", str(tmp_path / "o"), "--quiet",
+             str(script)], capture_output=True, text=True)
+        assert result.returncode == 1
+        shown = result.stderr.split("Traceback (most recent call last):")[1].split("RuntimeError")[0]
+        assert "line 20, in <module>" in shown and "line 13, in backward" in shown
+        assert "autodiff_trace" not in shown
+
+    def test_engine_option_naming_no_class_says_so(self, tmp_path):
+        """--engine naming a class the run never defines or imports is reported after the run."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--engine", "nowhere:Node", "--out", str(tmp_path / "o"),
+                                     str(script)])
+        assert result.exit_code == 0
+        assert "No class Node was defined or imported from nowhere while tracing" in result.output
+
+    def test_malformed_engine_option_is_one_line_and_exit_2(self, tmp_path):
+        """--engine without module:Class stops before the script runs, in one line."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--engine", "Node", "--out", str(tmp_path / "o"), str(script)])
+        assert result.exit_code == 2
+        assert result.output == ("trace-backward: --engine expects module:Class (e.g. "
+                                 "micrograd.engine:Value or my_script:Node), got 'Node'\n")
+
     def test_keyboard_interrupt_keeps_the_trace(self, tmp_path):
         """Ctrl-C in the script ends the run with 130 and a readable trace."""
         script = write_script(tmp_path, OUR_ENGINE + "\n    raise KeyboardInterrupt\n")

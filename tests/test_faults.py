@@ -323,9 +323,6 @@ class TestUnwritableOutputFolder:
 
     @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys, a folder no "
                                                                    "one may create files in")
-    @pytest.mark.xfail(is_root(), strict=True, reason=(
-        "cli._writable_folder trusts os.access, which says yes to root for any folder; "
-        "JsonlSink's OSError then escapes open_session as a traceback"))
     def test_a_folder_nobody_can_write_is_a_one_line_usage_error(self, script):
         """/sys/kernel refuses new files even to root: exit 2 and one line, not a traceback."""
         result = run_cli("--out", "/sys/kernel", str(script))
@@ -403,9 +400,6 @@ class TestDiskFull:
         assert (name == "trace.jsonl") or load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
 
     @needs_dev_full
-    @pytest.mark.xfail(strict=True, reason=(
-        "JsonlSink raises its one-line OSError inside open_session, which trace_backward does "
-        "not catch, so the user sees a Rich traceback and the script never runs"))
     def test_a_full_disk_under_the_trace_file_is_one_line_from_the_cli(self, tmp_path, script):
         """trace.jsonl on a full disk: exit 2 with the sink's one line, no traceback."""
         out = tmp_path / "out"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import linecache
-import os
 import sys
 from types import FunctionType
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -22,6 +21,7 @@ from .detect import (
     match_vocabulary, parse_engine_spec, survey,
 )
 from .hooks import MISSING, BackwardHook, GradHook, grad_hook, init_hook
+from ..sites import PACKAGE_DIR
 from .reporter import EngineReporter
 
 __all__ = ["instrument", "Instrumentation", "Recognised"]
@@ -37,12 +37,11 @@ _FRAMEWORKS = ("torch", "torchgen", "torchvision", "functorch", "numpy", "scipy"
                "tensorflow", "keras", "sympy", "mpmath", "networkx", "pandas", "matplotlib")
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _is_ours(cls: type) -> bool:
     """A class of this package (its Value reports by itself)."""
-    return any(isinstance(v, FunctionType) and v.__code__.co_filename.startswith(_PACKAGE_DIR)
+    return any(isinstance(v, FunctionType) and v.__code__.co_filename.startswith(PACKAGE_DIR)
                for v in vars(cls).values())
 
 
