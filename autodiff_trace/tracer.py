@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
 from . import engine
@@ -171,8 +170,8 @@ class Tracer:
             try:
                 sink.close()
             except Exception as exc:  # a sink's failure must not hide the user's result
-                warnings.warn(f"autodiff_trace: sink {type(sink).__name__} failed to close: {exc}",
-                              RuntimeWarning, stacklevel=2)
+                print(f"autodiff_trace: {type(sink).__name__} failed to close ({type(exc).__name__}: "
+                      f"{exc}); what it wrote before may be incomplete", file=sys.stderr)
 
     # -- reports from engines --------------------------------------------------------
     def node_created(self, node: int, op: str, value: float, parents: tuple,
@@ -334,7 +333,10 @@ class Tracer:
 
     def _deliver(self, event: Event) -> None:
         for keep in self.filters:
-            event = keep(event)
+            try:
+                event = keep(event)
+            except Exception as exc:
+                self.filters = self._detach(self.filters, keep, event, exc)
             if event is None:
                 return
         if self.record:

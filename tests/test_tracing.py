@@ -155,6 +155,14 @@ class TestTracer:
         assert err.count("Broken failed") == 1 and "disk on fire" in err
         assert good.events[-1].kind == "backward_finished"
 
+    def test_failing_filter_is_detached_not_raised_into_user_code(self, capsys):
+        """A filter that raises is reported and dropped; the events still reach the sinks."""
+        sink = ListSink()
+        with trace([sink], filters=[lambda e: 1 / 0]):
+            x = Value(1.0, name="x")
+        assert x.name == "x" and [e.kind for e in sink.events] == ["node_created"]
+        assert "ZeroDivisionError" in capsys.readouterr().err
+
     def test_object_without_handle_is_refused(self):
         """trace([object()]) says what a sink needs."""
         with pytest.raises(TypeError, match=r"needs handle\(event\) and close\(\)"):
