@@ -4,7 +4,7 @@
 
 Each script is traced by ``trace-backward`` into ``outputs/<name>/`` (trace, one SVG
 per pass, findings, and the terminal report as text and SVG); the decorator demo
-and the worked example write their own files.
+writes its own files, and the notebook demo's trace is replayed into an HTML player.
 """
 
 from __future__ import annotations
@@ -26,26 +26,37 @@ TRACED = [
     ("examples/nan_origin.py", "nan_origin", []),
     ("examples/micrograd_mlp.py", "micrograd_mlp", ["--pass", "2"]),
 ]
-RUN_PLAIN = ["examples/decorator_demo.py"]
+# scripts that write their own files, given the folder to write to
+RUN_PLAIN = [("examples/decorator_demo.py", "decorator_demo")]
+# autodiff-trace commands run on the traces above (replay: no user code runs)
+REPLAYED = [
+    ["html", "outputs/notebook_bug/trace.jsonl"],
+]
 
 
-def trace_backward_command() -> list:
-    """The trace-backward of this interpreter's environment."""
-    exe = Path(sys.executable).parent / "trace-backward"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace.cli"]
+def command(name: str, module: str) -> list:
+    """A console script of this interpreter's environment, or its module."""
+    exe = Path(sys.executable).parent / name
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
 
 
 def regenerate(root: Path = ROOT, out_root: Path = Path("outputs")) -> None:
     env = {**os.environ, "COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
     for script, folder, options in TRACED:
         out = out_root / folder
-        command = [*trace_backward_command(), "--out", str(out), "--no-live", *options, script]
-        print("$", " ".join(command[-len(options) - 4:]), flush=True)
-        subprocess.run(command, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
-    for script in RUN_PLAIN:
-        print("$ python", script, flush=True)
-        subprocess.run([sys.executable, script], cwd=root, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        args = ["--out", str(out), "--no-live", *options, script]
+        print("$ trace-backward", " ".join(args), flush=True)
+        subprocess.run([*command("trace-backward", "autodiff_trace.cli"), *args],
+                       cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    for script, folder in RUN_PLAIN:
+        print("$ python", script, out_root / folder, flush=True)
+        subprocess.run([sys.executable, script, str(out_root / folder)], cwd=root, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+    for args in REPLAYED:
+        args = [a.replace("outputs", str(out_root), 1) if a.startswith("outputs") else a for a in args]
+        print("$ autodiff-trace", " ".join(args), flush=True)
+        subprocess.run([*command("autodiff-trace", "autodiff_trace.tools"), *args],
+                       cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,12 @@
 """The seed's worked example: y = (x + 2)^2 at x = 2, so y = 16 and dy/dx = 2(x + 2) = 8.
 
-    python examples/worked_example.py          # writes outputs/worked_example/events.jsonl
-    trace-backward examples/worked_example.py  # the same, with the report and SVG
+    python examples/worked_example.py          # the numbers, and the events of the pass
+    trace-backward examples/worked_example.py  # the report, the diagram and trace.jsonl
 """
 
-from pathlib import Path
+from autodiff_trace import Value, trace
 
-from autodiff_trace import JsonlSink, Value, trace
-
-out = Path("outputs") / "worked_example"
-with trace([JsonlSink(out / "events.jsonl")]) as t:
+with trace() as t:
     x = Value(2.0)
     u = x + 2
     y = u ** 2
@@ -17,4 +14,8 @@ with trace([JsonlSink(out / "events.jsonl")]) as t:
 
 print(f"y.val = {y.data:g}")
 print(f"x.der = {x.grad:g}")
-print(f"{len(t.events)} events written to {out / 'events.jsonl'}")
+for event in t.events:
+    if event.kind == "grad_accumulated":
+        source = "seed" if event.fired_by is None else f"node {event.fired_by}"
+        print(f"  {source:>7} adds {event.contribution:g} to node {event.target}: "
+              f"{event.grad_before:g} -> {event.grad_after:g}")
