@@ -32,7 +32,7 @@ Number = Union[int, float]
 class Value:
     """A scalar node: its value ``data``, its gradient ``grad``, and how it was made."""
 
-    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name", "site")
+    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name", "site", "_received")
 
     def __init__(self, data: Number, name: Optional[str] = None, _op: Optional[Rule] = None,
                  _a: Optional["Value"] = None, _b: Union["Value", Number, None] = None):
@@ -46,6 +46,7 @@ class Value:
         self.id = next(_ids)
         self.name = name
         self.site = None  # "file.py:14" of the line that made it; recorded only while traced
+        self._received = 0.0  # the gradient received in the backward pass under way
         if _tracer is not None:
             _tracer.node_created(self.id, self.op, data, tuple(p.id for p in self.parents), name,
                                  obj=self, on_emit=self._traced_as)
@@ -133,22 +134,23 @@ class Value:
         if tracer is not None:
             tracer.backward_started(self.id, float(seed), tuple(n.id for n in order),
                                     tuple(n.grad for n in order))
-        upstream = {}  # node -> the gradient it has received in this pass
-        _accumulate(self, None, None, float(seed), upstream, tracer)
+        for node in order:
+            node._received = 0.0  # a pass cut short by an exception may have left some
+        _accumulate(self, None, None, float(seed), tracer)  # the seed: d root / d root
         for node in order:
             rule = node._op
             if rule is None or rule.arity == 0:
                 continue  # leaves and constants have nothing to pass on
-            grad_in = upstream.pop(node)
+            grad_in, node._received = node._received, 0.0
             if tracer is not None:
                 tracer.backward_fn_fired(node.id, node.grad, grad_in)
             a, b = node._a, node._b
             if rule.arity == 1:
-                _accumulate(a, node, rule.local(a.data, b, node.data), grad_in, upstream, tracer)
+                _accumulate(a, node, rule.local(a.data, b, node.data), grad_in, tracer)
             else:
                 local_a, local_b = rule.local(a.data, b.data, node.data)
-                _accumulate(a, node, local_a, grad_in, upstream, tracer)
-                _accumulate(b, node, local_b, grad_in, upstream, tracer)
+                _accumulate(a, node, local_a, grad_in, tracer)
+                _accumulate(b, node, local_b, grad_in, tracer)
         if tracer is not None:
             tracer.backward_finished()
 
@@ -158,12 +160,12 @@ class Value:
 
 
 def _accumulate(target: Value, source: Optional[Value], local: Optional[float],
-                grad_in: float, upstream: dict, tracer) -> None:
+                grad_in: float, tracer) -> None:
     """``target.grad += local * grad_in``: one step of the chain rule."""
     contribution = grad_in if local is None else local * grad_in
     before = target.grad
     target.grad = before + contribution
-    upstream[target] = upstream.get(target, 0.0) + contribution
+    target._received += contribution
     if tracer is not None:
         tracer.grad_accumulated(target.id, None if source is None else source.id,
                                 local, contribution, before, target.grad)

@@ -87,18 +87,18 @@ def step(value_cls, xs, ys, around=None):
     return t1 - t0, t2 - t1, total
 
 
-def median_times(value_cls, xs, ys, repeat: int, make_tracer=None) -> tuple:
-    fwd, bwd = [], []
+def interleaved_medians(variants: dict, xs, ys, repeat: int) -> dict:
+    """Median forward and backward times of each variant, run in turns (A B C, A B C, ...)
+    so that a busy moment of a shared machine slows every variant alike."""
+    times = {name: ([], []) for name in variants}
     for _ in range(repeat):
-        gc.collect()
-        if make_tracer is None:
-            f, b, _ = step(value_cls, xs, ys)
-        else:
-            with make_tracer():
+        for name, (value_cls, make_tracer) in variants.items():
+            gc.collect()
+            with (make_tracer() if make_tracer else contextlib.nullcontext()):
                 f, b, _ = step(value_cls, xs, ys)
-        fwd.append(f)
-        bwd.append(b)
-    return statistics.median(fwd), statistics.median(bwd)
+            times[name][0].append(f)
+            times[name][1].append(b)
+    return {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in times.items()}
 
 
 def count_nodes(root) -> int:
@@ -184,19 +184,16 @@ def main() -> None:
         stack.enter_context(instrument())
         return stack
 
-    rows = {
-        "micrograd 0.1.0": median_times(MicrogradValue, xs, ys, args.repeat),
-        "micrograd 0.1.0, traced to JSONL": median_times(
-            MicrogradValue, xs, ys, max(3, args.repeat // 2), traced_micrograd),
-        "autodiff_trace, untraced": median_times(Value, xs, ys, args.repeat),
-        "autodiff_trace, no tracer check": median_times(engine_without_check(), xs, ys, args.repeat),
-        "autodiff_trace, traced to JSONL": median_times(
-            Value, xs, ys, max(3, args.repeat // 2),
-            lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
-        "autodiff_trace, JSONL + diagnostics": median_times(
-            Value, xs, ys, max(3, args.repeat // 2),
-            lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
-    }
+    rows = interleaved_medians({
+        "micrograd 0.1.0": (MicrogradValue, None),
+        "micrograd 0.1.0, traced to JSONL": (MicrogradValue, traced_micrograd),
+        "autodiff_trace, untraced": (Value, None),
+        "autodiff_trace, no tracer check": (engine_without_check(), None),
+        "autodiff_trace, traced to JSONL": (
+            Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
+        "autodiff_trace, JSONL + diagnostics": (
+            Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
+    }, xs, ys, args.repeat)
     base = sum(rows["micrograd 0.1.0"])
     print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} {'nodes/s':>12}")
     for name, (f, b) in rows.items():
