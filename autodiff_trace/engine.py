@@ -48,8 +48,14 @@ class Value:
         self.site = None  # "file.py:14" of the line that made it; recorded only while traced
         self._received = 0.0  # the gradient received in the backward pass under way
         if _tracer is not None:
-            _tracer.node_created(self.id, self.op, data, tuple(p.id for p in self.parents), name,
+            _tracer.node_created(self.id, self.op, data, self._parent_ids(), name,
                                  obj=self, on_emit=self._traced_as)
+
+    def _parent_ids(self) -> tuple:
+        arity = 0 if self._op is None else self._op.arity
+        if arity == 2:
+            return (self._a.id, self._b.id)
+        return (self._a.id,) if arity else ()
 
     def _traced_as(self, event) -> None:
         """Take the name and site the tracer settled on."""

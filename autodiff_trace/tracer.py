@@ -219,7 +219,7 @@ class Tracer:
     def _emit_node(self, node, op, value, parents, name, site, function, on_emit) -> None:
         if name is None:
             name = engine.default_name(node, op, value)
-        event = self._emit_now(NodeCreated, node, op, value, parents, name, site, function)
+        event = self._emit(NodeCreated, node, op, value, parents, name, site, function)
         if on_emit is not None:
             on_emit(event)
 
@@ -286,9 +286,6 @@ class Tracer:
     def _emit(self, cls, *fields) -> Event:
         if self._held is not None:  # nodes of an assignment line go out first
             self._release()
-        return self._emit_now(cls, *fields)
-
-    def _emit_now(self, cls, *fields) -> Event:
         clock = self._clock
         event = cls(clock.seq, _now() - clock.t0, *fields)
         clock.seq += 1
