@@ -51,10 +51,10 @@ def trace_backward(
         help="Arguments passed to the script (its sys.argv[1:]).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for trace.jsonl, the SVGs and the findings "
-        "[default: outputs/<script name>]", show_default=False)] = None,
+        "(default: outputs/<script name>)", show_default=False)] = None,
     sink: Annotated[Optional[List[SinkName]], typer.Option(
         "--sink", "-s", help="What to produce; repeat to choose several "
-        f"[default: {', '.join(DEFAULT_SINKS)}]", show_default=False)] = None,
+        f"(default: {', '.join(DEFAULT_SINKS)})", show_default=False)] = None,
     pass_no: Annotated[Optional[int], typer.Option(
         "--pass", help="Draw only this backward pass (1 is the first).", min=1)] = None,
     max_nodes: Annotated[int, typer.Option(
@@ -63,8 +63,8 @@ def trace_backward(
         "--check-grads", help="Compare every leaf's gradient with a central difference "
         "(autodiff_trace.Value graphs).")] = False,
     live: Annotated[Optional[bool], typer.Option(
-        "--live/--no-live", help="Redraw the tree while a pass runs [default: when the output is "
-        "a terminal]", show_default=False)] = None,
+        "--live/--no-live", help="Redraw the tree while a pass runs (default: when the output is "
+        "a terminal)", show_default=False)] = None,
     delay: Annotated[float, typer.Option(
         help="Seconds to wait at each event in the live view, to watch a pass unfold.", min=0)] = 0.0,
     quiet: Annotated[bool, typer.Option(
