@@ -41,7 +41,7 @@ def command(name: str, module: str) -> list:
 
 
 def regenerate(root: Path = ROOT, out_root: Path = Path("outputs")) -> None:
-    env = {**os.environ, "COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
     for script, folder, options in TRACED:
         out = out_root / folder
         args = ["--out", str(out), "--no-live", *options, script]
