@@ -170,8 +170,7 @@ class Tracer:
             try:
                 sink.close()
             except Exception as exc:  # a sink's failure must not hide the user's result
-                print(f"autodiff_trace: {type(sink).__name__} failed to close ({type(exc).__name__}: "
-                      f"{exc}); what it wrote before may be incomplete", file=sys.stderr)
+                print(f"autodiff_trace: {type(sink).__name__} failed to close: {exc}", file=sys.stderr)
 
     # -- reports from engines --------------------------------------------------------
     def node_created(self, node: int, op: str, value: float, parents: tuple,

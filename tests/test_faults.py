@@ -381,7 +381,7 @@ class TestDiskFull:
         ("pass_1.dot", "autodiff_trace: DotSink failed on a backward_finished event (OSError: cannot "
                        "write the diagram {out}/pass_1.dot: No space left on device; free some disk "
                        "space); it is detached and the trace goes on without it"),
-        ("findings.json", "autodiff_trace: sink FindingsSink failed to close: cannot write the "
+        ("findings.json", "autodiff_trace: FindingsSink failed to close: cannot write the "
                           "findings to {out}/findings.json: No space left on device; free some disk space"),
         ("report.txt", "trace-backward: could not save the report in {out}: [Errno 28] No space "
                        "left on device"),
