@@ -108,7 +108,7 @@ def trace_backward(
     try:
         session = open_session(folder, sinks=chosen, pass_no=pass_no, max_nodes=max_nodes,
                                check_grads=check_grads, live=live, delay=delay, console=console,
-                               renderer=renderer,
+                               renderer=renderer, progress=True,
                                metadata={"script": str(path), "script_args": list(script_args or [])})
         code = _run(path, list(script_args or []), session, instrumentation)
     except (OSError, UsageProblem) as problem:  # the output cannot be written, or --engine is wrong

@@ -20,6 +20,7 @@ from .diagnostics import Diagnoser
 from .sinks.dot import DotSink
 from .sinks.findings import FindingsSink
 from .sinks.jsonl import JsonlSink
+from .sinks.progress import ProgressSink
 from .sinks.rich_tree import RichTreeSink
 from .tracer import Tracer
 
@@ -49,7 +50,7 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
                  pass_no: Optional[int] = None, max_nodes: int = 300, check_grads: bool = False,
                  live: Optional[bool] = None, delay: float = 0.0, console: Optional[Console] = None,
                  renderer: Optional[str] = None, name_prefix: str = "",
-                 metadata: Optional[dict] = None) -> Session:
+                 metadata: Optional[dict] = None, progress: bool = False) -> Session:
     """Build the tracer for a run (not yet started).
 
     Args:
@@ -57,13 +58,17 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         sinks: any of :data:`SINKS`; ``dot`` writes only ``.dot`` files.
         pass_no: draw only this backward pass.
         check_grads: also compare every leaf's grad with a central difference.
+        progress: on a terminal, a status line counting events (unless the tree is live).
     """
     unknown = [s for s in sinks if s not in SINKS]
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r}; choose from {', '.join(SINKS)}")
     chosen = []
-    if "rich" in sinks:
-        chosen.append(RichTreeSink(console, live=live, delay=delay))
+    tree = RichTreeSink(console, live=live, delay=delay) if "rich" in sinks else None
+    if tree is not None:
+        chosen.append(tree)
+    if progress and not (tree is not None and tree.live):  # a live tree shows progress itself
+        chosen.append(ProgressSink(Console(stderr=True)))
     findings = FindingsSink(out) if out is not None else FindingsSink(Path("."))
     jsonl = dot = None
     if out is not None:
