@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+import sys
+
 from rich.console import Console
-from rich.status import Status
+from rich.live import Live
+from rich.spinner import Spinner
 
 from ..events import Event
 
@@ -25,17 +28,21 @@ class ProgressSink:
         self.every = every
         self.events = 0
         self.passes = 0
-        self._status: Optional[Status] = None
+        self._live: Optional[Live] = None
+        self._spinner = Spinner("dots")
 
     def handle(self, event: Event) -> None:
         self.events += 1
         if event.kind == "backward_started":
             self.passes += 1
         if self.events % self.every == 0 and self.console.is_terminal:
-            if self._status is None:
-                self._status = self.console.status("", spinner="dots")
-                self._status.start()
-            self._status.update(self.describe())
+            self._spinner.update(text=self.describe())
+            if self._live is None:
+                # The script's prints go above the line when they share its terminal; when
+                # its stdout is a file or a pipe they must stay there, not move to the screen.
+                self._live = Live(self._spinner, console=self.console, transient=True,
+                                  redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
+                self._live.start()
 
     def describe(self) -> str:
         """The status line.
@@ -48,6 +55,6 @@ class ProgressSink:
         return f"tracing: {self.events:,} events, {passes}"
 
     def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
