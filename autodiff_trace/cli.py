@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import runpy
@@ -95,7 +94,7 @@ def trace_backward(
         if path.suffix == ".ipynb" and script_args:
             raise UsageProblem(f"a notebook takes no arguments; put options before it: "
                                f"trace-backward {' '.join(script_args)} {script}")
-        instrumentation = _instrumentation(engine, _parse_attrs(attr or []))
+        instrumentation = _instrumentation(engine, attr or [])
         folder = out if out is not None else Path("outputs") / path.stem
         _writable_folder(folder)
     except UsageProblem as problem:
@@ -157,13 +156,13 @@ def _run(path: Path, args: List[str], session, instrumentation) -> int:
     return code
 
 
-def _instrumentation(engine: Optional[str], attrs: dict):
+def _instrumentation(engine: Optional[str], attr_options: List[str]):
     """The adapters' instrumentation for ``--engine`` and ``--attr``; a malformed one is
     a usage problem, found before the script runs."""
-    from .adapters import EngineSpecError, Instrumentation
+    from .adapters import EngineSpecError, Instrumentation, parse_attr_options
 
     try:
-        return Instrumentation(engine=engine, attrs=attrs or None)
+        return Instrumentation(engine=engine, attrs=parse_attr_options(attr_options) or None)
     except EngineSpecError as problem:
         raise UsageProblem(str(problem)) from None
 
@@ -221,18 +220,6 @@ def _writable_folder(folder: Path) -> None:
     except OSError as exc:
         raise UsageProblem(f"cannot write to the output folder {folder} ({exc.strerror or exc}); "
                            f"choose another with --out") from None
-
-
-def _parse_attrs(pairs: List[str]) -> dict:
-    keys = ("value", "grad", "parents", "backward", "op")
-    attrs = {}
-    for pair in pairs:
-        key, sep, name = pair.partition("=")
-        if not sep or key not in keys or not name.isidentifier():
-            raise UsageProblem(f"--attr {pair!r} should read KEY=NAME with KEY one of "
-                               f"{', '.join(keys)}, e.g. --attr grad=der")
-        attrs[key] = name
-    return attrs
 
 
 def _save_report(console: Console, folder: Path, script: Path) -> List[Path]:

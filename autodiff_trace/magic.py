@@ -63,18 +63,6 @@ def split_options(line: str) -> Tuple[List[str], str]:
     return options, rest
 
 
-def _attrs(pairs: Optional[List[str]]) -> dict:
-    keys = ("value", "grad", "parents", "backward", "op")
-    attrs = {}
-    for pair in pairs or []:
-        key, sep, name = pair.partition("=")
-        if not sep or key not in keys or not name.isidentifier():
-            raise UsageError(f"--attr {pair!r} should read KEY=NAME with KEY one of "
-                             f"{', '.join(keys)}, e.g. --attr grad=der")
-        attrs[key] = name
-    return attrs
-
-
 def _python(source: str, filename: str, shell) -> str:
     """The code as Python: as written when it compiles (its line numbers kept exactly),
     else IPython's translation of its ``%magic`` and ``!shell`` lines."""
@@ -128,7 +116,12 @@ class TraceBackwardMagics(Magics):
                              f"put the code on the lines below it")
         if options.max_nodes < 10 or (options.pass_no is not None and options.pass_no < 1):
             raise UsageError("--max-nodes must be at least 10 and --pass at least 1")
-        attrs = _attrs(options.attr)
+        from .adapters import EngineSpecError, parse_attr_options
+
+        try:
+            attrs = parse_attr_options(options.attr)
+        except EngineSpecError as problem:
+            raise UsageError(str(problem)) from None
         number = self._cell_number()
         source, first_line, raw = self._locate(line, cell, statement, number)
         return self._trace(source, first_line, raw, number, options, attrs)

@@ -13,23 +13,12 @@ import shutil
 import statistics
 import time
 
-from autodiff_trace import Value, add, backward, mul, trace
+from autodiff_trace import Value, trace
 from autodiff_trace.render import RenderError
 from autodiff_trace.sinks.dot import diagram
+from autodiff_trace.testing import notebook_sequence
 
-__all__ = ["notebook_events", "wide_events", "main"]
-
-
-def notebook_events() -> list:
-    """The notebook's sequence: z = add(x, x); backward; z = mul(add(x, y), add(x, y)); backward."""
-    with trace() as t:
-        x = Value(5, name="x")
-        y = Value(4, name="y")
-        z = add(x, x)
-        backward(z)
-        z = mul(add(x, y), add(x, y))
-        backward(z)
-    return t.events
+__all__ = ["wide_events", "main"]
 
 
 def wide_events(terms: int = 75) -> list:
@@ -56,7 +45,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement (median)")
     args = parser.parse_args(argv)
     renderers = ["graphviz-pure"] + (["dot"] if shutil.which("dot") else [])
-    cases = [("notebook bug, pass 2", notebook_events(), 2), ("300-node pass", wide_events(), 1)]
+    cases = [("notebook bug, pass 2", notebook_sequence(), 2), ("300-node pass", wide_events(), 1)]
     print(f"{'case':<22} {'nodes':>5} {'build DOT':>10} {'renderer':<14} {'to SVG':>9} {'ratio':>6}")
     for label, events, pass_no in cases:
         picture = diagram(events, pass_no)

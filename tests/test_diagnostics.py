@@ -7,82 +7,21 @@ import io
 import os
 import re
 import runpy
+from pathlib import Path
 
 import pytest
 
 from autodiff_trace import Value, trace, zero_grad
 from autodiff_trace.diagnostics import Diagnoser, diagnose, format_number, source_line
-from autodiff_trace.events import (
-    BackwardFinished, BackwardFnFired, BackwardStarted, Finding, GradAccumulated, GradsZeroed,
-    NodeCreated, to_dict,
-)
+from autodiff_trace.events import Finding, GradsZeroed, to_dict
 
-# The seed notebook's code cells, verbatim, as the script ``notebook_bug.py`` (comments
-# and all, so that line numbers match). Run as is, it prints "1 2 0" and then "1 22 18".
-NOTEBOOK_BUG = """\
-# Core Structure
-class Node:
-    def __init__(self, value, parents=(), backward_fn=None):
-        self.value = value
-        self.grad = 0
-        self.parents = parents
-        self.backward_fn = backward_fn
+from streams import Stream
 
-# Function for addition
-def add(a, b):
-    out = Node(
-        value = a.value + b.value,
-        parents = (a,b)
-    )
-    # Gradient Accumulation
-    def backward():
-        a.grad += out.grad * 1
-        b.grad += out.grad * 1
-    out.backward_fn = backward
-    return out
-
-
-# Function for multiplication
-def mul(a, b):
-    out = Node(
-        value = a.value * b.value,
-        parents = (a,b)
-    )
-    # Gradient Accumulation
-    def backward():
-        a.grad += out.grad * b.value
-        b.grad += out.grad * a.value
-    out.backward_fn = backward
-    return out
-
-visited = set()
-order = []
-def post_dfs(node):
-    if node in visited:
-        return
-    visited.add(node)
-    for parent in node.parents:
-        post_dfs(parent)
-    order.append(node)
-
-#Backward Pass
-def backward(out_node):
-    post_dfs(out_node)
-    out_node.grad = 1
-    for node in reversed(order):
-        if node.backward_fn:
-            node.backward_fn()
-
-
-x = Node(5)
-y = Node(4)
-z = add(x,x)
-backward(z)
-print(z.grad, x.grad, y.grad) # Outputs are (1 2 0) because x is being used twice so it takes the blame twice.
-z = mul(add(x,y),add(x,y))
-backward(z)
-print(z.grad, x.grad, y.grad) # Outputs are (1 22 18) the answer should be (1 20 18) but due to the gradient not being reset before calling the x node again it added the previous gradient to the new one.
-"""
+# The seed notebook's code cells, verbatim, as the script examples/notebook_bug.py
+# (comments and all, so that line numbers match): the script whose lines the hand-built
+# stream's sites name. Run as is, it prints "1 2 0" and then "1 22 18".
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NOTEBOOK_BUG = (EXAMPLES / "notebook_bug.py").read_text(encoding="utf-8")
 
 
 def at(code: str) -> str:
@@ -90,41 +29,6 @@ def at(code: str) -> str:
     lines = [n for n, text in enumerate(NOTEBOOK_BUG.splitlines(), 1) if text.split("#")[0].strip() == code]
     assert len(lines) == 1, code
     return f"notebook_bug.py:{lines[0]}"
-
-
-class Stream:
-    """Builds events the way an engine adapter reports them, keeping every node's grad."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-        self.grads: dict = {}
-        self.pass_no = self.fired = self.accumulated = 0
-
-    def _emit(self, cls, *fields) -> None:
-        self.events.append(cls(len(self.events), len(self.events) * 1e-6, *fields))
-
-    def node(self, node, name, value, parents=(), op="", site=None):
-        self.grads[node] = 0.0
-        self._emit(NodeCreated, node, op, value, parents, name, site, "<module>")
-
-    def start(self, root, order, seed=1.0):
-        self.pass_no += 1
-        self.fired = self.accumulated = 0
-        self._emit(BackwardStarted, self.pass_no, root, seed, order, tuple(self.grads[n] for n in order))
-
-    def fire(self, node):
-        self.fired += 1
-        self._emit(BackwardFnFired, self.pass_no, node, self.grads[node], self.grads[node])
-
-    def write(self, target, by, amount, site=None, *, replaced=False, local=None):
-        before = self.grads[target]
-        self.accumulated += 1
-        self.grads[target] = amount if replaced else before + amount
-        self._emit(GradAccumulated, self.pass_no, target, by, local, amount, before,
-                   self.grads[target], replaced, site)
-
-    def finish(self, root):
-        self._emit(BackwardFinished, self.pass_no, root, 0.0, self.fired, self.accumulated)
 
 
 def notebook_events() -> list:
@@ -461,12 +365,9 @@ class TestOverwrittenGrad:
 
     def test_overwrite_example_says_what_adding_would_give(self):
         """In the overwrite example the rule assigns 8 over the 1 already there; += would give 9."""
-        import runpy
-        from pathlib import Path
-
         from autodiff_trace.adapters import instrument
 
-        example = Path(__file__).resolve().parent.parent / "examples" / "overwrite_bug.py"
+        example = EXAMPLES / "overwrite_bug.py"
         with trace(analyzers=[Diagnoser()]) as t, instrument():
             runpy.run_path(str(example), run_name="__main__")
         (finding,) = [e for e in t.events if e.kind == "diagnostic"]

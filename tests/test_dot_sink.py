@@ -10,12 +10,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from autodiff_trace import Value, add, backward, mul, trace
+from autodiff_trace import Value, trace
 from autodiff_trace import render as rendering
-from autodiff_trace.events import (
-    BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, GradAccumulated, NodeCreated,
-)
+from autodiff_trace.events import Diagnostic
 from autodiff_trace.sinks.dot import DotSink, diagram, visible
+from autodiff_trace.testing import notebook_sequence
+
+from streams import notebook_user_engine_events
 
 SYSTEM_DOT = shutil.which("dot")
 needs_system_dot = pytest.mark.skipif(
@@ -87,54 +88,23 @@ def seed_example():
     return t.events, x, u, y
 
 
-def notebook_sequence():
-    with trace() as t:
-        x = Value(5, name="x")
-        y = Value(4, name="y")
-        z = add(x, x)
-        backward(z)
-        z = mul(add(x, y), add(x, y))
-        backward(z)
-    return t.events, x, y, z
+def notebook_run():
+    """The notebook's cells under our engine: the events, and the ids of x, y and pass 2's z."""
+    events = notebook_sequence()
+    ids = {e.name: e.node for e in events if e.kind == "node_created"}  # the later z wins
+    return events, ids["x"], ids["y"], ids["z"]
 
 
 def outside_graph_stream(findings: bool = True) -> list:
     """The notebook's own engine: its module-global ``order`` still holds pass 1's ``z``,
-    whose backward function fires again in pass 2 and adds 2 more to x."""
-    specs = [
-        (NodeCreated, 1, "", 5.0, (), "x", "nb.py:1", None),
-        (NodeCreated, 2, "", 4.0, (), "y", "nb.py:2", None),
-        (NodeCreated, 3, "add", 10.0, (1, 1), "z", "nb.py:3", None),
-        (BackwardStarted, 1, 3, 1.0, (3, 1), (0.0, 0.0)),
-        (GradAccumulated, 1, 3, None, None, 1.0, 0.0, 1.0, True, None),
-        (BackwardFnFired, 1, 3, 1.0, 1.0),
-        (GradAccumulated, 1, 1, 3, 1.0, 1.0, 0.0, 1.0, False, None),
-        (GradAccumulated, 1, 1, 3, 1.0, 1.0, 1.0, 2.0, False, None),
-        (BackwardFinished, 1, 3, 0.001, 1, 3),
-        (NodeCreated, 4, "add", 9.0, (1, 2), "a", "nb.py:5", None),
-        (NodeCreated, 5, "add", 9.0, (1, 2), "b", "nb.py:5", None),
-        (NodeCreated, 6, "mul", 81.0, (4, 5), "z", "nb.py:5", None),
-        (BackwardStarted, 2, 6, 1.0, (6, 5, 4, 2, 1), (0.0, 0.0, 0.0, 0.0, 2.0)),
-        (GradAccumulated, 2, 6, None, None, 1.0, 0.0, 1.0, True, None),
-        (BackwardFnFired, 2, 6, 1.0, 1.0),
-        (GradAccumulated, 2, 4, 6, 9.0, 9.0, 0.0, 9.0, False, None),
-        (GradAccumulated, 2, 5, 6, 9.0, 9.0, 0.0, 9.0, False, None),
-        (BackwardFnFired, 2, 5, 9.0, 9.0),
-        (GradAccumulated, 2, 1, 5, 1.0, 9.0, 2.0, 11.0, False, None),
-        (GradAccumulated, 2, 2, 5, 1.0, 9.0, 0.0, 9.0, False, None),
-        (BackwardFnFired, 2, 4, 9.0, 9.0),
-        (GradAccumulated, 2, 1, 4, 1.0, 9.0, 11.0, 20.0, False, None),
-        (GradAccumulated, 2, 2, 4, 1.0, 9.0, 9.0, 18.0, False, None),
-        (BackwardFnFired, 2, 3, 1.0, 1.0),
-        (GradAccumulated, 2, 1, 3, 1.0, 1.0, 20.0, 21.0, False, None),
-        (GradAccumulated, 2, 1, 3, 1.0, 1.0, 21.0, 22.0, False, None),
-        (BackwardFinished, 2, 6, 0.001, 4, 7),
-    ]
+    whose backward function fires again in pass 2 and adds 2 more to x; then, with
+    ``findings``, the error finding that says so."""
+    events = notebook_user_engine_events()
     if findings:
-        specs.append((Diagnostic, 2, "fired_outside_graph", "error",
-                      "z (pass 1) fired in pass 2: +2 into x", (3, 1), ("z", "x"), None,
-                      "build the topological order inside backward()"))
-    return [cls(seq, 0.0, *fields) for seq, (cls, *fields) in enumerate(specs)]
+        events.append(Diagnostic(len(events), 0.0, 2, "fired_outside_graph", "error",
+                                 "z (pass 1) fired in pass 2: +2 into x", (3, 1), ("z", "x"), None,
+                                 "build the topological order inside backward()"))
+    return events
 
 
 def chain(n: int):
@@ -186,32 +156,32 @@ class TestNotebookSequence:
 
     def test_an_input_used_twice_gets_one_edge_per_use(self):
         """Pass 1: add(x, x) sends +1 along each of its two edges from x."""
-        events, x, y, z = notebook_sequence()
+        events, x, y, z = notebook_run()
         _, edges, _ = parse_dot(diagram(events, 1).source)
         first_z = next(e.node for e in events if e.kind == "node_created" and e.op == "add")
-        assert flows(edges, f"v{x.id}", f"o{first_z}") == ["+1", "+1"]
+        assert flows(edges, f"v{x}", f"o{first_z}") == ["+1", "+1"]
 
     def test_stale_gradient_is_shown_with_its_origin_and_the_sum(self):
         """Pass 2: x began at 2 (left by pass 1), and its grad is summed as 2 + 9 + 9."""
-        events, x, y, z = notebook_sequence()
+        events, x, y, z = notebook_run()
         nodes, _, _ = parse_dot(diagram(events, 2).source)
-        assert cells(nodes[f"v{x.id}"]["label"]) == [
+        assert cells(nodes[f"v{x}"]["label"]) == [
             "x", "data 5", "grad 20", "stale 2 from pass 1", "20 = 2 stale + 9 + 9"]
-        assert cells(nodes[f"v{y.id}"]["label"]) == ["y", "data 4", "grad 18", "18 = 9 + 9"]
+        assert cells(nodes[f"v{y}"]["label"]) == ["y", "data 4", "grad 18", "18 = 9 + 9"]
 
     def test_firing_numbers_follow_the_events(self):
         """The #n of each node is its place among the pass's backward_fn_fired events."""
-        events, x, y, z = notebook_sequence()
+        events, x, y, z = notebook_run()
         fired = [e.node for e in events if e.kind == "backward_fn_fired" and e.pass_no == 2]
         nodes, _, _ = parse_dot(diagram(events, 2).source)
         assert [cells(nodes[f"v{n}"]["label"])[0] for n in fired] == ["#1", "#2", "#3"]
 
     def test_legend_counts_firings_and_writes(self):
         """The title line names the pass, its output and what happened."""
-        events, x, y, z = notebook_sequence()
+        events, x, y, z = notebook_run()
         source = diagram(events, 2).source
         head = cells(re.search(r"^\tlabel=(<.*>)$", source, re.M).group(1))[0]
-        assert head == f"backward pass 2 from z #{z.id}: 3 backward functions fired, 7 grad writes"
+        assert head == f"backward pass 2 from z #{z}: 3 backward functions fired, 7 grad writes"
 
 
 class TestOutsideTheGraph:

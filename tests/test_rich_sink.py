@@ -9,14 +9,14 @@ import time
 import pytest
 from rich.console import Console
 
-from autodiff_trace import Value, add, backward, engine, mul, trace
-from autodiff_trace.events import (
-    BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Finding, GradAccumulated,
-    NodeCreated,
-)
+from autodiff_trace import Value, engine, trace
+from autodiff_trace.events import Finding
 from autodiff_trace.model import TraceModel
 from autodiff_trace.sinks.rich_ledger import Ledger
 from autodiff_trace.sinks.rich_tree import LivePassView, PassReport, RichTreeSink, print_report
+from autodiff_trace.testing import notebook_sequence
+
+from streams import notebook_user_engine_events
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -36,57 +36,6 @@ def terminal_console(width=80, height=40):
     """A console that believes it is a colour terminal."""
     return Console(file=io.StringIO(), width=width, height=height, force_terminal=True,
                    color_system="standard")
-
-
-def run_notebook(sinks=(), analyzers=()):
-    """The notebook's cell under our engine: two passes, no zero_grad in between."""
-    with trace(sinks=list(sinks), analyzers=list(analyzers)) as t:
-        x = Value(5, name="x")
-        y = Value(4, name="y")
-        z = add(x, x)
-        backward(z)
-        z = mul(add(x, y), add(x, y))
-        backward(z)
-    return t.events
-
-
-def stream(*specs):
-    """Events from ``(EventClass, *fields)`` tuples, numbered in order, at time 0."""
-    return [cls(seq, 0.0, *fields) for seq, (cls, *fields) in enumerate(specs)]
-
-
-def notebook_user_engine_events():
-    """What the notebook's own engine does in pass 2: its module-global ``order`` still
-    holds pass 1's ``z``, whose closure fires again and adds 2 more to x (22, not 20)."""
-    return stream(
-        (NodeCreated, 1, "", 5.0, (), "x", "notebook.py:1", "<module>"),
-        (NodeCreated, 2, "", 4.0, (), "y", "notebook.py:2", "<module>"),
-        (NodeCreated, 3, "add", 10.0, (1, 1), "z", "notebook.py:3", "<module>"),
-        (BackwardStarted, 1, 3, 1.0, (3, 1), (0.0, 0.0)),
-        (GradAccumulated, 1, 3, None, None, 1.0, 0.0, 1.0, True, "notebook.py:4"),
-        (BackwardFnFired, 1, 3, 1.0, 1.0),
-        (GradAccumulated, 1, 1, 3, 1.0, 1.0, 0.0, 1.0, False, None),
-        (GradAccumulated, 1, 1, 3, 1.0, 1.0, 1.0, 2.0, False, None),
-        (BackwardFinished, 1, 3, 0.0, 1, 3),
-        (NodeCreated, 4, "add", 9.0, (1, 2), "add#4", "notebook.py:6", "<module>"),
-        (NodeCreated, 5, "add", 9.0, (1, 2), "add#5", "notebook.py:6", "<module>"),
-        (NodeCreated, 6, "mul", 81.0, (4, 5), "z", "notebook.py:6", "<module>"),
-        (BackwardStarted, 2, 6, 1.0, (6, 5, 4, 2, 1), (0.0, 0.0, 0.0, 0.0, 2.0)),
-        (GradAccumulated, 2, 6, None, None, 1.0, 0.0, 1.0, True, "notebook.py:7"),
-        (BackwardFnFired, 2, 6, 1.0, 1.0),
-        (GradAccumulated, 2, 4, 6, 9.0, 9.0, 0.0, 9.0, False, None),
-        (GradAccumulated, 2, 5, 6, 9.0, 9.0, 0.0, 9.0, False, None),
-        (BackwardFnFired, 2, 5, 9.0, 9.0),
-        (GradAccumulated, 2, 1, 5, 1.0, 9.0, 2.0, 11.0, False, None),
-        (GradAccumulated, 2, 2, 5, 1.0, 9.0, 0.0, 9.0, False, None),
-        (BackwardFnFired, 2, 4, 9.0, 9.0),
-        (GradAccumulated, 2, 1, 4, 1.0, 9.0, 11.0, 20.0, False, None),
-        (GradAccumulated, 2, 2, 4, 1.0, 9.0, 9.0, 18.0, False, None),
-        (BackwardFnFired, 2, 3, 1.0, 1.0),
-        (GradAccumulated, 2, 1, 3, 1.0, 1.0, 20.0, 21.0, False, None),
-        (GradAccumulated, 2, 1, 3, 1.0, 1.0, 21.0, 22.0, False, None),
-        (BackwardFinished, 2, 6, 0.0, 4, 9),
-    )
 
 
 def report_of(events, width=80, **options):
@@ -162,12 +111,12 @@ class TestNotebookUnderOurEngine:
     def test_report_is_exactly_the_expected_text(self):
         """Piped, the notebook's two passes print as this tree-and-ledger text, once."""
         console = plain_console()
-        run_notebook([RichTreeSink(console)])
+        notebook_sequence([RichTreeSink(console)])
         assert console.file.getvalue() == NOTEBOOK_REPORT
 
     def test_x_receives_two_contributions_in_each_pass(self):
         """The ledger lists both of x's contributions in pass 1 and both in pass 2."""
-        out = report_of(run_notebook())
+        out = report_of(notebook_sequence())
         pass_one = section(out, "ledger of pass 1", "backward pass 2")
         pass_two = section(out, "ledger of pass 2")
         assert "x #1   z #3     1 × 1 = +1   0 → 1   branching (2)" in pass_one
@@ -177,7 +126,7 @@ class TestNotebookUnderOurEngine:
 
     def test_second_pass_starts_from_the_stale_grad(self):
         """In pass 2 the tree shows x starting at 2, left by pass 1, marked stale."""
-        out = report_of(run_notebook())
+        out = report_of(notebook_sequence())
         assert "│   ├── x #1  leaf  value 5  grad 2 → 11 → 20  ⚠ stale" in out
         assert "  stale (non-zero grad before the pass): x #1" in out
 
@@ -185,7 +134,7 @@ class TestNotebookUnderOurEngine:
 class TestSharedNodes:
     def test_node_reached_again_is_a_reference(self):
         """``z = x + x`` draws x once in full and then as ``↩ x #1``."""
-        out = report_of(run_notebook(), ledger=False)
+        out = report_of(notebook_sequence(), ledger=False)
         assert section(out, "z #3  add", "backward pass 2") == (
             "z #3  add  value 10  grad 0 → 1  fired 1st\n"
             "├── x #1  leaf  value 5  grad 0 → 1 → 2\n"
@@ -207,7 +156,7 @@ class TestSharedNodes:
 class TestLineCap:
     def test_hidden_lines_are_counted(self):
         """With ``max_lines=3`` the tree stops at three lines and says how many are left."""
-        out = report_of(run_notebook(), ledger=False, max_lines=3)
+        out = report_of(notebook_sequence(), ledger=False, max_lines=3)
         assert section(out, "z #6  mul") == (
             "z #6  mul  value 81  grad 0 → 1  fired 1st\n"
             "└── add#4  add  value 9  grad 0 → 9  fired 3rd\n"
@@ -312,7 +261,7 @@ class TestFindings:
     def test_every_diagnostic_appears_after_its_pass(self):
         """An unknown finding kind is shown with severity, message, nodes, site and hint."""
         console = plain_console()
-        run_notebook([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
+        notebook_sequence([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
         out = console.file.getvalue()
         assert section(out, "findings · pass 2", "╰") == (
             "╭─ findings · pass 2 ──────────────────────────────────────────────────────────╮\n"
@@ -325,7 +274,7 @@ class TestFindings:
     def test_findings_after_the_last_pass_print_at_close(self):
         """A finding the analyzer gives at close is printed last, in a panel of its own."""
         console = plain_console(40)
-        run_notebook([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
+        notebook_sequence([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
         assert console.file.getvalue().endswith(
             "╭─ findings ───────────────────────────╮\n"
             "│ INFO summary: 2 passes seen          │\n"
@@ -348,14 +297,14 @@ class TestOutputKinds:
         """Piped output holds no escape codes, and the sink does not go live."""
         console = plain_console()
         sink = RichTreeSink(console)
-        run_notebook([sink], [FindingOnFinish()])
+        notebook_sequence([sink], [FindingOnFinish()])
         assert sink.live is False
         assert "\x1b" not in console.file.getvalue()
 
     def test_terminal_output_is_the_same_text_with_styles(self):
         """In a terminal the static report carries styles; without them it is the piped text."""
         console = terminal_console()
-        run_notebook([RichTreeSink(console, live=False)])
+        notebook_sequence([RichTreeSink(console, live=False)])
         out = console.file.getvalue()
         assert "\x1b[" in out
         assert ANSI.sub("", out) == NOTEBOOK_REPORT
@@ -377,13 +326,13 @@ class TestOutputKinds:
 
     def test_output_fits_the_width(self):
         """At 50 columns no line of the report is wider than 50."""
-        out = report_of(run_notebook(), width=50)
+        out = report_of(notebook_sequence(), width=50)
         assert max(len(line) for line in out.splitlines()) == 50
 
     def test_terminal_output_exports_as_svg(self):
         """A recording console exports the report with Rich's own SVG export."""
         console = Console(record=True, file=io.StringIO(), width=80)
-        print_report(run_notebook(), console)
+        print_report(notebook_sequence(), console)
         svg = console.export_svg(title="notebook")
         assert svg.startswith("<svg") and "backward&#160;pass&#160;2" in svg
 
@@ -392,7 +341,7 @@ class TestLiveView:
     def test_live_frames_show_the_grad_changing(self):
         """Live, a frame shows x at ``2 → 11`` before its second contribution arrives."""
         console = terminal_console()
-        run_notebook([RichTreeSink(console, live=True, delay=0.001)])
+        notebook_sequence([RichTreeSink(console, live=True, delay=0.001)])
         frames = ANSI.sub("", console.file.getvalue())
         assert "x #1  leaf  value 5  grad 2 → 11  ⚠ stale" in frames
         assert "now: add#5 adds 9 to x #1  (grad 2 → 11)" in frames
@@ -401,13 +350,13 @@ class TestLiveView:
     def test_live_view_ends_with_the_static_report(self):
         """After the live view, the report is printed once, as in a pipe."""
         console = terminal_console()
-        run_notebook([RichTreeSink(console, live=True, delay=0.001)])
+        notebook_sequence([RichTreeSink(console, live=True, delay=0.001)])
         assert ANSI.sub("", console.file.getvalue()).endswith(
             section(NOTEBOOK_REPORT, "backward pass 2"))
 
     def test_firing_node_is_highlighted(self):
         """While add#5 fires, its name is drawn in reverse video."""
-        events = run_notebook()
+        events = notebook_sequence()
         model = TraceModel()
         view = LivePassView(model, 2, max_lines=20)
         for event in events[: events.index(next(e for e in events if e.kind == "backward_fn_fired"
@@ -423,13 +372,13 @@ class TestReplay:
     def test_pass_report_renders_one_pass_of_a_replayed_trace(self):
         """``PassReport(model, 2)`` prints the same text as pass 2 of the sink."""
         console = plain_console()
-        console.print(PassReport(TraceModel.from_events(run_notebook()), 2))
+        console.print(PassReport(TraceModel.from_events(notebook_sequence()), 2))
         assert console.file.getvalue() == section(NOTEBOOK_REPORT, "backward pass 2")
 
     def test_missing_pass_says_so(self):
         """Asking for a pass the trace does not have prints one line saying so."""
         console = plain_console()
-        console.print(PassReport(TraceModel.from_events(run_notebook()), 9))
+        console.print(PassReport(TraceModel.from_events(notebook_sequence()), 9))
         assert console.file.getvalue() == "no backward pass 9 in this trace\n"
 
 

@@ -12,8 +12,8 @@
 ('value=val, grad=der, parents=parents, backward=backprop', 'x')
 """
 
-from .detect import CANDIDATES, ROLES, EngineSpecError, Vocabulary
+from .detect import CANDIDATES, ROLES, EngineSpecError, Vocabulary, parse_attr_options
 from .instrument import Instrumentation, Recognised, instrument
 
 __all__ = ["instrument", "Instrumentation", "Recognised", "Vocabulary", "EngineSpecError",
-           "ROLES", "CANDIDATES"]
+           "ROLES", "CANDIDATES", "parse_attr_options"]

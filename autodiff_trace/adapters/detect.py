@@ -13,11 +13,12 @@ import os
 import sys
 import sysconfig
 from types import CodeType, FunctionType
-from typing import Dict, Iterator, NamedTuple, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, NamedTuple, Optional, Set, Tuple
 
 __all__ = [
     "ROLES", "CANDIDATES", "EngineSpecError", "Vocabulary", "ClassSurvey",
-    "survey", "match_vocabulary", "parse_engine_spec", "check_attrs", "is_library_module",
+    "survey", "match_vocabulary", "parse_engine_spec", "parse_attr_options", "check_attrs",
+    "is_library_module",
 ]
 
 ROLES = ("value", "grad", "parents", "backward", "op")
@@ -183,6 +184,22 @@ def parse_engine_spec(spec: str) -> Tuple[str, str]:
         raise EngineSpecError(
             f"--engine expects module:Class (e.g. micrograd.engine:Value or my_script:Node), got {spec!r}")
     return module.strip(), qualname.strip()
+
+
+def parse_attr_options(pairs: Optional[Iterable[str]]) -> Dict[str, str]:
+    """``--attr KEY=NAME`` options as role -> attribute name; a clear error for a bad one.
+
+    >>> parse_attr_options(["grad=der", "parents=_prev"])
+    {'grad': 'der', 'parents': '_prev'}
+    """
+    attrs: Dict[str, str] = {}
+    for pair in pairs or ():
+        role, sep, name = pair.partition("=")
+        if not sep or role not in ROLES or not name.isidentifier():
+            raise EngineSpecError(f"--attr {pair!r} should read KEY=NAME with KEY one of "
+                                  f"{', '.join(ROLES)}, e.g. --attr grad=der")
+        attrs[role] = name
+    return attrs
 
 
 def check_attrs(attrs: Optional[dict]) -> dict:

@@ -6,7 +6,6 @@ per fired node); the pictures themselves come from :mod:`autodiff_trace.diagram`
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from pathlib import Path
@@ -16,20 +15,13 @@ from .. import render as _render
 from ..diagram import Diagram, diagram, num, visible  # noqa: F401  (Diagram, num, visible: re-exported)
 from ..events import Event
 from ..model import TraceModel
+from ._errors import cannot_write
 
 __all__ = ["DotSink", "Diagram", "diagram"]
 
 
 def _say(message: str) -> None:
     print(f"autodiff_trace: {message}", file=sys.stderr)
-
-
-def _cannot_write(path: Path, exc: OSError) -> OSError:
-    """A failed write as one line naming the file and what to do."""
-    fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
-    error = OSError(f"cannot write the diagram {path}: {exc.strerror or exc}; {fix}")
-    error.errno = exc.errno
-    return error
 
 
 class DotSink:
@@ -136,12 +128,13 @@ class DotSink:
         if pass_no not in self._drawn:
             self._drawn.append(pass_no)
         base = self.out_dir / f"pass_{pass_no}"
+        dot_path = base.with_suffix(".dot")
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            base.with_suffix(".dot").write_text(picture.source, encoding="utf-8")
+            dot_path.write_text(picture.source, encoding="utf-8")
         except OSError as exc:
-            raise _cannot_write(base.with_suffix(".dot"), exc) from None
-        self._keep(base.with_suffix(".dot"))
+            raise cannot_write(f"the diagram {dot_path}", exc) from None
+        self._keep(dot_path)
         for fmt in self.formats:
             self._render(picture.source, base.with_suffix(f".{fmt}"), fmt)
         if self.frames:
@@ -154,7 +147,7 @@ class DotSink:
         try:
             _render.render_to_file(source, path, fmt, renderer=self.renderer, timeout=self.timeout)
         except OSError as exc:  # the picture was drawn but could not be saved (a full disk)
-            raise _cannot_write(path, exc) from None
+            raise cannot_write(f"the diagram {path}", exc) from None
         except _render.RenderError as exc:
             if "did not finish" not in str(exc):
                 self._broken = str(exc)  # the same cause will fail every later render

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from pathlib import Path
 from typing import List, Union
 
 from ..events import Diagnostic, Event, to_dict
+from ._errors import cannot_write
 
 __all__ = ["FindingsSink"]
 
@@ -37,8 +37,7 @@ class FindingsSink:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8", errors="backslashreplace")
             except OSError as exc:
-                fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
-                raise OSError(f"cannot write the findings to {path}: {exc.strerror or exc}; {fix}") from None
+                raise cannot_write(f"the findings to {path}", exc) from None
             self.written.append(path)
 
     @property

@@ -7,7 +7,6 @@ the reader tolerates with a warning).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import IO, Iterator, List, Optional, Union
 
 from ..events import SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
+from ._errors import cannot_write
 
 __all__ = ["JsonlSink", "TraceFileError", "load_events", "iter_events", "read_header"]
 
@@ -40,14 +40,6 @@ except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a b
     _line = _json_line
 
 
-def _cannot_write(where: object, exc: OSError) -> OSError:
-    """A write failure as one line naming the file and what to do."""
-    fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
-    error = OSError(f"cannot write the trace to {where}: {exc.strerror or exc}; {fix}")
-    error.errno = exc.errno
-    return error
-
-
 class TraceFileError(ValueError):
     """A trace file that cannot be read; the message names the file and line."""
 
@@ -68,7 +60,7 @@ class JsonlSink:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(path, "wb")
             except OSError as exc:
-                raise _cannot_write(path, exc) from None
+                raise cannot_write(f"the trace to {path}", exc) from None
             self._owns_file = True
             self._write = self._file.write
         else:  # an open text file, such as io.StringIO in tests
@@ -91,7 +83,7 @@ class JsonlSink:
             self._file.flush()
         except OSError as exc:
             self._give_up()
-            raise _cannot_write(self.where, exc) from None
+            raise cannot_write(f"the trace to {self.where}", exc) from None
 
     def handle(self, event: Event) -> None:
         try:
@@ -100,7 +92,7 @@ class JsonlSink:
                 self._file.flush()
         except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
             self._give_up()
-            raise _cannot_write(self.where, exc) from None
+            raise cannot_write(f"the trace to {self.where}", exc) from None
 
     def close(self) -> None:
         if self.closed:
@@ -110,7 +102,7 @@ class JsonlSink:
             self._file.flush()
         except OSError as exc:
             self._give_up()
-            raise _cannot_write(self.where, exc) from None
+            raise cannot_write(f"the trace to {self.where}", exc) from None
         if self._owns_file:
             self._file.close()
 

@@ -255,12 +255,6 @@ def print_report(events: Iterable[Event], console: Optional[Console] = None, *,
 
 
 if __name__ == "__main__":  # the notebook's two passes, drawn live in a terminal
-    from autodiff_trace import Value, add, backward, mul, trace
+    from autodiff_trace.testing import notebook_sequence
 
-    with trace(sinks=[RichTreeSink(delay=0.4)]):
-        x = Value(5, name="x")
-        y = Value(4, name="y")
-        z = add(x, x)
-        backward(z)
-        z = mul(add(x, y), add(x, y))
-        backward(z)
+    notebook_sequence([RichTreeSink(delay=0.4)])
