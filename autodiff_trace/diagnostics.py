@@ -49,6 +49,10 @@ def source_line(site: Optional[str]) -> Optional[str]:
     return linecache.getline(*where).strip() or None
 
 
+def _already_folded(event: Event) -> None:
+    """A shared model is folded by the tracer before the analyzer sees the event."""
+
+
 class Diagnoser:
     """Reads events as they come and reports gradient bugs as findings.
 
@@ -62,10 +66,12 @@ class Diagnoser:
         check_leaves: check at most this many leaves per pass.
         limit: report at most this many findings of one kind per pass; the rest
             are counted in one summary finding.
+        model: a model the tracer folds (``Tracer(model=...)``), shared with the sinks.
     """
 
     def __init__(self, *, check_grads: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 eps: float = 1e-6, check_leaves: int = 100, limit: int = 10) -> None:
+                 eps: float = 1e-6, check_leaves: int = 100, limit: int = 10,
+                 model: Optional[TraceModel] = None) -> None:
         for label, number in (("rtol", rtol), ("atol", atol), ("eps", eps)):
             if not (isinstance(number, (int, float)) and number >= 0 and _isfinite(number)):
                 raise ValueError(f"Diagnoser({label}={number!r}): expected a finite number >= 0")
@@ -76,8 +82,8 @@ class Diagnoser:
         self.rtol, self.atol, self.eps = rtol, atol, eps
         self.check_leaves = check_leaves
         self.limit = limit
-        self.model = TraceModel()
-        self._fold = self.model.handle
+        self.model = model if model is not None else TraceModel()
+        self._fold = self.model.handle if model is None else _already_folded
         self._handlers = {
             "node_created": self._node_created,
             "backward_started": self._backward_started,

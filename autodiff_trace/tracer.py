@@ -14,6 +14,7 @@ import time
 from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
 from . import engine
+from .model import TraceModel
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated,
@@ -105,11 +106,13 @@ class Tracer:
             (structlog's processors); they run before the sinks.
         record: keep every event in ``self.events``.
         name_prefix: put before every inferred name (``"f."`` scopes names to ``f``).
+        model: a :class:`TraceModel` folded with every event before the sinks and the
+            analyzers get it, for those built to share it (one model, not one each).
     """
 
     def __init__(self, sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),
                  filters: Sequence[Callable] = (), record: bool = True,
-                 name_prefix: str = "") -> None:
+                 name_prefix: str = "", model: Optional[TraceModel] = None) -> None:
         for sink in sinks:
             if not (callable(getattr(sink, "handle", None)) and callable(getattr(sink, "close", None))):
                 raise TypeError(f"{sink!r} is not a sink: a sink needs handle(event) and close() methods")
@@ -119,6 +122,7 @@ class Tracer:
         self.events: List[Event] = []
         self.record = record
         self.name_prefix = name_prefix
+        self.model = model
         self.closed = False
         self._outer: Optional[Tracer] = None
         self._clock: Optional[_Clock] = None
@@ -312,12 +316,12 @@ class Tracer:
     def _drain(self) -> None:
         while self._queue:
             event = self._queue.pop(0)
+            self._deliver(event)  # first, so that a shared model holds the event for the analyzers
             for analyzer in self.analyzers:
                 try:
                     self._emit_findings(analyzer.handle(event))
                 except Exception as exc:
                     self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
-            self._deliver(event)
 
     def _emit_findings(self, findings: Optional[Iterable]) -> None:
         for f in findings or ():
@@ -337,6 +341,8 @@ class Tracer:
                 return
         if self.record:
             self.events.append(event)
+        if self.model is not None:
+            self.model.handle(event)
         for sink in self.sinks:
             try:
                 sink.handle(event)

@@ -108,3 +108,20 @@ class TestJupyterDisplay:
         with trace() as t:
             Value(1.0)
         assert t._repr_mimebundle_() == {"text/plain": "<Tracer: 1 events, no backward pass>"}
+
+
+class TestSharedModel:
+    def test_a_run_folds_its_events_once_for_every_sink(self, tmp_path):
+        """The command's sinks and diagnostics read one model, which the tracer folds."""
+        from autodiff_trace.session import open_session
+
+        session = open_session(tmp_path, sinks=("rich", "svg", "json"), console=quiet_console())
+        readers = [s.model for s in session.tracer.sinks if hasattr(s, "model")]
+        readers += [a.model for a in session.tracer.analyzers]
+        assert len(readers) == 3 and all(m is session.tracer.model for m in readers)
+        with session.tracer:
+            x = Value(2.0, name="x")
+            (x * x).backward()
+            (x * x).backward()
+        assert [p.pass_no for p in session.tracer.model.passes] == [1, 2]
+        assert (tmp_path / "pass_2.svg").exists()

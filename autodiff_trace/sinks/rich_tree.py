@@ -136,12 +136,13 @@ class RichTreeSink:
         refresh_per_second: how often the live view redraws when ``delay`` is 0.
 
     ``self.model`` folds the events; a pass is dropped from it once its report is
-    printed, so a long training loop does not keep every pass in memory.
+    printed, so a long training loop does not keep every pass in memory. Given a
+    ``model`` the tracer folds (shared with other sinks), it only reads it.
     """
 
     def __init__(self, console: Optional[Console] = None, *, live: Optional[bool] = None,
                  delay: float = 0.0, max_lines: int = 200, ledger: bool = True,
-                 refresh_per_second: float = 15.0) -> None:
+                 refresh_per_second: float = 15.0, model: Optional[TraceModel] = None) -> None:
         if delay < 0:
             raise ValueError(f"delay must be 0 or more seconds per step, got {delay!r}")
         if max_lines < 1:
@@ -156,7 +157,8 @@ class RichTreeSink:
         self.delay = delay
         self.max_lines = max_lines
         self.ledger = ledger
-        self.model = TraceModel()
+        self.model = model if model is not None else TraceModel()
+        self._folds = model is None  # a shared model is folded by the tracer, and kept whole
         self._interval = 1.0 / refresh_per_second
         self._live: Optional[Live] = None
         self._view: Optional[LivePassView] = None
@@ -174,9 +176,11 @@ class RichTreeSink:
         if kind == "diagnostic" and (event.pass_no in self._printed
                                      or self.model.pass_(event.pass_no) is None):
             self._loose.append(event)
-            self.model.diagnostics.append(event)
+            if self._folds:
+                self.model.diagnostics.append(event)
             return
-        self.model.handle(event)
+        if self._folds:
+            self.model.handle(event)
         if kind == "backward_started":
             if self.live:
                 self._start_live(event.pass_no)
@@ -229,8 +233,8 @@ class RichTreeSink:
             self.console.print(PassReport(self.model, pass_no, max_lines=self.max_lines,
                                           ledger=self.ledger))
             self._printed.add(pass_no)
-            # a printed pass is done: drop its writes so a long training loop stays small
-            self.model.passes = [q for q in self.model.passes if q.pass_no != pass_no]
+            if self._folds:  # a printed pass is done: drop it so a long training loop stays small
+                self.model.passes = [q for q in self.model.passes if q.pass_no != pass_no]
         self._pending = []
         if self._loose:
             self.console.print(FindingsPanel(self._loose, title="findings",
