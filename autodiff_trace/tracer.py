@@ -52,6 +52,16 @@ class _Clock:
         self.passes = 0
 
 
+class _Pass:
+    """The counts of the backward pass under way."""
+
+    __slots__ = ("pass_no", "root", "start", "fired", "accumulated")
+
+    def __init__(self, pass_no: int, root: int) -> None:
+        self.pass_no, self.root, self.start = pass_no, root, time.perf_counter()
+        self.fired = self.accumulated = 0
+
+
 class _Line:
     """The node reports of one execution of an assignment line, held until it ends."""
 
@@ -128,7 +138,7 @@ class Tracer:
         self._clock: Optional[_Clock] = None
         self._queue: List[Event] = []
         self._dispatching = False
-        self._pass: Optional[list] = None  # [pass_no, root, start, fired, accumulated]
+        self._pass: Optional[_Pass] = None  # the backward pass under way
         self._held: Optional[_Line] = None  # nodes of an assignment line still running
 
     # -- turning on and off -----------------------------------------------------------
@@ -232,24 +242,26 @@ class Tracer:
             self.backward_finished()
         self._clock.passes += 1
         pass_no = self._clock.passes
-        self._pass = [pass_no, root, time.perf_counter(), 0, 0]
+        self._pass = _Pass(pass_no, root)
         self._emit(BackwardStarted, pass_no, root, seed, order, grads_before)
         return pass_no
 
     def backward_fn_fired(self, node: int, grad: float, upstream: float) -> None:
         """Report that ``node``'s backward function is running."""
-        if self._pass is not None:
-            self._pass[3] += 1
-        self._emit(BackwardFnFired, self.pass_no, node, grad, upstream)
+        p = self._pass
+        if p is not None:
+            p.fired += 1
+        self._emit(BackwardFnFired, 0 if p is None else p.pass_no, node, grad, upstream)
 
     def grad_accumulated(self, target: int, fired_by: Optional[int], local_grad: Optional[float],
                          contribution: float, grad_before: float, grad_after: float,
                          replaced: bool = False, site: Optional[str] = None) -> None:
         """Report a write to ``target``'s grad."""
-        if self._pass is not None:
-            self._pass[4] += 1
-        self._emit(GradAccumulated, self.pass_no, target, fired_by, local_grad, contribution,
-                   grad_before, grad_after, replaced, site)
+        p = self._pass
+        if p is not None:
+            p.accumulated += 1
+        self._emit(GradAccumulated, 0 if p is None else p.pass_no, target, fired_by, local_grad,
+                   contribution, grad_before, grad_after, replaced, site)
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
         """Report that the grads of ``nodes`` were set to zero."""
@@ -259,14 +271,14 @@ class Tracer:
         """Report the end of the current backward pass."""
         if self._pass is None:
             return
-        pass_no, root, start, fired, accumulated = self._pass
-        self._pass = None
-        self._emit(BackwardFinished, pass_no, root, time.perf_counter() - start, fired, accumulated)
+        p, self._pass = self._pass, None
+        self._emit(BackwardFinished, p.pass_no, p.root, time.perf_counter() - p.start, p.fired,
+                   p.accumulated)
 
     @property
     def pass_no(self) -> int:
         """The number of the pass under way, or 0 between passes."""
-        return 0 if self._pass is None else self._pass[0]
+        return 0 if self._pass is None else self._pass.pass_no
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """In Jupyter, a finished trace shows the diagram of its last backward pass."""
