@@ -148,9 +148,11 @@ def _run(path: Path, args: List[str], session, instrumentation) -> int:
             except BaseException as exc:  # the user's script failed: report it as python would
                 _print_user_traceback(exc, path)
                 code = 1
-        if found.nodes_seen == 0 and (session.tracer.event_count == 0 or found.engine):
+        if found.nodes_seen == 0 and session.tracer.event_count == 0:
             print(f"trace-backward: the script made no autodiff nodes that could be traced. "
                   f"{found.describe_search()}", file=sys.stderr)
+        elif found.nodes_seen == 0 and found.engine:  # autodiff_trace.Value was traced, not it
+            print(f"trace-backward: {found.describe_search()}", file=sys.stderr)
     finally:
         sys.argv, sys.path[0] = saved_argv, saved_path0
     return code
