@@ -22,6 +22,7 @@ TRACED = [
     ("examples/notebook_bug.ipynb", "notebook_bug_ipynb", []),
     ("examples/worked_example.py", "worked_example", []),
     ("examples/overwrite_bug.py", "overwrite_bug", []),
+    ("examples/wrong_order.py", "wrong_order", []),
     ("examples/forgot_zero_grad.py", "forgot_zero_grad", []),
     ("examples/nan_origin.py", "nan_origin", []),
     ("examples/micrograd_mlp.py", "micrograd_mlp", ["--pass", "2"]),

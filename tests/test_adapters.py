@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autodiff_trace import trace
+from autodiff_trace import Diagnoser, trace
 from autodiff_trace.adapters import EngineSpecError, instrument
 from autodiff_trace.model import TraceModel
 
@@ -443,3 +443,26 @@ class TestWithoutTracer:
             runpy.run_path(str(EXAMPLES / "notebook_bug.py"), run_name="__main__")
         assert capsys.readouterr().out == "1 2 0\n1 22 18\n"
         assert [r.name for r in found.classes if r.how == "defined while tracing"] == ["__main__:Node"]
+
+
+class TestEnginesWhoseRulesReturnGradients:
+    """Backward functions that return local gradients, written by the engine's own loop."""
+
+    def test_writes_are_credited_to_the_node_that_just_fired(self, capsys):
+        """examples/wrong_order.py: each write belongs to the node whose rule returned it, and
+        op functions that return the node they make name it after the caller's line."""
+        example = Path(__file__).resolve().parent.parent / "examples" / "wrong_order.py"
+        with trace(analyzers=[Diagnoser()]) as t, instrument():
+            runpy.run_path(str(example), run_name="__main__")
+        assert "dw/dx = 24 (expected 36)" in capsys.readouterr().out
+        names = {e.node: e.name for e in t.events if e.kind == "node_created"}
+        assert sorted(names.values()) == ["u", "w", "x", "y", "z"]
+        assert {e.op for e in t.events if e.kind == "node_created" and e.parents} == {"mul", "add"}
+        writes = [(names[e.target], names.get(e.fired_by)) for e in t.events
+                  if e.kind == "grad_accumulated" and e.fired_by is not None]
+        assert writes[:2] == [("z", "w"), ("u", "w")] and ("u", "z") in writes
+        (finding,) = [e for e in t.events if e.kind == "diagnostic"]
+        assert finding.finding == "fired_too_early"
+        assert finding.message.startswith("u fired too early in backward pass 1: z, which uses it, "
+                                          "fired after it and added 6.0 to u.grad")
+

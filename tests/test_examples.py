@@ -80,6 +80,11 @@ class TestExamplesTellTheirStory:
         text = (ROOT / "outputs" / "overwrite_bug" / "findings.txt").read_text()
         assert "replacing 1.0 instead of adding to it, which would give 9.0" in text
 
+    def test_wrong_order_finds_the_node_that_fired_too_early(self):
+        """Visiting nodes in the order a search found them lets u pass on an incomplete grad."""
+        text = (ROOT / "outputs" / "wrong_order" / "findings.txt").read_text()
+        assert "u fired too early in backward pass 1: z, which uses it, fired after it" in text
+
     def test_nan_origin_names_the_sqrt(self):
         """The first non-finite grad is traced to sqrt at 0."""
         text = (ROOT / "outputs" / "nan_origin" / "findings.txt").read_text()

@@ -130,6 +130,21 @@ def is_noop(fn) -> bool:
     return entry[1]
 
 
+_returning: dict = {}
+
+
+def returns_what_it_makes(frame: FrameType) -> bool:
+    """True when the frame is making a node on a ``return`` line: an op function such as
+    ``def mul(a, b): return Var(a.value * b.value, (a, b), ...)``."""
+    code = frame.f_code
+    key = (code.co_filename, code.co_name, frame.f_lineno)
+    hit = _returning.get(key)
+    if hit is None:
+        line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals)
+        hit = _returning[key] = line.lstrip().startswith("return ")
+    return hit
+
+
 def builds_rules(code: CodeType, grad_attr: str) -> bool:
     """True when a function defines a nested function that writes ``grad_attr``: an op
     such as ``add`` whose backward closure does ``a.grad += out.grad``."""

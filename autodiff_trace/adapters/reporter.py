@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..tracer import active_tracer
-from .bytecode import builds_rules, is_noop, write_site
+from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
 from .detect import Vocabulary
 
 __all__ = ["NodeIds", "EngineReporter", "FiringCall", "as_float"]
@@ -122,6 +122,9 @@ class EngineReporter:
         self._seed: Optional[_Seed] = None
         self._pass: Optional[Tuple[int, frozenset]] = None  # (root id, ids in its order)
         self._zeroed: List[Tuple[int, float]] = []
+        # The node whose backward function returned last, and the frame that called it:
+        # engines whose backward functions return local grads write them in that frame.
+        self._returned: Optional[Tuple[int, FrameType]] = None
 
     def add_type(self, cls: type, vocab: Vocabulary) -> None:
         self.vocab_of[cls] = vocab
@@ -151,7 +154,7 @@ class EngineReporter:
         parents = tuple([id_of(p) for p in self.parents(node, vocab)])
         code = creator.f_code
         if parents and code not in self.skip and code.co_name != "<module>" \
-                and builds_rules(code, vocab.grad):
+                and (builds_rules(code, vocab.grad) or returns_what_it_makes(creator)):
             self.skip.add(code)  # add(a, b): name the node after the caller's line
         tracer.node_created(node_id, self._op(node, vocab, parents, code),
                             as_float(getattr(node, vocab.value, None)), parents, None,
@@ -181,8 +184,10 @@ class EngineReporter:
             self._confirm(tracer)  # the engine's own loop is applying the chain rule
             current = self._pass
         if current is not None and node_id != current[0] and node_id in current[1]:
-            tracer.grad_accumulated(node_id, None, None, after_f - before_f, before_f, after_f,
-                                    replaced, site)
+            returned = self._returned
+            fired_by = returned[0] if returned is not None and returned[1] is frame else None
+            tracer.grad_accumulated(node_id, fired_by, None, after_f - before_f, before_f,
+                                    after_f, replaced, site)
             return
         self._between_passes(tracer)
         self._seed = _Seed(node, vocab, node_id, before_f, after_f, site, replaced)
@@ -213,6 +218,7 @@ class EngineReporter:
             return call.fn(*args, **kwargs)
         finally:
             self.firing.pop()
+            self._returned = (node_id, sys._getframe(2))  # the engine loop that called it
 
     def finish(self) -> None:
         """Tracing of the user's engine stops: report what is still held back."""
@@ -226,6 +232,7 @@ class EngineReporter:
     def _between_passes(self, tracer) -> None:
         """Something happened that belongs to no pass: end the pass, drop the seed."""
         seed, self._seed = self._seed, None
+        self._returned = None
         if seed is not None:
             self._flush_zeroed(tracer)
             tracer.grad_accumulated(seed.node_id, None, None, seed.after - seed.before,
