@@ -466,3 +466,70 @@ class TestEnginesWhoseRulesReturnGradients:
         assert finding.message.startswith("u fired too early in backward pass 1: z, which uses it, "
                                           "fired after it and added 6.0 to u.grad")
 
+
+OP_CLASSES_ENGINE = """\
+class Node:
+    def __init__(self, data, prev=()):
+        self.data = data
+        self.grad = 0.0
+        self._prev = list(prev)
+    def backward_step(self):
+        pass
+
+class Add(Node):
+    def __init__(self, a, b):
+        super().__init__(a.data + b.data, (a, b))
+    def backward_step(self):
+        a, b = self._prev
+        a.grad += self.grad
+        b.grad = self.grad        # bug: should be +=
+
+class Mul(Node):
+    def __init__(self, a, b):
+        super().__init__(a.data * b.data, (a, b))
+    def backward_step(self):
+        a, b = self._prev
+        a.grad += b.data * self.grad
+        b.grad += a.data * self.grad
+
+def backward(root):
+    topo, seen = [], set()
+    def visit(n):
+        if id(n) in seen: return
+        seen.add(id(n))
+        for p in n._prev: visit(p)
+        topo.append(n)
+    visit(root)
+    root.grad = 1.0
+    for n in reversed(topo):
+        n.backward_step()
+
+a = Node(2.0)
+b = Node(3.0)
+s = Add(a, b)
+d = Mul(s, b)      # d = (a + b) * b ; dd/db = a + 2b = 8
+backward(d)
+print(a.grad, b.grad)
+"""
+
+
+class TestEnginesWithOneClassPerOp:
+    """Each op a subclass whose rule is a method of any name (here ``backward_step``)."""
+
+    def test_a_rule_method_fires_and_its_overwrite_is_found(self, tmp_path, capsys):
+        """Writes from a node's method to its own parents are that node firing; the rule that
+        assigns b.grad (5 -> 3) instead of adding is named, and no grad is called stale."""
+        script = tmp_path / "op_classes.py"
+        script.write_text(OP_CLASSES_ENGINE)
+        with trace(analyzers=[Diagnoser()]) as t, instrument():
+            runpy.run_path(str(script), run_name="__main__")
+        assert capsys.readouterr().out == "3.0 3.0\n"
+        names = {e.node: e.name for e in t.events if e.kind == "node_created"}
+        fired = [names[e.node] for e in t.events if e.kind == "backward_fn_fired"]
+        assert fired == ["d", "s"]
+        started = next(e for e in t.events if e.kind == "backward_started")
+        assert set(started.grads_before) == {0.0}
+        (finding,) = [e for e in t.events if e.kind == "diagnostic"]
+        assert finding.finding == "overwritten_grad"
+        assert "set b.grad to 3.0" in finding.message and "which would give 8.0" in finding.message
+

@@ -125,6 +125,7 @@ class EngineReporter:
         # The node whose backward function returned last, and the frame that called it:
         # engines whose backward functions return local grads write them in that frame.
         self._returned: Optional[Tuple[int, FrameType]] = None
+        self._method_firing: Optional[Tuple[int, FrameType]] = None  # (node, its rule's frame)
 
     def add_type(self, cls: type, vocab: Vocabulary) -> None:
         self.vocab_of[cls] = vocab
@@ -167,11 +168,13 @@ class EngineReporter:
             return
         node_id = self.ids.of(node)
         before_f, after_f = as_float(before), as_float(after)
-        if self.firing:
+        writer = self.firing[-1] if self.firing else \
+            self._rule_method_of(node, frame, tracer, (node_id, before_f))
+        if writer is not None:
             if self._zeroed:
                 self._flush_zeroed(tracer)
             site, replaced = write_site(frame)
-            tracer.grad_accumulated(node_id, self.firing[-1], None, after_f - before_f,
+            tracer.grad_accumulated(node_id, writer, None, after_f - before_f,
                                     before_f, after_f, replaced, site)
             return
         if after_f == 0.0:
@@ -192,6 +195,27 @@ class EngineReporter:
         self._between_passes(tracer)
         self._seed = _Seed(node, vocab, node_id, before_f, after_f, site, replaced)
 
+    def _rule_method_of(self, target, frame: FrameType, tracer,
+                        writing: Tuple[int, float]) -> Optional[int]:
+        """Engines with one class per op run each rule as a method (``Add.backward_step``)
+        whatever its name: a write from a method of a node to one of that node's own
+        parents is that node's backward rule at work. Reports the node firing when its
+        first write comes; returns its id, or None for any other write."""
+        code = frame.f_code
+        if not code.co_argcount or code.co_varnames[0] != "self":
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is None or owner is target or not isinstance(owner, self.node_types):
+            return None
+        vocab = self.vocabulary(owner)
+        if vocab is None or not any(p is target for p in self.parents(owner, vocab)):
+            return None
+        owner_id = self.ids.of(owner)
+        if self._method_firing != (owner_id, frame):
+            self._method_firing = (owner_id, frame)
+            self._fire_now(tracer, owner, vocab, writing)
+        return owner_id
+
     def wrap_backward(self, node, fn, vocab: Vocabulary):
         """What reading the backward attribute returns: the user's function, made to
         report when it is called (unless it is None, not callable, or a no-op)."""
@@ -203,22 +227,28 @@ class EngineReporter:
         tracer = active_tracer()
         if tracer is None:
             return call.fn(*args, **kwargs)
-        node = call.node
-        if self._zeroed:
-            self._flush_zeroed(tracer)
-        if self._seed is not None:
-            self._confirm(tracer)
-        elif self._pass is None and not self.firing:
-            self._start_at(tracer, node, call.vocab)  # a backward function called by hand
-        node_id = self.ids.of(node)
-        grad = as_float(getattr(node, call.vocab.grad, None))
-        tracer.backward_fn_fired(node_id, grad, grad)
+        node_id = self._fire_now(tracer, call.node, call.vocab)
         self.firing.append(node_id)
         try:
             return call.fn(*args, **kwargs)
         finally:
             self.firing.pop()
             self._returned = (node_id, sys._getframe(2))  # the engine loop that called it
+
+    def _fire_now(self, tracer, node, vocab: Vocabulary,
+                  writing: Optional[Tuple[int, float]] = None) -> int:
+        """Report that ``node``'s backward rule runs, starting the pass if it must
+        (``writing``: a grad write already under way when the rule is noticed)."""
+        if self._zeroed:
+            self._flush_zeroed(tracer)
+        if self._seed is not None:
+            self._confirm(tracer, writing)
+        elif self._pass is None and not self.firing:
+            self._start_at(tracer, node, vocab)  # a backward function called by hand
+        node_id = self.ids.of(node)
+        grad = as_float(getattr(node, vocab.grad, None))
+        tracer.backward_fn_fired(node_id, grad, grad)
+        return node_id
 
     def finish(self) -> None:
         """Tracing of the user's engine stops: report what is still held back."""
@@ -232,7 +262,7 @@ class EngineReporter:
     def _between_passes(self, tracer) -> None:
         """Something happened that belongs to no pass: end the pass, drop the seed."""
         seed, self._seed = self._seed, None
-        self._returned = None
+        self._returned = self._method_firing = None
         if seed is not None:
             self._flush_zeroed(tracer)
             tracer.grad_accumulated(seed.node_id, None, None, seed.after - seed.before,
@@ -253,10 +283,15 @@ class EngineReporter:
             seed.order = self._order(seed.node, {seed.node_id: seed.before, written: before})
         return frozenset(seed.order[0])
 
-    def _confirm(self, tracer) -> None:
+    def _confirm(self, tracer, writing: Optional[Tuple[int, float]] = None) -> None:
+        """The seed did start a pass. ``writing`` is a write under way (node id, its grad
+        before): the grads before the pass must not include it."""
         seed, self._seed = self._seed, None
         if seed.order is None:
-            seed.order = self._order(seed.node, {seed.node_id: seed.before})
+            known = {seed.node_id: seed.before}
+            if writing is not None:
+                known.setdefault(*writing)
+            seed.order = self._order(seed.node, known)
         order, grads_before = seed.order
         seed_value = seed.after if seed.replaced else seed.after - seed.before
         tracer.backward_started(seed.node_id, seed_value, order, grads_before)
