@@ -202,8 +202,8 @@ class EngineReporter:
         parents is that node's backward rule at work. Reports the node firing when its
         first write comes; returns its id, or None for any other write."""
         code = frame.f_code
-        if not code.co_argcount or code.co_varnames[0] != "self":
-            return None
+        if not code.co_argcount or code.co_varnames[0] != "self" or code.co_name == "__init__":
+            return None  # not a method, or a node setting up its own grad
         owner = frame.f_locals.get("self")
         if owner is None or owner is target or not isinstance(owner, self.node_types):
             return None
