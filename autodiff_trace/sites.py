@@ -49,9 +49,8 @@ def label_source(filename: str, label: str) -> None:
     """Show sites in code compiled as ``filename`` as ``"<label>, line N"`` (a notebook cell's
     code, say); its source must be in linecache under ``filename``."""
     _labels[filename], _labelled[label] = label, filename
-    for cache in (_lines, _names):  # the name may have held other code before
-        for key in [k for k in cache if k[0] == filename]:
-            del cache[key]
+    for key in [k for k in _lines if k[0] == filename]:  # the name may have held other code
+        del _lines[key]
 
 
 def locate_site(site: str) -> Optional[Tuple[str, int]]:
@@ -94,7 +93,6 @@ def _display_path(filename: str) -> str:
     return shown
 
 
-_names: dict = {}
 _lines: dict = {}
 
 
@@ -113,10 +111,8 @@ def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str]]:
 
 def assigned_name(frame: FrameType) -> Optional[str]:
     """The name the frame's current line assigns its result to, if it is a one-line assignment."""
-    key = (frame.f_code.co_filename, frame.f_lineno)
-    if key not in _names:
-        _names[key] = _name_from_line(linecache.getline(*key, frame.f_globals).strip())
-    return _names[key]
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+    return _name_from_line(line.strip())  # describe_line caches it, per line
 
 
 def _name_from_line(line: str) -> Optional[str]:

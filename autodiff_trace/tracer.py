@@ -135,7 +135,7 @@ class Tracer:
         self.model = model
         self.closed = False
         self._outer: Optional[Tracer] = None
-        self._clock: Optional[_Clock] = None
+        self._clock = _Clock()  # replaced when started: a new one, or the outer tracer's
         self._queue: List[Event] = []
         self._dispatching = False
         self._pass: Optional[_Pass] = None  # the backward pass under way
@@ -291,7 +291,7 @@ class Tracer:
     @property
     def event_count(self) -> int:
         """How many events this trace (and any it is nested in) has emitted so far."""
-        return 0 if self._clock is None else self._clock.seq
+        return self._clock.seq
 
     @property
     def in_pass(self) -> bool:
@@ -301,9 +301,7 @@ class Tracer:
     def _emit(self, cls, *fields) -> Event:
         if self._held is not None:  # nodes of an assignment line go out first
             self._release()
-        clock = self._clock
-        event = cls(clock.seq, _now() - clock.t0, *fields)
-        clock.seq += 1
+        event = self._stamp(cls, *fields)
         tracer = self
         while tracer is not None:  # nested tracers: every one that is listening
             if tracer.analyzers:
@@ -311,6 +309,13 @@ class Tracer:
             else:
                 tracer._deliver(event)
             tracer = tracer._outer
+        return event
+
+    def _stamp(self, cls, *fields) -> Event:
+        """The event with the next sequence number and the time since the trace began."""
+        clock = self._clock
+        event = cls(clock.seq, _now() - clock.t0, *fields)
+        clock.seq += 1
         return event
 
     def _receive(self, event: Event) -> None:
@@ -337,11 +342,8 @@ class Tracer:
 
     def _emit_findings(self, findings: Optional[Iterable]) -> None:
         for f in findings or ():
-            clock = self._clock or _Clock()
-            event = Diagnostic(clock.seq, time.perf_counter() - clock.t0, f.pass_no, f.finding,
-                               f.severity, f.message, tuple(f.nodes), tuple(f.names), f.site, f.hint)
-            clock.seq += 1
-            self._queue.append(event)
+            self._queue.append(self._stamp(Diagnostic, f.pass_no, f.finding, f.severity, f.message,
+                                           tuple(f.nodes), tuple(f.names), f.site, f.hint))
 
     def _deliver(self, event: Event) -> None:
         for keep in self.filters:
