@@ -7,46 +7,58 @@
 ...     y.backward()
 >>> y.data, x.grad, t.events[-1].kind
 (16.0, 8.0, 'backward_finished')
+
+The public names are loaded on first use (PEP 562), so ``from autodiff_trace import
+Value`` loads the engine and the event core only: no Rich, no graphviz, no typer.
 """
 
-from .diagnostics import Diagnoser, diagnose
-from .diagram import Diagram, diagram
-from .engine import DomainError, Value, topological_order, zero_grad
-from .events import SCHEMA_VERSION
-from .functional import (
-    add, backward, cos, div, exp, log, mul, neg, power, relu, sigmoid, sin, sqrt, sub, tan, tanh,
-)
-from .gradcheck import GradcheckError, check_grads
-from .sinks.dot import DotSink
-from .sinks.jsonl import JsonlSink, TraceFileError, iter_events, load_events, read_header
-from .sinks.recorder import Recorder
-from .sinks.rich_tree import RichTreeSink, print_report
-from .session import traced, traced_block
-from .tracer import Tracer, active_tracer, trace
+from __future__ import annotations
 
-__all__ = [
-    "Value", "DomainError", "topological_order", "zero_grad", "backward",
-    "add", "sub", "mul", "div", "power", "neg",
-    "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh",
-    "trace", "Tracer", "active_tracer", "traced", "traced_block", "JsonlSink", "Recorder",
-    "load_events", "iter_events", "read_header", "TraceFileError", "SCHEMA_VERSION",
-    "Diagnoser", "diagnose", "check_grads", "GradcheckError",
-    "DotSink", "diagram", "Diagram", "RichTreeSink", "print_report",
-    "__version__",
-]
+import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+# name -> the module that defines it
+_HOMES = {
+    **dict.fromkeys(
+        ["Value", "DomainError", "topological_order", "zero_grad", "backward",
+         "add", "sub", "mul", "div", "power", "neg",
+         "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh"], ".engine"),
+    **dict.fromkeys(["trace", "Tracer", "active_tracer"], ".core.tracer"),
+    "SCHEMA_VERSION": ".core.events",
+    **dict.fromkeys(["load_events", "iter_events", "read_header", "TraceFileError"], ".core.tracefile"),
+    **dict.fromkeys(["Diagnoser", "diagnose", "check_grads", "GradcheckError"], ".analysis"),
+    **dict.fromkeys(["diagram", "Diagram"], ".views.graph.diagram"),
+    **dict.fromkeys(["JsonlSink", "Recorder", "DotSink", "RichTreeSink", "FindingsSink"], ".sinks"),
+    "print_report": ".sinks.rich_tree",
+    **dict.fromkeys(["traced", "traced_block"], ".frontends.session"),
+}
+
+__all__ = [*_HOMES, "__version__"]
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'autodiff_trace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # the next lookup is an ordinary one
+    return value
+
+
+def __dir__() -> list:
+    return sorted(__all__)
 
 
 def load_ipython_extension(ipython) -> None:
     """``%load_ext autodiff_trace``: the ``%%trace_backward`` and ``%trace_backward`` magics."""
-    from .magic import load_ipython_extension as load
+    from .frontends.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:
     """``%unload_ext autodiff_trace``: remove those magics."""
-    from .magic import unload_ipython_extension as unload
+    from .frontends.magic import unload_ipython_extension as unload
 
     unload(ipython)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import linecache
 from typing import List, Sequence
 
-from .engine import Value
-from .events import Event
-from .functional import add, backward, mul
+from .engine.value import Value
+from .core.events import Event
+from .engine.functional import add, backward, mul
 from .sinks.recorder import Recorder
-from .tracer import Analyzer, Sink, trace
+from .core.tracer import Analyzer, Sink, trace
 
 __all__ = ["ListSink", "notebook_sequence", "NOTEBOOK_CELLS"]
 

@@ -133,7 +133,7 @@ def count_nodes_any(root) -> int:
 def engine_without_check():
     """Our engine with the ``if _tracer is not None`` lines (and what they guard) removed,
     to measure what the check itself costs when nobody listens."""
-    import autodiff_trace.engine as engine
+    import autodiff_trace.engine.value as engine
 
     source = Path(engine.__file__).read_text().splitlines(keepends=True)
     kept, skipping = [], None
@@ -176,7 +176,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp())
     from autodiff_trace.adapters import instrument
-    from autodiff_trace.diagnostics import Diagnoser
+    from autodiff_trace.analysis.diagnoser import Diagnoser
 
     def traced_micrograd():
         stack = contextlib.ExitStack()

@@ -22,10 +22,10 @@ from pathlib import Path
 CHILD = """
 import resource, sys, time, io
 from pathlib import Path
-from autodiff_trace.sinks.jsonl import iter_events, load_events
-from autodiff_trace.tools import trace_stats
-from autodiff_trace.chrome import write_chrome_trace
-from autodiff_trace.tracediff import diff_traces
+from autodiff_trace.core.tracefile import iter_events, load_events
+from autodiff_trace.frontends.tools import trace_stats
+from autodiff_trace.views.chrome import write_chrome_trace
+from autodiff_trace.replay.tracediff import diff_traces
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 op, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from autodiff_trace import Value, trace
-from autodiff_trace.render import RenderError
+from autodiff_trace.views.graph.render import RenderError
 from autodiff_trace.sinks.dot import diagram
 from autodiff_trace.testing import notebook_sequence
 

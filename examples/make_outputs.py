@@ -47,7 +47,7 @@ def regenerate(root: Path = ROOT, out_root: Path = Path("outputs")) -> None:
         out = out_root / folder
         args = ["--out", str(out), "--no-live", *options, script]
         print("$ trace-backward", " ".join(args), flush=True)
-        subprocess.run([*command("trace-backward", "autodiff_trace.cli"), *args],
+        subprocess.run([*command("trace-backward", "autodiff_trace.frontends.cli"), *args],
                        cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
     for script, folder in RUN_PLAIN:
         print("$ python", script, out_root / folder, flush=True)
@@ -56,7 +56,7 @@ def regenerate(root: Path = ROOT, out_root: Path = Path("outputs")) -> None:
     for args in REPLAYED:
         args = [a.replace("outputs", str(out_root), 1) if a.startswith("outputs") else a for a in args]
         print("$ autodiff-trace", " ".join(args), flush=True)
-        subprocess.run([*command("autodiff-trace", "autodiff_trace.tools"), *args],
+        subprocess.run([*command("autodiff-trace", "autodiff_trace.frontends.tools"), *args],
                        cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
 
 

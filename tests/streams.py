@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autodiff_trace.events import (
+from autodiff_trace.core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, GradAccumulated, NodeCreated,
 )
 

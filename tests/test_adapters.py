@@ -13,7 +13,7 @@ import pytest
 
 from autodiff_trace import Diagnoser, trace
 from autodiff_trace.adapters import EngineSpecError, instrument
-from autodiff_trace.model import TraceModel
+from autodiff_trace.core.model import TraceModel
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autodiff_trace import load_events
-from autodiff_trace.cli import app
+from autodiff_trace.frontends.cli import app
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -76,7 +76,7 @@ class TestRunningScripts:
         script = write_script(tmp_path, OUR_ENGINE + "\n    raise ValueError('boom')\n")
         out = tmp_path / "out"
         result = subprocess.run(
-            [sys.executable, "-m", "autodiff_trace.cli", "--out", str(out), "--quiet", str(script)],
+            [sys.executable, "-m", "autodiff_trace.frontends.cli", "--out", str(out), "--quiet", str(script)],
             capture_output=True, text=True)
         assert result.returncode == 1
         assert "Traceback (most recent call last):" in result.stderr
@@ -110,7 +110,7 @@ class TestRunningScripts:
             y.backward_fn()
         """)
         result = subprocess.run(
-            [sys.executable, "-m", "autodiff_trace.cli", "--out", str(tmp_path / "o"), "--quiet",
+            [sys.executable, "-m", "autodiff_trace.frontends.cli", "--out", str(tmp_path / "o"), "--quiet",
              str(script)], capture_output=True, text=True)
         assert result.returncode == 1
         shown = result.stderr.split("Traceback (most recent call last):")[1].split("RuntimeError")[0]
@@ -160,7 +160,7 @@ class TestRunningScripts:
         """The trace-backward console script runs end to end in a fresh process."""
         script = write_script(tmp_path, OUR_ENGINE)
         exe = Path(sys.executable).parent / "trace-backward"
-        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace.cli"]
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace.frontends.cli"]
         result = subprocess.run([*command, "--out", str(tmp_path / "o"), str(script)],
                                 capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from autodiff_trace import Value, trace, zero_grad
-from autodiff_trace.diagnostics import Diagnoser, diagnose, format_number, source_line
-from autodiff_trace.events import Finding, GradsZeroed, to_dict
+from autodiff_trace.analysis.diagnoser import Diagnoser, diagnose, format_number, source_line
+from autodiff_trace.core.events import Finding, GradsZeroed, to_dict
 
 from streams import Stream
 

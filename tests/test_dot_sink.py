@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from autodiff_trace import Value, trace
-from autodiff_trace import render as rendering
-from autodiff_trace.events import Diagnostic
+from autodiff_trace.views.graph import render as rendering
+from autodiff_trace.core.events import Diagnostic
 from autodiff_trace.sinks.dot import DotSink, diagram, visible
 from autodiff_trace.testing import notebook_sequence
 

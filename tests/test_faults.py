@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from autodiff_trace import JsonlSink, TraceFileError, Value, diagram, engine, load_events, trace
-from autodiff_trace.cli import app
+from autodiff_trace.frontends.cli import app
 from autodiff_trace.sinks.dot import DotSink
 from autodiff_trace.sinks.findings import FindingsSink
 from autodiff_trace.sinks.rich_tree import print_report
@@ -91,7 +91,7 @@ def user_script(folder: Path, fault: str) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autodiff_trace.cli", *args],
+    return subprocess.run([sys.executable, "-m", "autodiff_trace.frontends.cli", *args],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -169,7 +169,7 @@ class TestStoppedMidBackward:
                 if how == "exception":
                     w.data = "3"  # a user's mistake: the next mul rule meets a string
                 z.backward()
-        assert engine._tracer is None
+        assert engine.value._tracer is None
         events = load_events(path)
         assert events[-1].kind == "backward_finished"
         assert kinds(events).count("backward_started") == 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from autodiff_trace import Value, trace
-from autodiff_trace.events import NodeCreated
-from autodiff_trace.gradcheck import (
+from autodiff_trace.core.events import NodeCreated
+from autodiff_trace.analysis.gradcheck import (
     GradcheckError, RecordedGraph, UncheckableGraph, check_grads, op_value, resolve_op,
 )
-from autodiff_trace.model import TraceModel
-from autodiff_trace.rules import RULES
+from autodiff_trace.core.model import TraceModel
+from autodiff_trace.engine.rules import RULES
 
 # One expression per row of the derivative table, with inputs inside its domain.
 EXPRESSIONS = {

@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 from autodiff_trace import Diagnoser, JsonlSink, Value, diagram, load_events, read_header, trace
 from autodiff_trace.adapters import instrument
-from autodiff_trace.cli import app
-from autodiff_trace.diagram import visible
-from autodiff_trace.events import to_dict
+from autodiff_trace.frontends.cli import app
+from autodiff_trace.views.graph.diagram import visible
+from autodiff_trace.core.events import to_dict
 from autodiff_trace.sinks.rich_tree import RichTreeSink, print_report
 
 SVG = "{http://www.w3.org/2000/svg}"

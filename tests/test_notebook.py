@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 nbformat = pytest.importorskip("nbformat")
 
 from autodiff_trace import load_events  # noqa: E402
-from autodiff_trace.cli import app  # noqa: E402
-from autodiff_trace.diagnostics import source_line  # noqa: E402
-from autodiff_trace.notebook import (  # noqa: E402
+from autodiff_trace.frontends.cli import app  # noqa: E402
+from autodiff_trace.analysis.diagnoser import source_line  # noqa: E402
+from autodiff_trace.frontends.notebook import (  # noqa: E402
     NotebookError, _Runner, cell_labels, read_notebook, run_cells, without_ipython_lines,
 )
 
@@ -164,7 +164,7 @@ class TestRunningCells:
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "autodiff_trace.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "autodiff_trace.frontends.cli", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 

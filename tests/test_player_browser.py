@@ -11,8 +11,8 @@ import time
 import pytest
 
 from autodiff_trace import Value, add, backward, mul, trace
-from autodiff_trace.model import TraceModel
-from autodiff_trace.player import write_player
+from autodiff_trace.core.model import TraceModel
+from autodiff_trace.views.player import write_player
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")

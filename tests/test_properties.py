@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from autodiff_trace import Diagnoser, JsonlSink, Value, diagram, load_events, trace, zero_grad
-from autodiff_trace.rules import RULES
+from autodiff_trace.engine.rules import RULES
 from autodiff_trace.sinks.dot import DotSink
 from autodiff_trace.sinks.rich_tree import RichTreeSink, print_report
 

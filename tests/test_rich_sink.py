@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from autodiff_trace import Value, engine, trace
-from autodiff_trace.events import Finding
-from autodiff_trace.model import TraceModel
-from autodiff_trace.sinks.rich_ledger import Ledger
+from autodiff_trace.core.events import Finding
+from autodiff_trace.core.model import TraceModel
+from autodiff_trace.views.terminal.ledger import Ledger
 from autodiff_trace.sinks.rich_tree import LivePassView, PassReport, RichTreeSink, print_report
 from autodiff_trace.testing import notebook_sequence
 
@@ -24,7 +24,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 @pytest.fixture(autouse=True)
 def fresh_ids(monkeypatch):
     """Number nodes from 1 in every test, so default names (``add#4``) are stable."""
-    monkeypatch.setattr(engine, "_ids", itertools.count(1))
+    monkeypatch.setattr(engine.value, "_ids", itertools.count(1))
 
 
 def plain_console(width=80):

@@ -113,7 +113,7 @@ class TestJupyterDisplay:
 class TestSharedModel:
     def test_a_run_folds_its_events_once_for_every_sink(self, tmp_path):
         """The command's sinks and diagnostics read one model, which the tracer folds."""
-        from autodiff_trace.session import open_session
+        from autodiff_trace.frontends.session import open_session
 
         session = open_session(tmp_path, sinks=("rich", "svg", "json"), console=quiet_console())
         readers = [s.model for s in session.tracer.sinks if hasattr(s, "model")]

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from autodiff_trace import Value, add, backward, load_events, mul, trace
-from autodiff_trace.chrome import BACKWARD_TID, write_chrome_trace
-from autodiff_trace.cli import app as trace_backward
-from autodiff_trace.model import TraceModel
-from autodiff_trace.player import build_player
-from autodiff_trace.tools import app
-from autodiff_trace.tracediff import diff_traces
+from autodiff_trace.views.chrome import BACKWARD_TID, write_chrome_trace
+from autodiff_trace.frontends.cli import app as trace_backward
+from autodiff_trace.core.model import TraceModel
+from autodiff_trace.views.player import build_player
+from autodiff_trace.frontends.tools import app
+from autodiff_trace.replay.tracediff import diff_traces
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -396,8 +396,8 @@ class TestHelp:
             or f" {command} [OPTIONS]" in result.stdout
 
     def test_subprocess_run(self, ours):
-        """The module runs as a program: python -m autodiff_trace.tools stats."""
-        done = subprocess.run([sys.executable, "-m", "autodiff_trace.tools", "stats", str(ours)],
+        """The module runs as a program: python -m autodiff_trace.frontends.tools stats."""
+        done = subprocess.run([sys.executable, "-m", "autodiff_trace.frontends.tools", "stats", str(ours)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert "\nnodes     6\npasses    2" in done.stdout

@@ -11,7 +11,7 @@ import pytest
 from autodiff_trace import (
     JsonlSink, TraceFileError, Value, backward, load_events, read_header, trace, zero_grad,
 )
-from autodiff_trace.events import SCHEMA_VERSION, Finding, from_dict, to_dict
+from autodiff_trace.core.events import SCHEMA_VERSION, Finding, from_dict, to_dict
 from autodiff_trace.testing import ListSink
 
 

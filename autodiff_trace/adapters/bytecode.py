@@ -13,7 +13,7 @@ import linecache
 from types import CodeType, FrameType
 from typing import Dict, List, Optional, Tuple
 
-from ..sites import format_site
+from ..core.sites import format_site
 from .detect import stored_attributes
 
 __all__ = ["write_site", "assigns_over", "is_noop", "builds_rules"]

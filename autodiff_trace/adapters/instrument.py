@@ -21,7 +21,7 @@ from .detect import (
     match_vocabulary, parse_engine_spec, survey,
 )
 from .hooks import MISSING, BackwardHook, GradHook, grad_hook, init_hook
-from ..sites import PACKAGE_DIR
+from ..core.sites import PACKAGE_DIR
 from .reporter import EngineReporter
 
 __all__ = ["instrument", "Instrumentation", "Recognised"]

@@ -17,7 +17,7 @@ import weakref
 from types import FrameType
 from typing import Dict, List, Optional, Set, Tuple
 
-from ..tracer import active_tracer
+from ..core.tracer import active_tracer
 from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
 from .detect import Vocabulary
 

@@ -1,7 +1,7 @@
 """The Graphviz sink: one diagram per backward pass, written as the pass ends.
 
 :class:`DotSink` writes ``pass_1.dot``, ``pass_1.svg``, ... (and, if asked, one frame
-per fired node); the pictures themselves come from :mod:`autodiff_trace.diagram`.
+per fired node); the pictures themselves come from :mod:`autodiff_trace.views.graph.diagram`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
-from .. import render as _render
-from ..diagram import Diagram, diagram, num, visible  # noqa: F401  (Diagram, num, visible: re-exported)
-from ..events import Event
-from ..model import TraceModel
+from ..views.graph import render as _render
+from ..views.graph.diagram import Diagram, diagram, num, visible  # noqa: F401  (Diagram, num, visible: re-exported)
+from ..core.events import Event
+from ..core.model import TraceModel
 from ._errors import cannot_write
 
 __all__ = ["DotSink", "Diagram", "diagram"]

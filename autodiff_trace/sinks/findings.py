@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import List, Union
 
-from ..events import Diagnostic, Event, to_dict
+from ..core.events import Diagnostic, Event, to_dict
 from ._errors import cannot_write
 
 __all__ = ["FindingsSink"]

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
 
-from ..events import Event
+from ..core.events import Event
 
 __all__ = ["ProgressSink"]
 

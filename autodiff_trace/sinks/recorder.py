@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..events import Event
+from ..core.events import Event
 
 __all__ = ["Recorder"]
 

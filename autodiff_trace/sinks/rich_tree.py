@@ -21,10 +21,10 @@ from rich.live import Live
 from rich.rule import Rule
 from rich.text import Text
 
-from ..events import Event, GradAccumulated
-from ..model import PassInfo, TraceModel
-from .rich_ledger import FindingsPanel, Ledger, display_name, format_number
-from .rich_pass_tree import JUST_WRITTEN, NOW, PassTree
+from ..core.events import Event, GradAccumulated
+from ..core.model import PassInfo, TraceModel
+from ..views.terminal.ledger import FindingsPanel, Ledger, display_name, format_number
+from ..views.terminal.pass_tree import JUST_WRITTEN, NOW, PassTree
 
 __all__ = ["RichTreeSink", "PassReport", "LivePassView", "print_report"]
 

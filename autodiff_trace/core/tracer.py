@@ -13,15 +13,14 @@ import sys
 import time
 from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
-from . import engine
 from .model import TraceModel
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated,
 )
-from .sites import describe_line, user_frame
+from .sites import default_name, describe_line, user_frame
 
-__all__ = ["Sink", "Analyzer", "Tracer", "trace", "active_tracer"]
+__all__ = ["Sink", "Analyzer", "Tracer", "trace", "active_tracer", "follow_active"]
 
 
 @runtime_checkable
@@ -101,9 +100,28 @@ _now = time.perf_counter
 _stack: List["Tracer"] = []  # active tracers, innermost last
 
 
+_followers: List[Callable[[Optional["Tracer"]], None]] = []
+
+
 def active_tracer() -> Optional["Tracer"]:
     """The innermost active tracer, or None when nothing listens."""
     return _stack[-1] if _stack else None
+
+
+def follow_active(follower: Callable[[Optional["Tracer"]], None]) -> None:
+    """Call ``follower(tracer)`` now and whenever the innermost active tracer changes.
+
+    An engine keeps the tracer it is given in a global of its own, so an untraced op
+    pays one ``is not None`` check and the tracer never reaches into the engine.
+    """
+    _followers.append(follower)
+    follower(active_tracer())
+
+
+def _announce() -> None:
+    current = active_tracer()
+    for follower in _followers:
+        follower(current)
 
 
 class Tracer:
@@ -157,7 +175,7 @@ class Tracer:
         self._outer = active_tracer()
         self._clock = self._outer._clock if self._outer is not None else _Clock()
         _stack.append(self)
-        engine._tracer = self
+        _announce()
         return self
 
     def stop(self) -> None:
@@ -166,7 +184,7 @@ class Tracer:
             self._release()
         if self in _stack:
             _stack.remove(self)
-        engine._tracer = active_tracer()
+        _announce()
 
     def close(self) -> None:
         """Finish: a pass cut short by an exception is closed, analyzers give their last
@@ -231,7 +249,7 @@ class Tracer:
 
     def _emit_node(self, node, op, value, parents, name, site, function, on_emit) -> None:
         if name is None:
-            name = engine.default_name(node, op, value)
+            name = default_name(node, op, value)
         event = self._emit(NodeCreated, node, op, value, parents, name, site, function)
         if on_emit is not None:
             on_emit(event)
@@ -282,7 +300,7 @@ class Tracer:
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """In Jupyter, a finished trace shows the diagram of its last backward pass."""
-        from .diagram import diagram  # drawing is loaded only when asked for
+        from ..views.graph.diagram import diagram  # drawing is loaded only when asked for
 
         if not any(e.kind == "backward_started" for e in self.events):
             return {"text/plain": f"<Tracer: {len(self.events)} events, no backward pass>"}

@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from rich.console import Console
 
 from .session import DEFAULT_SINKS, SINKS, Session, open_session
-from .sites import label_source
+from ..core.sites import label_source
 
 __all__ = ["TraceBackwardMagics", "load_ipython_extension", "unload_ipython_extension",
            "split_options"]
@@ -116,7 +116,7 @@ class TraceBackwardMagics(Magics):
                              f"put the code on the lines below it")
         if options.max_nodes < 10 or (options.pass_no is not None and options.pass_no < 1):
             raise UsageError("--max-nodes must be at least 10 and --pass at least 1")
-        from .adapters import EngineSpecError, parse_attr_options
+        from ..adapters import EngineSpecError, parse_attr_options
 
         try:
             attrs = parse_attr_options(options.attr)
@@ -165,7 +165,7 @@ class TraceBackwardMagics(Magics):
 
     # -- running it -----------------------------------------------------------------
     def _trace(self, source: str, first_line: int, raw: str, number: int, options, attrs: dict):
-        from .adapters import EngineSpecError, instrument
+        from ..adapters import EngineSpecError, instrument
 
         shell = self.shell
         filename = f"<cell {number}: trace_backward>"
@@ -206,7 +206,7 @@ class TraceBackwardMagics(Magics):
         from IPython.display import SVG, display
 
         if quiet and session.findings.findings:
-            from .sinks.rich_ledger import FindingsPanel
+            from ..views.terminal.ledger import FindingsPanel
 
             Console(highlight=False).print(FindingsPanel(session.findings.findings,
                                                          title="findings", max_findings=200))

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import graphviz
 
 from . import render as _render
-from .model import PassInfo, TraceModel
+from ...core.model import PassInfo, TraceModel
 
 __all__ = ["Diagram", "diagram", "visible", "num"]
 
@@ -107,7 +107,7 @@ class Diagram:
         return self.graph.source
 
     def pipe(self, fmt: str = "svg", **options) -> bytes:
-        """The rendered image's bytes (options as for :func:`autodiff_trace.render.render`)."""
+        """The rendered image's bytes (options as for :func:`autodiff_trace.views.graph.render.render`)."""
         options.setdefault("renderer", self.renderer)
         options.setdefault("timeout", self.timeout)
         return _render.render(self.source, fmt, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import Value, _node, zero_grad
+from .value import Value, _node, zero_grad
 
 __all__ = [
     "add", "sub", "mul", "div", "power", "neg",

@@ -15,10 +15,10 @@ import sys
 from types import FrameType
 from typing import Container, Optional, Tuple
 
-__all__ = ["user_frame", "user_site", "format_site", "assigned_name", "describe_line",
+__all__ = ["default_name", "user_frame", "user_site", "format_site", "assigned_name", "describe_line",
            "label_source", "locate_site"]
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # autodiff_trace/
 
 
 def user_frame(skip: Container = ()) -> Optional[FrameType]:
@@ -145,3 +145,14 @@ def _name_from_line(line: str) -> Optional[str]:
     if isinstance(target, ast.Attribute):
         return target.attr
     return None
+
+
+def default_name(node_id: int, op: str, data: float) -> str:
+    """The name of a node nobody named: its op and id, or a constant's value.
+
+    >>> default_name(7, "mul", 6.0), default_name(3, "", 2.0), default_name(4, "const", 2.0)
+    ('mul#7', 'leaf#3', '2')
+    """
+    if op == "const":
+        return f"{data:g}"
+    return f"{op or 'leaf'}#{node_id}"

@@ -1,7 +1,7 @@
 """A scalar reverse-mode autodiff engine whose every step can be traced.
 
 ``Value`` is micrograd's idea with three changes: derivative rules live in a table
-(:mod:`autodiff_trace.rules`) instead of a closure per node, so building a graph
+(:mod:`autodiff_trace.engine.rules`) instead of a closure per node, so building a graph
 allocates one object per node and makes no reference cycles; the topological sort
 uses an explicit stack, so a million-node chain works; and each node passes on the
 gradient it received in *this* pass, so calling ``backward`` twice accumulates into
@@ -15,11 +15,13 @@ import numbers
 import operator
 from typing import Iterable, List, Optional, Union
 
+from ..core.sites import default_name
+from ..core.tracer import follow_active
 from .rules import DOMAINS, RULES, DomainError, Rule
 
 __all__ = ["Value", "DomainError"]
 
-_tracer = None  # the active Tracer, set by autodiff_trace.tracer; None costs one check per op
+_tracer = None  # the active Tracer (see _follow); None costs one check per op
 _ids = itertools.count(1)
 CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG = (RULES[name] for name in (
     "const", "add", "sub", "mul", "div", "pow", "powc", "neg"))
@@ -204,24 +206,13 @@ def _as_float(x, symbol: Optional[str] = None) -> float:
 
 
 def _domain_error(rule: Rule, a: float, b, exc: Exception) -> DomainError:
-    from .sites import user_site  # only on the error path
+    from ..core.sites import user_site  # only on the error path
 
     operands = f"{a!r}" if b is None else f"{a!r}, {b!r}"
     reason = DOMAINS.get(rule.name) or str(exc)
     site = user_site()
     where = f" (at {site})" if site else ""
     return DomainError(f"{rule.name}({operands}) is undefined: {reason}{where}")
-
-
-def default_name(node_id: int, op: str, data: float) -> str:
-    """The name of a node nobody named: its op and id, or a constant's value.
-
-    >>> default_name(7, "mul", 6.0), default_name(3, "", 2.0), default_name(4, "const", 2.0)
-    ('mul#7', 'leaf#3', '2')
-    """
-    if op == "const":
-        return f"{data:g}"
-    return f"{op or 'leaf'}#{node_id}"
 
 
 def topological_order(root: Value) -> List[Value]:
@@ -251,3 +242,12 @@ def zero_grad(values: Union[Value, Iterable[Value]]) -> None:
         _tracer.grads_zeroed(tuple(n.id for n in nodes), tuple(n.grad for n in nodes))
     for node in nodes:
         node.grad = 0.0
+
+
+def _follow(tracer) -> None:
+    """Keep the active tracer in a module global: the cheapest check on the hot path."""
+    global _tracer
+    _tracer = tracer
+
+
+follow_active(_follow)

@@ -17,9 +17,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..diagram import visible
-from ..events import Diagnostic, GradAccumulated
-from ..model import PassInfo, TraceModel
+from ..graph.diagram import visible
+from ...core.events import Diagnostic, GradAccumulated
+from ...core.model import PassInfo, TraceModel
 
 __all__ = [
     "format_number", "ordinal", "display_name", "overwrote", "Ledger", "FindingsPanel", "WARN",

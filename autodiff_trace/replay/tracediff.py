@@ -20,9 +20,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import graphviz
 
-from .diagram import num, visible
-from .events import Event
-from .sinks.jsonl import iter_events
+from ..views.graph.diagram import num, visible
+from ..core.events import Event
+from ..core.tracefile import iter_events
 
 __all__ = ["TraceDiff", "diff_traces", "describe"]
 

@@ -13,10 +13,10 @@ import math
 import numbers
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .diagnostics import format_number
-from .events import Finding
-from .model import PassInfo, TraceModel
-from .rules import RULES, Rule
+from .diagnoser import format_number
+from ..core.events import Finding
+from ..core.model import PassInfo, TraceModel
+from ..engine.rules import RULES, Rule
 
 __all__ = [
     "GradcheckError", "UncheckableGraph", "resolve_op", "op_value", "RecordedGraph",
@@ -82,7 +82,7 @@ class RecordedGraph:
 
     Args:
         nodes: node id -> an object with ``op``, ``value`` and ``parents`` (a
-            :class:`~autodiff_trace.model.NodeInfo`).
+            :class:`~autodiff_trace.core.model.NodeInfo`).
         order: the pass's order: the root first, every node before its parents.
     """
 
@@ -194,7 +194,7 @@ def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float
 
 
 def _leaf_value(x, position: int) -> Tuple[float, str]:
-    from .engine import Value
+    from ..engine.value import Value
 
     if isinstance(x, Value):
         return x.data, x.name or f"input {position}"
@@ -223,8 +223,8 @@ def check_grads(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rt
     >>> check_grads(lambda x, y: x * y + y.sin(), 2.0, 3.0)
     True
     """
-    from .engine import Value
-    from .tracer import trace
+    from ..engine.value import Value
+    from ..core.tracer import trace
 
     if not callable(fn):
         raise TypeError(f"check_grads: fn must be callable, got {type(fn).__name__}")

@@ -14,9 +14,9 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from . import __version__
+from .._version import __version__
 from .session import DEFAULT_SINKS, open_session
-from .sites import PACKAGE_DIR
+from ..core.sites import PACKAGE_DIR
 
 __all__ = ["app", "main"]
 
@@ -123,7 +123,7 @@ def trace_backward(
 def _run(path: Path, args: List[str], session, instrumentation) -> int:
     """Run the script as ``python SCRIPT ARGS`` would; returns its exit code. Whatever
     happens, the tracer is closed, so every file holds the trace up to that point."""
-    from .adapters import EngineSpecError
+    from ..adapters import EngineSpecError
 
     saved_argv, saved_path0 = sys.argv[:], sys.path[0]
     sys.argv = [str(path), *args]
@@ -161,7 +161,7 @@ def _run(path: Path, args: List[str], session, instrumentation) -> int:
 def _instrumentation(engine: Optional[str], attr_options: List[str]):
     """The adapters' instrumentation for ``--engine`` and ``--attr``; a malformed one is
     a usage problem, found before the script runs."""
-    from .adapters import EngineSpecError, Instrumentation, parse_attr_options
+    from ..adapters import EngineSpecError, Instrumentation, parse_attr_options
 
     try:
         return Instrumentation(engine=engine, attrs=parse_attr_options(attr_options) or None)

@@ -1,7 +1,7 @@
 """A step-by-step HTML player for backward passes: one self-contained file, no network.
 
 The page holds one inline SVG frame per backward-function firing (drawn by
-:func:`autodiff_trace.diagram.diagram` with ``step=k``) and a list of steps, one per
+:func:`autodiff_trace.views.graph.diagram.diagram` with ``step=k``) and a list of steps, one per
 event of the pass: a firing or a gradient write. A slider, previous/next buttons,
 play/pause and the arrow keys move through the steps; the node the step touches is
 highlighted and its ledger line (``x.grad += 9 from add#5 (2 → 11)``) is shown beside
@@ -18,10 +18,10 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Union
 
-from .diagram import diagram, num, visible
-from .events import Event
-from .model import TraceModel
-from .sinks.jsonl import iter_events
+from .graph.diagram import diagram, num, visible
+from ..core.events import Event
+from ..core.model import TraceModel
+from ..core.tracefile import iter_events
 
 __all__ = ["build_player", "write_player", "step_text"]
 
@@ -30,7 +30,7 @@ def step_text(event: Event, name: Callable[[Optional[int]], str] = lambda n: f"#
               upstream: Optional[float] = None) -> str:
     """The ledger line of one step of a pass; ``upstream`` is what the writer passed on.
 
-    >>> from autodiff_trace.events import GradAccumulated
+    >>> from autodiff_trace.core.events import GradAccumulated
     >>> step_text(GradAccumulated(7, 0.1, 1, 0, 3, 1.0, 3.0, 2.0, 5.0, False, None),
     ...           {0: "x", 3: "y"}.get, upstream=3.0)
     'x.grad += 1 × 3 = 3   (2 → 5)   from y'
@@ -77,7 +77,7 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
         max_frames: step pictures at most; past that (or past ``max_bytes`` of pictures),
             the remaining steps of a pass show its final picture (one more per pass).
         max_bytes: a budget for the pictures' SVG text, to keep the page openable.
-        renderer: Graphviz renderer, as for :func:`autodiff_trace.render.render`.
+        renderer: Graphviz renderer, as for :func:`autodiff_trace.views.graph.render.render`.
         title: shown at the top of the page (escaped).
     """
     if isinstance(events, (str, os.PathLike)):

@@ -19,7 +19,7 @@ import types
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
-from .sites import label_source
+from ..core.sites import label_source
 
 __all__ = ["NotebookError", "Cell", "cell_labels", "read_notebook", "run_cells", "run_notebook",
            "without_ipython_lines"]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, Optional, Union
 
-from .events import Event, to_dict
+from ..core.events import Event, to_dict
 
 __all__ = ["chrome_events", "write_chrome_trace", "PID", "FORWARD_TID", "BACKWARD_TID", "FINDINGS_TID"]
 
@@ -127,7 +127,7 @@ def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, 
     """Write ``{"traceEvents": [...]}`` to ``target`` one event at a time; returns the count.
 
     Args:
-        events: the trace (a list, or :func:`~autodiff_trace.sinks.jsonl.iter_events`).
+        events: the trace (a list, or :func:`~autodiff_trace.core.tracefile.iter_events`).
         target: a path, or an open text file.
         metadata: extra top-level keys (the source trace's header, say).
     """

@@ -16,14 +16,14 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from rich.console import Console
 
-from .diagnostics import Diagnoser
-from .model import TraceModel
-from .sinks.dot import DotSink
-from .sinks.findings import FindingsSink
-from .sinks.jsonl import JsonlSink
-from .sinks.progress import ProgressSink
-from .sinks.rich_tree import RichTreeSink
-from .tracer import Tracer
+from ..analysis.diagnoser import Diagnoser
+from ..core.model import TraceModel
+from ..sinks.dot import DotSink
+from ..sinks.findings import FindingsSink
+from ..sinks.jsonl import JsonlSink
+from ..sinks.progress import ProgressSink
+from ..sinks.rich_tree import RichTreeSink
+from ..core.tracer import Tracer
 
 __all__ = ["SINKS", "Session", "open_session", "traced", "traced_block"]
 

@@ -16,10 +16,10 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from rich.tree import Tree
 
-from ..diagram import visible
-from ..events import GradAccumulated
-from ..model import PassInfo, TraceModel
-from .rich_ledger import WARN, display_name, format_number, ordinal, overwrote
+from ..graph.diagram import visible
+from ...core.events import GradAccumulated
+from ...core.model import PassInfo, TraceModel
+from .ledger import WARN, display_name, format_number, ordinal, overwrote
 
 __all__ = ["PassTree", "grad_chain", "NOW", "JUST_WRITTEN", "OUTSIDE"]
 

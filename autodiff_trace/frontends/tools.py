@@ -19,9 +19,9 @@ from typing import Annotated, Dict, Iterable, Iterator, List, Optional
 import typer
 from rich.console import Console
 
-from . import __version__
-from .events import Event
-from .sinks.jsonl import TraceFileError, iter_events, read_header
+from .._version import __version__
+from ..core.events import Event
+from ..core.tracefile import TraceFileError, iter_events, read_header
 
 __all__ = ["app", "main", "trace_stats", "format_stats"]
 
@@ -59,7 +59,7 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
 
 def _run(action) -> None:
     """Run a subcommand; turn every expected failure into one line and exit code 2."""
-    from .render import RenderError
+    from ..views.graph.render import RenderError
 
     saved = warnings.showwarning
     warnings.showwarning = _warn_one_line
@@ -122,13 +122,13 @@ def render(
     def action() -> None:
         path = _trace_path(trace)
         if to is Target.rich:
-            from .sinks.rich_tree import print_report
+            from ..sinks.rich_tree import print_report
 
             print_report(_only_pass(iter_events(path), pass_no), Console(highlight=False))
             return
         folder = _out_folder(out, path)
         if to is Target.html:
-            from .player import write_player
+            from ..views.player import write_player
 
             name = f"{path.stem}.html" if pass_no is None else f"{path.stem}_pass_{pass_no}.html"
             written = [write_player(path, folder / name, pass_no=pass_no, renderer=renderer,
@@ -142,7 +142,7 @@ def render(
 
 def _draw(path: Path, folder: Path, fmt: str, pass_no: Optional[int], max_nodes: int,
           renderer: Optional[str]) -> List[Path]:
-    from .sinks.dot import DotSink
+    from ..sinks.dot import DotSink
 
     said: List[str] = []
     sink = DotSink(folder, formats=(fmt,), pass_no=pass_no, max_nodes=max_nodes, renderer=renderer,
@@ -184,13 +184,13 @@ def diff(
     differ: List[bool] = []
 
     def action() -> None:
-        from .tracediff import diff_traces
+        from ..replay.tracediff import diff_traces
 
         passes = _parse_passes(pass_no)
         result = diff_traces(_trace_path(a), _trace_path(b), pass_no=passes, limit=limit)
         sys.stdout.write(result.format())
         if out is not None:
-            from .render import render_to_file
+            from ..views.graph.render import render_to_file
 
             folder = _out_folder(out, Path(a))
             source = result.diagram().source
@@ -237,7 +237,7 @@ def html(
     One page, event by event: slider, previous/next, play/pause and the arrow keys; the current node is highlighted and its ledger line shown beside the picture. No network is needed to view it.
     """
     def action() -> None:
-        from .player import write_player
+        from ..views.player import write_player
 
         path = _trace_path(trace)
         target = out if out is not None else path.with_suffix(".html")
@@ -260,7 +260,7 @@ def export(
     Passes and backward-function firings become slices; gradient writes, node creations and findings become instant events with their numbers as args. Open the file in Perfetto or chrome://tracing.
     """
     def action() -> None:
-        from .chrome import write_chrome_trace
+        from ..views.chrome import write_chrome_trace
 
         path = _trace_path(trace)
         partial = chrome.with_name(chrome.name + ".part")

@@ -13,9 +13,9 @@ import linecache
 import math
 from typing import Dict, Iterable, List, Optional
 
-from .events import Event, Finding, GradAccumulated, from_dict
-from .model import PassInfo, TraceModel
-from .sites import locate_site
+from ..core.events import Event, Finding, GradAccumulated, from_dict
+from ..core.model import PassInfo, TraceModel
+from ..core.sites import locate_site
 
 __all__ = ["Diagnoser", "diagnose", "format_number", "source_line"]
 

@@ -1,0 +1,5 @@
+"""The event core: the event schema, the tracer that stamps and delivers events, the model
+folded from them, where user code is, and the trace file format.
+
+It imports no engine, view, sink or front end: everything else builds on it.
+"""

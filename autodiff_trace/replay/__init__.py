@@ -1,0 +1,1 @@
+"""Reading saved traces back: comparing two runs, and summarising one."""

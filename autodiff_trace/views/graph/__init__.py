@@ -1,0 +1,1 @@
+"""Graphviz diagrams of a backward pass, and the one place that renders them."""

@@ -1,0 +1,3 @@
+"""The engine corpus under tests/engines/ holds scripts to trace, not tests to collect."""
+
+collect_ignore = ["engines"]
