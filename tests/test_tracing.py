@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from autodiff_trace import (
-    JsonlSink, TraceFileError, Value, backward, load_events, read_header, trace, zero_grad,
+    Diagnoser, JsonlSink, TraceFileError, Value, backward, load_events, read_header, trace, zero_grad,
 )
 from autodiff_trace.core.events import SCHEMA_VERSION, Finding, from_dict, to_dict
 from autodiff_trace.testing import ListSink
@@ -325,3 +325,55 @@ class TestJsonl:
         blocker.write_text("")
         with pytest.raises(OSError, match="cannot write the trace to .*choose a writable folder"):
             JsonlSink(blocker / "trace.jsonl")
+
+
+class TestOnePipeline:
+    """Every event goes through filters, model, sinks, analyzers, in that order, for everyone."""
+
+    def test_a_diagnoser_given_to_trace_reads_the_tracers_model(self):
+        """trace(analyzers=[Diagnoser()]) binds the Diagnoser to the model the tracer folds."""
+        d = Diagnoser()
+        with trace(analyzers=[d]) as t:
+            x = Value(2.0)
+            y = x * x
+            y.backward()
+        assert d.model is t.model
+        assert [e.pass_no for e in t.model.passes] == [1]
+
+    def test_a_filtered_event_reaches_no_stage(self, capsys):
+        """A filter that drops backward_started drops it for the model, the sinks and the analyzers."""
+        seen = ListSink()
+
+        def drop_start(event):
+            return None if event.kind == "backward_started" else event
+
+        with trace([seen], filters=[drop_start], analyzers=[Diagnoser()]) as t:
+            x = Value(2.0)
+            y = x * x
+            y.backward()
+        assert "detached" not in capsys.readouterr().err
+        assert "backward_started" not in {e.kind for e in seen.events}
+        assert t.model.passes == []
+
+    def test_stages_that_read_the_model_share_one(self):
+        """Two sinks and an analyzer that read the model all get the same one."""
+        from autodiff_trace import DotSink, RichTreeSink
+
+        tree, dots, d = RichTreeSink(io_console()), DotSink("unused", formats=()), Diagnoser()
+        tracer = trace([tree, dots], analyzers=[d])
+        assert tree.model is dots.model is d.model is tracer.model
+
+    def test_no_model_is_folded_when_no_stage_reads_it(self):
+        """A tracer with only a recorder folds nothing: the model costs nothing unused."""
+        assert trace([ListSink()]).model is None
+
+    def test_an_object_without_handle_and_close_is_refused(self):
+        """A stage that is not a sink or analyzer is a TypeError naming it, before tracing starts."""
+        with pytest.raises(TypeError, match="needs handle"):
+            trace(analyzers=[object()])
+
+
+def io_console():
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=80, color_system=None)

@@ -22,6 +22,10 @@ __all__ = ["Diagnoser", "diagnose", "format_number", "source_line"]
 _isfinite = math.isfinite
 
 
+def _nothing(event: Event) -> None:
+    """The tracer has folded the event into the shared model already."""
+
+
 def format_number(x: float) -> str:
     """A number as a learner reads it: six significant digits, floats look like floats.
 
@@ -49,10 +53,6 @@ def source_line(site: Optional[str]) -> Optional[str]:
     return linecache.getline(*where).strip() or None
 
 
-def _already_folded(event: Event) -> None:
-    """A shared model is folded by the tracer before the analyzer sees the event."""
-
-
 class Diagnoser:
     """Reads events as they come and reports gradient bugs as findings.
 
@@ -66,12 +66,12 @@ class Diagnoser:
         check_leaves: check at most this many leaves per pass.
         limit: report at most this many findings of one kind per pass; the rest
             are counted in one summary finding.
-        model: a model the tracer folds (``Tracer(model=...)``), shared with the sinks.
+
+    Alone, it folds a model of its own; under a tracer it reads the tracer's (``bind``).
     """
 
     def __init__(self, *, check_grads: bool = False, rtol: float = 1e-3, atol: float = 1e-5,
-                 eps: float = 1e-6, check_leaves: int = 100, limit: int = 10,
-                 model: Optional[TraceModel] = None) -> None:
+                 eps: float = 1e-6, check_leaves: int = 100, limit: int = 10) -> None:
         for label, number in (("rtol", rtol), ("atol", atol), ("eps", eps)):
             if not (isinstance(number, (int, float)) and number >= 0 and _isfinite(number)):
                 raise ValueError(f"Diagnoser({label}={number!r}): expected a finite number >= 0")
@@ -82,8 +82,8 @@ class Diagnoser:
         self.rtol, self.atol, self.eps = rtol, atol, eps
         self.check_leaves = check_leaves
         self.limit = limit
-        self.model = model if model is not None else TraceModel()
-        self._fold = self.model.handle if model is None else _already_folded
+        self.model = TraceModel()
+        self._fold = self.model.handle
         self._handlers = {
             "node_created": self._node_created,
             "backward_started": self._backward_started,
@@ -112,6 +112,11 @@ class Diagnoser:
         self._stale_from: Dict[int, str] = {}  # node -> where its grad at the start came from
 
     # -- the analyzer protocol ----------------------------------------------------------
+    def bind(self, model: TraceModel) -> None:
+        """Read ``model``, which the tracer folds before this analyzer sees each event."""
+        self.model = model
+        self._fold = _nothing
+
     def handle(self, event: Event) -> Optional[List[Finding]]:
         """Fold one event in; return the findings it completes, if any."""
         self._fold(event)

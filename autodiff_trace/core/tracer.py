@@ -1,16 +1,26 @@
-"""The tracer: engines report what happens, the tracer stamps it and hands it to sinks.
+"""The tracer: engines report what happens, the tracer stamps it and hands it on.
 
 ``with trace(sinks=[...]) as t:`` turns tracing on for the block. Engines call the
 tracer's report methods (``node_created``, ``backward_started``, ...) with plain ids
-and numbers; the tracer builds the event, runs the analyzers (whose findings become
-``diagnostic`` events in the same stream), then the filters, then every sink. A sink
-that raises is reported once and detached: it can never change the engine's result.
+and numbers. Each event then goes through one pipeline, in this order:
+
+1. the filters, each of which returns the event or None to drop it for everyone;
+2. the model (:class:`TraceModel`), folded once for every stage that reads it;
+3. ``events`` (when recording), then every sink;
+4. the analyzers, whose findings become ``diagnostic`` events that take the same
+   path once the event that caused them has been delivered.
+
+A stage that reads the model declares ``bind(model)``; the tracer calls it once, with
+its own model, so stages never fold a model of their own while a tracer feeds them.
+A sink, filter or analyzer that raises is reported once and detached: it can never
+change the engine's result.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
 from .model import TraceModel
@@ -20,7 +30,7 @@ from .events import (
 )
 from .sites import default_name, describe_line, user_frame
 
-__all__ = ["Sink", "Analyzer", "Tracer", "trace", "active_tracer", "follow_active"]
+__all__ = ["Sink", "Analyzer", "ReadsModel", "Tracer", "trace", "active_tracer", "follow_active"]
 
 
 @runtime_checkable
@@ -30,6 +40,13 @@ class Sink(Protocol):
     def handle(self, event: Event) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReadsModel(Protocol):
+    """A stage (sink or analyzer) that reads the tracer's model instead of folding one."""
+
+    def bind(self, model: TraceModel) -> None: ...
 
 
 @runtime_checkable
@@ -134,16 +151,21 @@ class Tracer:
             (structlog's processors); they run before the sinks.
         record: keep every event in ``self.events``.
         name_prefix: put before every inferred name (``"f."`` scopes names to ``f``).
-        model: a :class:`TraceModel` folded with every event before the sinks and the
-            analyzers get it, for those built to share it (one model, not one each).
+        model: the :class:`TraceModel` to fold; by default a new one, made only when a
+            stage reads it (see :class:`ReadsModel`).
     """
 
     def __init__(self, sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),
                  filters: Sequence[Callable] = (), record: bool = True,
                  name_prefix: str = "", model: Optional[TraceModel] = None) -> None:
-        for sink in sinks:
-            if not (callable(getattr(sink, "handle", None)) and callable(getattr(sink, "close", None))):
-                raise TypeError(f"{sink!r} is not a sink: a sink needs handle(event) and close() methods")
+        for stage in (*sinks, *analyzers):
+            if not isinstance(stage, Sink):
+                raise TypeError(f"{stage!r} is not a sink or analyzer: it needs handle(event) and close() methods")
+        readers = [stage for stage in (*sinks, *analyzers) if isinstance(stage, ReadsModel)]
+        if readers and model is None:
+            model = TraceModel()
+        for stage in readers:
+            stage.bind(model)
         self.sinks = list(sinks)
         self.analyzers = list(analyzers)
         self.filters = list(filters)
@@ -154,7 +176,7 @@ class Tracer:
         self.closed = False
         self._outer: Optional[Tracer] = None
         self._clock = _Clock()  # replaced when started: a new one, or the outer tracer's
-        self._queue: List[Event] = []
+        self._queue: deque = deque()
         self._dispatching = False
         self._pass: Optional[_Pass] = None  # the backward pass under way
         self._held: Optional[_Line] = None  # nodes of an assignment line still running
@@ -350,8 +372,9 @@ class Tracer:
 
     def _drain(self) -> None:
         while self._queue:
-            event = self._queue.pop(0)
-            self._deliver(event)  # first, so that a shared model holds the event for the analyzers
+            event = self._deliver(self._queue.popleft())
+            if event is None:  # dropped by a filter: for the analyzers too
+                continue
             for analyzer in self.analyzers:
                 try:
                     self._emit_findings(analyzer.handle(event))
@@ -363,14 +386,15 @@ class Tracer:
             self._queue.append(self._stamp(Diagnostic, f.pass_no, f.finding, f.severity, f.message,
                                            tuple(f.nodes), tuple(f.names), f.site, f.hint))
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, event: Event) -> Optional[Event]:
+        """Filters, model, record, sinks; the event as the filters left it, or None."""
         for keep in self.filters:
             try:
                 event = keep(event)
             except Exception as exc:
                 self.filters = self._detach(self.filters, keep, event, exc)
             if event is None:
-                return
+                return None
         if self.record:
             self.events.append(event)
         if self.model is not None:
@@ -380,6 +404,7 @@ class Tracer:
                 sink.handle(event)
             except Exception as exc:
                 self.sinks = self._detach(self.sinks, sink, event, exc)
+        return event
 
     def _detach(self, group: list, member, event: Event, exc: Exception) -> list:
         """Report a failing sink or analyzer; the group without it (a new list, so a
@@ -391,6 +416,11 @@ class Tracer:
 
 
 def trace(sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),
-          filters: Sequence[Callable] = (), record: bool = True, name_prefix: str = "") -> Tracer:
-    """A tracer to use as ``with trace(sinks=[...]) as t:``; ``t.events`` holds the events."""
-    return Tracer(sinks, analyzers=analyzers, filters=filters, record=record, name_prefix=name_prefix)
+          filters: Sequence[Callable] = (), record: bool = True, name_prefix: str = "",
+          model: Optional[TraceModel] = None) -> Tracer:
+    """A tracer to use as ``with trace(sinks=[...]) as t:``; ``t.events`` holds the events.
+
+    The arguments are :class:`Tracer`'s.
+    """
+    return Tracer(sinks, analyzers=analyzers, filters=filters, record=record,
+                  name_prefix=name_prefix, model=model)

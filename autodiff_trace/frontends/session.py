@@ -17,7 +17,6 @@ from typing import Callable, Iterator, Optional, Sequence
 from rich.console import Console
 
 from ..analysis.diagnoser import Diagnoser
-from ..core.model import TraceModel
 from ..sinks.dot import DotSink
 from ..sinks.findings import FindingsSink
 from ..sinks.jsonl import JsonlSink
@@ -64,9 +63,8 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
     unknown = [s for s in sinks if s not in SINKS]
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r}; choose from {', '.join(SINKS)}")
-    model = TraceModel()  # folded once by the tracer, read by every sink and the diagnostics
     chosen = []
-    tree = RichTreeSink(console, live=live, delay=delay, model=model) if "rich" in sinks else None
+    tree = RichTreeSink(console, live=live, delay=delay) if "rich" in sinks else None
     if tree is not None:
         chosen.append(tree)
     if progress and not (tree is not None and tree.live):  # a live tree shows progress itself
@@ -78,14 +76,14 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         formats = [f for f in ("svg", "png", "pdf") if f in sinks]
         if formats or "dot" in sinks:
             dot = DotSink(out, formats=formats, pass_no=pass_no, max_nodes=max_nodes,
-                          renderer=renderer, model=model)
+                          renderer=renderer)
             chosen.append(dot)
         if "json" in sinks:
             jsonl = out / "trace.jsonl"
             chosen.append(JsonlSink(jsonl, metadata=metadata))
         chosen.append(findings)
-    tracer = Tracer(chosen, analyzers=[Diagnoser(check_grads=check_grads, model=model)],
-                    record=False, name_prefix=name_prefix, model=model)
+    tracer = Tracer(chosen, analyzers=[Diagnoser(check_grads=check_grads)],
+                    record=False, name_prefix=name_prefix)
     return Session(tracer, out, findings, dot, jsonl)
 
 

@@ -42,14 +42,13 @@ class DotSink:
         max_frames: frames per pass at most.
         max_passes: passes drawn at most when ``pass_no`` is None.
         report: where one-line messages go; stderr by default.
-        model: a model the tracer folds (``Tracer(model=...)``), shared with other sinks.
     """
 
     def __init__(self, out_dir: Union[str, os.PathLike], *, formats: Sequence[str] = ("svg",),
                  pass_no: Optional[int] = None, max_nodes: int = 300, rankdir: str = "LR",
                  renderer: Optional[str] = None, timeout: float = 30.0, frames: bool = False,
                  max_frames: int = 200, max_passes: int = 50,
-                 report: Callable[[str], None] = _say, model: Optional[TraceModel] = None) -> None:
+                 report: Callable[[str], None] = _say) -> None:
         if isinstance(formats, str):
             formats = (formats,)
         formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -67,14 +66,18 @@ class DotSink:
         self.renderer, self.timeout = renderer, timeout
         self.frames, self.max_frames, self.max_passes = frames, max_frames, max_passes
         self.report = report
-        self.model = model if model is not None else TraceModel()
-        self._folds = model is None  # a shared model is folded by the tracer
+        self.model = TraceModel()
+        self._folds = True  # until a tracer binds its own model
         self.written: List[Path] = []
         self.closed = False
         self._drawn: List[int] = []  # passes written
         self._dirty: set = set()  # drawn passes that got findings afterwards
         self._broken: Optional[str] = None  # why rendering cannot work at all
         self._said: set = set()
+
+    def bind(self, model: TraceModel) -> None:
+        """Read the tracer's ``model`` (folded before each event reaches this sink)."""
+        self.model, self._folds = model, False
 
     def handle(self, event: Event) -> None:
         if self._folds:

@@ -136,13 +136,13 @@ class RichTreeSink:
         refresh_per_second: how often the live view redraws when ``delay`` is 0.
 
     ``self.model`` folds the events; a pass is dropped from it once its report is
-    printed, so a long training loop does not keep every pass in memory. Given a
-    ``model`` the tracer folds (shared with other sinks), it only reads it.
+    printed, so a long training loop does not keep every pass in memory. Under a
+    tracer it reads the tracer's model instead (``bind``), which it leaves whole.
     """
 
     def __init__(self, console: Optional[Console] = None, *, live: Optional[bool] = None,
                  delay: float = 0.0, max_lines: int = 200, ledger: bool = True,
-                 refresh_per_second: float = 15.0, model: Optional[TraceModel] = None) -> None:
+                 refresh_per_second: float = 15.0) -> None:
         if delay < 0:
             raise ValueError(f"delay must be 0 or more seconds per step, got {delay!r}")
         if max_lines < 1:
@@ -157,8 +157,8 @@ class RichTreeSink:
         self.delay = delay
         self.max_lines = max_lines
         self.ledger = ledger
-        self.model = model if model is not None else TraceModel()
-        self._folds = model is None  # a shared model is folded by the tracer, and kept whole
+        self.model = TraceModel()
+        self._folds = True  # until a tracer binds its own model
         self._interval = 1.0 / refresh_per_second
         self._live: Optional[Live] = None
         self._view: Optional[LivePassView] = None
@@ -167,6 +167,10 @@ class RichTreeSink:
         self._printed: Set[int] = set()
         self._loose: list = []  # findings for no pass, or for a pass already printed
         self.closed = False
+
+    def bind(self, model: TraceModel) -> None:
+        """Read the tracer's ``model`` (folded before each event reaches this sink)."""
+        self.model, self._folds = model, False
 
     def handle(self, event: Event) -> None:
         """Fold the event into the model; draw or print what changed."""
