@@ -1,0 +1,91 @@
+"""How numbers, names and counts are written, in every output: one home, one style.
+
+A value prints the same in the terminal, the diagrams, findings.txt and the player.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from typing import Optional
+
+__all__ = ["number", "signed", "plural", "ordinal", "visible", "display_name"]
+
+
+def number(value: Optional[float]) -> str:
+    """A number as a learner reads it: whole numbers without ``.0``, else 6 significant digits.
+
+    >>> number(2.0), number(1 / 3), number(123456789.0), number(-2.5e-12), number(-0.0)
+    ('2', '0.333333', '123456789', '-2.5e-12', '0')
+    >>> number(float("nan")), number(float("-inf")), number(2e20), number(None)
+    ('nan', '-inf', '2e+20', '?')
+    """
+    if value is None:
+        return "?"
+    value = float(value)
+    if not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def signed(value: float) -> str:
+    """A number with its sign always shown, for a change.
+
+    >>> signed(2.0), signed(-0.5), signed(0.0)
+    ('+2', '-0.5', '+0')
+    """
+    text = number(value)
+    return text if text.startswith("-") or text == "nan" else "+" + text
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 grad write``, ``1,024 grad writes``.
+
+    >>> plural(1, "pass"), plural(3, "grad"), plural(1024, "node")
+    ('1 pass', '3 grads', '1,024 nodes')
+    """
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
+def ordinal(n: int) -> str:
+    """English ordinal of a positive integer.
+
+    >>> [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 102)]
+    ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '102nd']
+    """
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
+def visible(text: object, limit: Optional[int] = 40) -> str:
+    r"""User text made safe to show: control characters as escapes, long text cut.
+
+    >>> visible("a\nb\x1b"), visible("w" * 50, limit=8)
+    ('a\\nb\\x1b', 'wwwww...')
+    """
+    out = []
+    for ch in str(text):
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs", "Cn") or (cat == "Cf" and ch != "\u200d"):
+            out.append(repr(ch)[1:-1] if cat == "Cc" else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def display_name(name: str, node_id: int, limit: Optional[int] = None) -> str:
+    r"""The name shown for a node: its id added, unless the name already ends with it.
+
+    >>> display_name("x", 1), display_name("add#4", 4), display_name("w[i]", 12)
+    ('x #1', 'add#4', 'w[i] #12')
+    >>> display_name("a\nb\x1b[31m", 2)
+    'a\\nb\\x1b[31m #2'
+    """
+    name = visible(name, limit)
+    return name if name.endswith(f"#{node_id}") else f"{name} #{node_id}"
