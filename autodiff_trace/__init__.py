@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 
 from ._version import __version__
+from .core.tracer import Tracer
 
 # name -> the module that defines it
 _HOMES = {
@@ -24,7 +25,7 @@ _HOMES = {
         ["Value", "DomainError", "topological_order", "zero_grad", "backward",
          "add", "sub", "mul", "div", "power", "neg",
          "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh"], ".engine"),
-    **dict.fromkeys(["trace", "Tracer", "active_tracer"], ".core.tracer"),
+    **dict.fromkeys(["trace", "active_tracer"], ".core.tracer"),
     "SCHEMA_VERSION": ".core.events",
     **dict.fromkeys(["load_events", "iter_events", "read_header", "TraceFileError"], ".core.tracefile"),
     **dict.fromkeys(["Diagnoser", "diagnose", "check_grads", "GradcheckError"], ".analysis"),
@@ -34,7 +35,17 @@ _HOMES = {
     **dict.fromkeys(["traced", "traced_block"], ".frontends.session"),
 }
 
-__all__ = [*_HOMES, "__version__"]
+__all__ = [*_HOMES, "Tracer", "__version__"]
+
+
+def _draw(events):
+    """A trace's last pass as a diagram: how a Tracer shows itself in Jupyter."""
+    from .views.graph.diagram import diagram
+
+    return diagram(events)
+
+
+Tracer.display = staticmethod(_draw)
 
 
 def __getattr__(name: str):

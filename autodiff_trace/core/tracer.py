@@ -18,127 +18,28 @@ change the engine's result.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
-from typing import Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
+from threading import get_ident
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from .model import TraceModel
+from .active import _stack, active_tracer, announce, follow_active
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated,
 )
+from .held_line import HeldLine
+from .model import TraceModel
 from .sites import default_name, describe_line, user_frame
+from .stages import Analyzer, ReadsModel, Sink
+from .turns import PassCounts, ThreadState, Turns
 
 __all__ = ["Sink", "Analyzer", "ReadsModel", "Tracer", "trace", "active_tracer", "follow_active"]
 
 
-@runtime_checkable
-class Sink(Protocol):
-    """Anything that consumes events: ``handle`` each one, ``close`` at the end."""
-
-    def handle(self, event: Event) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class ReadsModel(Protocol):
-    """A stage (sink or analyzer) that reads the tracer's model instead of folding one."""
-
-    def bind(self, model: TraceModel) -> None: ...
-
-
-@runtime_checkable
-class Analyzer(Protocol):
-    """Reads events as they come and returns findings (objects with Diagnostic's fields
-    other than ``seq`` and ``t``); the tracer turns them into ``diagnostic`` events."""
-
-    def handle(self, event: Event) -> Optional[Iterable]: ...
-
-    def close(self) -> Optional[Iterable]: ...
-
-
-class _Clock:
-    """What nested tracers share: one sequence of events, one count of passes."""
-
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-        self.seq = 0
-        self.passes = 0
-
-
-class _Pass:
-    """The counts of the backward pass under way."""
-
-    __slots__ = ("pass_no", "root", "start", "fired", "accumulated")
-
-    def __init__(self, pass_no: int, root: int) -> None:
-        self.pass_no, self.root, self.start = pass_no, root, time.perf_counter()
-        self.fired = self.accumulated = 0
-
-
-class _Line:
-    """The node reports of one execution of an assignment line, held until it ends."""
-
-    __slots__ = ("frame", "lineno", "lasti", "target", "name", "reports", "last_node")
-
-    def __init__(self, frame, target: str, name: str) -> None:
-        self.frame, self.lineno, self.lasti = frame, frame.f_lineno, frame.f_lasti
-        self.target, self.name = target, name
-        self.reports: list = []  # (report, made by the line itself)
-        self.last_node = None  # the engine's object for the line's latest node, if it gave one
-
-    def admits(self, frame) -> Optional[bool]:
-        """Is a node made in ``frame`` part of this run of the line? True when the line
-        made it, False when a generator expression or lambda on the line did, None
-        when the line is done. A loop coming back to the line is a new run: the
-        line's target then already holds the node made last."""
-        if frame is self.frame:
-            if frame.f_lineno != self.lineno:
-                return None
-            if frame.f_lasti <= self.lasti and self.last_node is not None \
-                    and frame.f_locals.get(self.target) is self.last_node:
-                return None
-            self.lasti = frame.f_lasti
-            return True
-        inner = frame  # sum(x * w for x in xs): the products come from a <genexpr> frame
-        while inner is not None and inner.f_code.co_name in _ANONYMOUS:
-            inner = inner.f_back
-            if inner is self.frame:
-                return False if inner.f_lineno == self.lineno else None
-        return None
-
-
-_ANONYMOUS = frozenset({"<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>", "<lambda>"})
-
-
 _now = time.perf_counter
-_stack: List["Tracer"] = []  # active tracers, innermost last
-
-
-_followers: List[Callable[[Optional["Tracer"]], None]] = []
-
-
-def active_tracer() -> Optional["Tracer"]:
-    """The innermost active tracer, or None when nothing listens."""
-    return _stack[-1] if _stack else None
-
-
-def follow_active(follower: Callable[[Optional["Tracer"]], None]) -> None:
-    """Call ``follower(tracer)`` now and whenever the innermost active tracer changes.
-
-    An engine keeps the tracer it is given in a global of its own, so an untraced op
-    pays one ``is not None`` check and the tracer never reaches into the engine.
-    """
-    _followers.append(follower)
-    follower(active_tracer())
-
-
-def _announce() -> None:
-    current = active_tracer()
-    for follower in _followers:
-        follower(current)
 
 
 class Tracer:
@@ -174,12 +75,12 @@ class Tracer:
         self.name_prefix = name_prefix
         self.model = model
         self.closed = False
+        self._pid = os.getpid()
         self._outer: Optional[Tracer] = None
-        self._clock = _Clock()  # replaced when started: a new one, or the outer tracer's
+        self._clock = Turns()  # replaced when started: a new one, or the outer tracer's
         self._queue: deque = deque()
         self._dispatching = False
-        self._pass: Optional[_Pass] = None  # the backward pass under way
-        self._held: Optional[_Line] = None  # nodes of an assignment line still running
+        self._threads: Dict[int, ThreadState] = {}  # each thread's pass and held line
 
     # -- turning on and off -----------------------------------------------------------
     def __enter__(self) -> "Tracer":
@@ -195,27 +96,36 @@ class Tracer:
         if self.closed:
             raise RuntimeError("this tracer is closed; make a new one with trace()")
         self._outer = active_tracer()
-        self._clock = self._outer._clock if self._outer is not None else _Clock()
+        self._clock = self._outer._clock if self._outer is not None else Turns()
+        self._pid = os.getpid()
         _stack.append(self)
-        _announce()
+        announce()
         return self
 
     def stop(self) -> None:
         """Stop listening; the tracers around this one keep theirs."""
-        if self._held is not None:
-            self._release()
+        with self._clock.lock:
+            for state in list(self._threads.values()):
+                if state.held is not None:
+                    self._release(state)
         if self in _stack:
             _stack.remove(self)
-        _announce()
+        announce()
 
     def close(self) -> None:
         """Finish: a pass cut short by an exception is closed, analyzers give their last
         findings, and every sink is closed (and so flushed)."""
         if self.closed:
             return
+        if self.in_forked_child:  # leaving the block in a forked child: the files are the parent's
+            self.closed = True
+            return
         self.stop()
-        if self._pass is not None:
-            self.backward_finished()
+        with self._clock.lock:
+            for thread, state in list(self._threads.items()):  # passes cut short, in any thread
+                if state.pass_ is not None:
+                    self._finish(state, thread)
+            self._let_waiting_go()
         for analyzer in self.analyzers:
             self._emit_findings(analyzer.close())
         self._drain()
@@ -244,25 +154,34 @@ class Tracer:
         site = function = assigned = None
         if frame is not None:
             site, function, assigned = describe_line(frame)
-        held = self._held
-        own = None if held is None else held.admits(frame)
-        if own is None and held is not None:
-            self._release()
-            held = None
-        if held is None and assigned is not None:
-            held = self._held = _Line(frame, assigned, self.name_prefix + assigned)
-            own = True
-        report = (node, op, value, parents, name, site, function, on_emit)
-        if held is None:
-            self._emit_node(*report)
-        else:
-            held.reports.append((report, own))
-            if own:
-                held.last_node = obj
+        with self._clock.lock:
+            state = self._state()
+            held = state.held
+            own = None if held is None else held.admits(frame)
+            if own is None and held is not None:
+                self._release(state)
+                held = None
+            if held is None and assigned is not None:
+                held = state.held = HeldLine(frame, assigned, self.name_prefix + assigned)
+                own = True
+            report = (node, op, value, parents, name, site, function, on_emit)
+            if held is None:
+                self._emit_node(*report)
+            else:
+                held.reports.append((report, own))
+                if own:
+                    held.last_node = obj
 
-    def _release(self) -> None:
+    def _state(self) -> ThreadState:
+        """The calling thread's pass and held line in this tracer."""
+        state = self._threads.get(get_ident())
+        if state is None:
+            state = self._threads[get_ident()] = ThreadState()
+        return state
+
+    def _release(self, state: ThreadState) -> None:
         """Emit the held nodes of a finished line; its result takes the assigned name."""
-        held, self._held = self._held, None
+        held, state.held = state.held, None
         result = max((i for i, (r, own) in enumerate(held.reports)
                       if own and r[4] is None and r[1] != "const"), default=None)
         for i, ((node, op, value, parents, name, site, function, on_emit), _) in enumerate(held.reports):
@@ -272,61 +191,74 @@ class Tracer:
     def _emit_node(self, node, op, value, parents, name, site, function, on_emit) -> None:
         if name is None:
             name = default_name(node, op, value)
-        event = self._emit(NodeCreated, node, op, value, parents, name, site, function)
-        if on_emit is not None:
-            on_emit(event)
+        self._emit(NodeCreated, node, op, value, parents, name, site, function, on_emit=on_emit)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""
-        if self._pass is not None:  # an engine's pass we never saw end
-            self.backward_finished()
-        self._clock.passes += 1
-        pass_no = self._clock.passes
-        self._pass = _Pass(pass_no, root)
-        self._emit(BackwardStarted, pass_no, root, seed, order, grads_before)
+        with self._clock.lock:
+            state = self._state()
+            if state.pass_ is not None:  # an engine's pass we never saw end
+                self._finish(state)
+            self._clock.passes += 1
+            pass_no = self._clock.passes
+            state.pass_ = PassCounts(pass_no, root)
+            self._emit(BackwardStarted, pass_no, root, seed, order, grads_before)
         return pass_no
 
     def backward_fn_fired(self, node: int, grad: float, upstream: float) -> None:
         """Report that ``node``'s backward function is running."""
-        p = self._pass
-        if p is not None:
-            p.fired += 1
-        self._emit(BackwardFnFired, 0 if p is None else p.pass_no, node, grad, upstream)
+        with self._clock.lock:
+            p = self._state().pass_
+            if p is not None:
+                p.fired += 1
+            self._emit(BackwardFnFired, 0 if p is None else p.pass_no, node, grad, upstream)
 
     def grad_accumulated(self, target: int, fired_by: Optional[int], local_grad: Optional[float],
                          contribution: float, grad_before: float, grad_after: float,
                          replaced: bool = False, site: Optional[str] = None) -> None:
         """Report a write to ``target``'s grad."""
-        p = self._pass
-        if p is not None:
-            p.accumulated += 1
-        self._emit(GradAccumulated, 0 if p is None else p.pass_no, target, fired_by, local_grad,
-                   contribution, grad_before, grad_after, replaced, site)
+        with self._clock.lock:
+            p = self._state().pass_
+            if p is not None:
+                p.accumulated += 1
+            self._emit(GradAccumulated, 0 if p is None else p.pass_no, target, fired_by, local_grad,
+                       contribution, grad_before, grad_after, replaced, site)
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
         """Report that the grads of ``nodes`` were set to zero."""
         self._emit(GradsZeroed, nodes, grads_before)
 
     def backward_finished(self) -> None:
-        """Report the end of the current backward pass."""
-        if self._pass is None:
-            return
-        p, self._pass = self._pass, None
-        self._emit(BackwardFinished, p.pass_no, p.root, time.perf_counter() - p.start, p.fired,
-                   p.accumulated)
+        """Report the end of the calling thread's backward pass."""
+        with self._clock.lock:
+            state = self._state()
+            if state.pass_ is not None:
+                self._finish(state)
+
+    def _finish(self, state: ThreadState, thread: Optional[int] = None) -> None:
+        """End ``state``'s pass; as ``thread`` (not the caller) when closing for it."""
+        p, state.pass_ = state.pass_, None
+        fields = (p.pass_no, p.root, time.perf_counter() - p.start, p.fired, p.accumulated)
+        if thread is None:
+            self._emit(BackwardFinished, *fields)
+        elif thread in self._clock.waiting:
+            self._clock.waiting[thread].append((self, BackwardFinished, fields, _now(), None))
+        else:
+            self._send(BackwardFinished, fields, _now(), None, thread)
 
     @property
     def pass_no(self) -> int:
-        """The number of the pass under way, or 0 between passes."""
-        return 0 if self._pass is None else self._pass.pass_no
+        """The number of the calling thread's pass under way, or 0 between passes."""
+        state = self._threads.get(get_ident())
+        return 0 if state is None or state.pass_ is None else state.pass_.pass_no
+
+    display: Optional[Callable] = None  # events -> a picture; set by the package, which knows the views
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """In Jupyter, a finished trace shows the diagram of its last backward pass."""
-        from ..views.graph.diagram import diagram  # drawing is loaded only when asked for
-
-        if not any(e.kind == "backward_started" for e in self.events):
+        if Tracer.display is None or not any(e.kind == "backward_started" for e in self.events):
             return {"text/plain": f"<Tracer: {len(self.events)} events, no backward pass>"}
-        return diagram(self.events)._repr_mimebundle_(include, exclude)
+        return Tracer.display(self.events)._repr_mimebundle_(include, exclude)
 
     @property
     def event_count(self) -> int:
@@ -334,14 +266,38 @@ class Tracer:
         return self._clock.seq
 
     @property
+    def in_forked_child(self) -> bool:
+        """True in a forked child of the process that traced: the files are the parent's."""
+        return self._pid != os.getpid()
+
+    @property
     def in_pass(self) -> bool:
-        return self._pass is not None
+        return self.pass_no != 0
 
     # -- dispatch ---------------------------------------------------------------------
-    def _emit(self, cls, *fields) -> Event:
-        if self._held is not None:  # nodes of an assignment line go out first
-            self._release()
-        event = self._stamp(cls, *fields)
+    def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
+        clock = self._clock
+        with clock.lock:
+            thread = get_ident()
+            state = self._threads.get(thread)
+            if state is not None and state.held is not None:  # a line's nodes go out first
+                self._release(state)
+            if clock.must_wait(thread):  # another thread's pass is going out: wait in line
+                clock.waiting.setdefault(thread, []).append((self, cls, fields, _now(), on_emit))
+                return
+            self._send(cls, fields, _now(), on_emit, thread)
+            if cls is BackwardFinished:
+                self._let_waiting_go()
+
+    def _send(self, cls, fields: tuple, t: float, on_emit: Optional[Callable], thread: int) -> None:
+        """Stamp the event and deliver it to this tracer and every tracer around it."""
+        clock = self._clock
+        if cls is BackwardStarted:
+            clock.streaming = thread
+        elif cls is BackwardFinished:
+            clock.streaming = None
+        event = cls(clock.seq, t - clock.t0, *fields)
+        clock.seq += 1
         tracer = self
         while tracer is not None:  # nested tracers: every one that is listening
             if tracer.analyzers:
@@ -349,7 +305,16 @@ class Tracer:
             else:
                 tracer._deliver(event)
             tracer = tracer._outer
-        return event
+        if on_emit is not None:
+            on_emit(event)
+
+    def _let_waiting_go(self) -> None:
+        """Between passes, send what waiting threads held back, a thread at a time."""
+        clock = self._clock
+        while clock.streaming is None and clock.waiting:
+            thread = next(iter(clock.waiting))
+            for tracer, cls, fields, t, on_emit in clock.waiting.pop(thread):
+                tracer._send(cls, fields, t, on_emit, thread)
 
     def _stamp(self, cls, *fields) -> Event:
         """The event with the next sequence number and the time since the trace began."""
@@ -380,6 +345,12 @@ class Tracer:
                     self._emit_findings(analyzer.handle(event))
                 except Exception as exc:
                     self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
+
+    def report_finding(self, finding) -> None:
+        """Deliver a finding made outside the analyzers (an adapter's own check) as a
+        ``diagnostic`` event, stamped and sent like every other event."""
+        self._emit(Diagnostic, finding.pass_no, finding.finding, finding.severity, finding.message,
+                   tuple(finding.nodes), tuple(finding.names), finding.site, finding.hint)
 
     def _emit_findings(self, findings: Optional[Iterable]) -> None:
         for f in findings or ():

@@ -60,6 +60,11 @@ class JsonlSink:
             self._give_up()
             raise cannot_write(f"the trace to {self.where}", exc) from None
 
+    def flush(self) -> None:
+        """Write out what is buffered (the tracer calls it before the process forks)."""
+        if not self.closed:
+            self._file.flush()
+
     def close(self) -> None:
         if self.closed:
             return
