@@ -30,6 +30,7 @@ class Bug:
     replace: str
     at: Optional[Tuple[str, str]] = None
     note: str = ""
+    deterministic: bool = True  # False: the buggy program's output varies from run to run
 
     @property
     def name(self) -> str:

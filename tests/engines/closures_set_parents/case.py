@@ -10,7 +10,8 @@ DESIGN = Design(
         Bug("overwritten_grad", "engine.py",
             "self.grad += out.grad",
             "self.grad = out.grad",
-            note="add overwrites self.grad"),
+            note="add overwrites self.grad",
+            deterministic=False),  # which write survives depends on the set's order, by address
         Bug("wrong_derivative", "engine.py",
             "self.grad += other.data * out.grad",
             "self.grad += self.data * out.grad",
