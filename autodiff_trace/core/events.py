@@ -8,8 +8,9 @@ to JSON and read back unchanged. ``docs/events.md`` documents every field.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Optional, Tuple, Union
+
+from .fields import FIELD_CHECKS, MAX_LIST_ITEMS, NUMBER_FIELDS, FieldError, LimitError, json_number, shown
 
 __all__ = [
     "SCHEMA",
@@ -25,6 +26,7 @@ __all__ = [
     "Finding",
     "EVENT_TYPES",
     "to_dict",
+    "MAX_LIST_ITEMS",
     "from_dict",
 ]
 
@@ -178,21 +180,21 @@ EVENT_TYPES = {
     )
 }
 
-# JSON has no NaN or infinity; they travel as these strings and come back as floats.
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _json_float(x: float) -> Union[float, str]:
-    if math.isfinite(x):
-        return x
-    return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
+# -- the JSON form ----------------------------------------------------------------------
+# Per event type, the number fields that may hold NaN, ±inf or a complex (``t`` never does).
+_CHECKED = {
+    cls: tuple(f for f in cls._fields if f in NUMBER_FIELDS and f != "t")
+    for cls in EVENT_TYPES.values()
+}
 
 
 def to_dict(event: Event) -> dict:
-    """The event as a JSON-ready dict, ``kind`` first.
+    """The event as a JSON-ready dict, ``kind`` first (special numbers: :mod:`.fields`).
 
     >>> to_dict(GradsZeroed(3, 0.5, (1, 2), (2.0, float("nan"))))
     {'kind': 'grads_zeroed', 'seq': 3, 't': 0.5, 'nodes': (1, 2), 'grads_before': [2.0, 'NaN']}
+    >>> to_dict(BackwardFnFired(4, 0.5, 1, 2, 1j, -0.0))["grad"]
+    {'re': 0.0, 'im': 1.0}
     """
     out = {"kind": event.kind}
     out.update(zip(event._fields, event))
@@ -200,57 +202,68 @@ def to_dict(event: Event) -> dict:
         value = out[name]
         if value.__class__ is float:
             if value - value != 0.0:  # only NaN and ±inf fail this
-                out[name] = _json_float(value)
-        elif value.__class__ is tuple and value and sum(value) - sum(value) != 0.0:
-            out[name] = [_json_float(v) for v in value]
+                out[name] = json_number(value)
+        elif value.__class__ is tuple:
+            if value:
+                total = sum(value)  # a float unless an item is NaN, ±inf, complex or not a float
+                if total.__class__ is not float or total - total != 0.0:
+                    out[name] = [json_number(v) for v in value]
+        elif value.__class__ is complex:
+            out[name] = json_number(value)
     return out
 
 
-# Fields that hold floats (or tuples of floats): only these may carry "NaN" etc.
-_FLOAT_FIELDS = frozenset({
-    "t", "value", "seed", "grads_before", "grad", "upstream",
-    "local_grad", "contribution", "grad_before", "grad_after", "duration",
-})
+_CHECKS = {cls: tuple((f, FIELD_CHECKS[f]) for f in cls._fields) for cls in EVENT_TYPES.values()}
+_PAIRED = {BackwardStarted: ("order", "grads_before"), GradsZeroed: ("nodes", "grads_before")}
 
 
-# Per event type, the float fields that may hold NaN or ±inf (``t`` never does).
-_CHECKED = {
-    cls: tuple(f for f in cls._fields if f in _FLOAT_FIELDS and f != "t")
-    for cls in EVENT_TYPES.values()
-}
+def from_dict(data: Any) -> Event:
+    """Rebuild an event from :func:`to_dict`'s output, checking every field's type.
 
-
-def _restore(value: Any, is_float: bool) -> Any:
-    if value.__class__ is list:
-        return tuple(_restore(v, is_float) for v in value)
-    if is_float and value.__class__ is str:
-        if value not in _NON_FINITE:
-            raise ValueError(f"{value!r} is not a number")
-        return _NON_FINITE[value]
-    return value
-
-
-def from_dict(data: dict) -> Event:
-    """Rebuild an event from :func:`to_dict`'s output; ``ValueError`` says what is wrong.
+    ``ValueError`` names the event kind, the field and what it holds instead; a list
+    longer than ``MAX_LIST_ITEMS`` raises :class:`~.fields.LimitError`, a ValueError.
 
     >>> from_dict({'kind': 'grads_zeroed', 'seq': 3, 't': 0.5, 'nodes': [1], 'grads_before': ['NaN']})
     GradsZeroed(seq=3, t=0.5, nodes=(1,), grads_before=(nan,))
+    >>> from_dict({'kind': 'grads_zeroed', 'seq': 3, 't': 0.5, 'nodes': 3, 'grads_before': []})
+    Traceback (most recent call last):
+    ValueError: grads_zeroed.nodes must be a list of node ids, got 3
     """
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    if data.__class__ is not dict:
+        raise ValueError(f"expected a JSON object, got {shown(data)}")
     kind = data.get("kind")
-    cls = EVENT_TYPES.get(kind)
+    cls = EVENT_TYPES.get(kind) if kind.__class__ is str else None
     if cls is None:
         known = ", ".join(sorted(EVENT_TYPES))
-        raise ValueError(f"unknown event kind {kind!r} (known: {known})")
-    fields = {k: v for k, v in data.items() if k != "kind"}
-    missing = [f for f in cls._fields if f not in fields]
-    extra = [f for f in fields if f not in cls._fields]
-    if missing or extra:
-        problems = []
-        if missing:
-            problems.append("missing " + ", ".join(missing))
-        if extra:
-            problems.append("unexpected " + ", ".join(extra))
-        raise ValueError(f"{kind} event: {'; '.join(problems)}")
-    return cls(*(_restore(fields[f], f in _FLOAT_FIELDS) for f in cls._fields))
+        raise ValueError(f"unknown event kind {kind[:40]!r} (known: {known})" if kind.__class__ is str
+                         else f"kind must be an event kind, got {shown(kind)} (known: {known})")
+    checks = _CHECKS[cls]
+    if len(data) != len(checks) + 1 or any(f not in data for f, _ in checks):
+        _refuse_fields(kind, cls, data)
+    values = []
+    for field, check in checks:
+        try:
+            values.append(check(data[field]))
+        except FieldError as wrong:
+            raise ValueError(wrong.message(kind, field)) from None
+        except LimitError as beyond:
+            raise LimitError(f"{kind}.{field} {beyond}") from None
+    event = cls(*values)
+    paired = _PAIRED.get(cls)
+    if paired is not None:
+        ids, grads = (getattr(event, f) for f in paired)
+        if len(ids) != len(grads):
+            raise ValueError(f"{kind}.{paired[1]} holds {len(grads):,} numbers for the "
+                             f"{len(ids):,} node ids in {kind}.{paired[0]}; they must match one to one")
+    return event
+
+
+def _refuse_fields(kind: str, cls: type, data: dict) -> None:
+    missing = [f for f in cls._fields if f not in data]
+    extra = [shown(f) for f in data if f != "kind" and f not in cls._fields]
+    problems = []
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected " + ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else ""))
+    raise ValueError(f"{kind} event: {'; '.join(problems)}")

@@ -17,11 +17,14 @@ def number(value: Optional[float]) -> str:
 
     >>> number(2.0), number(1 / 3), number(123456789.0), number(-2.5e-12), number(-0.0)
     ('2', '0.333333', '123456789', '-2.5e-12', '0')
-    >>> number(float("nan")), number(float("-inf")), number(2e20), number(None)
-    ('nan', '-inf', '2e+20', '?')
+    >>> number(float("nan")), number(float("-inf")), number(2e20), number(None), number(1 - 2j)
+    ('nan', '-inf', '2e+20', '?', '1-2j')
     """
     if value is None:
         return "?"
+    if isinstance(value, complex):
+        imag = number(value.imag)
+        return f"{number(value.real)}{imag if imag.startswith('-') else '+' + imag}j"
     value = float(value)
     if not math.isfinite(value):
         return "nan" if value != value else ("inf" if value > 0 else "-inf")

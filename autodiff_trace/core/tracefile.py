@@ -13,11 +13,13 @@ import platform
 import sys
 import time
 import warnings
-from typing import Iterator, List, Union
+from typing import Any, Iterator, List, Tuple, Union
 
 from .events import SCHEMA, SCHEMA_VERSION, Event, from_dict
+from .fields import LimitError, shown
 
-__all__ = ["TraceFileError", "encode_line", "header_line", "load_events", "iter_events", "read_header"]
+__all__ = ["TraceFileError", "MAX_LINE_BYTES", "encode_line", "header_line", "load_events", "iter_events",
+           "read_header"]
 
 
 def _json_line(obj: dict) -> bytes:
@@ -55,29 +57,81 @@ class TraceFileError(ValueError):
     """A trace file that cannot be read; the message names the file and line."""
 
 
-def _lines(path: Union[str, os.PathLike]) -> Iterator:
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused, never held whole
+_BOM = b"\xef\xbb\xbf"
+_DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record the trace"
+
+
+def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
+    """The file's lines as bytes with their numbers, read in bounded pieces.
+
+    A line longer than :data:`MAX_LINE_BYTES` (say ``/dev/zero``) is refused once that
+    many bytes are read; a UTF-8 byte-order mark at the start is dropped.
+    """
     try:
-        with open(path, encoding="utf-8") as file:
-            yield from enumerate(file, start=1)
+        file = open(path, "rb")
     except FileNotFoundError:
         raise TraceFileError(f"{path}: no such trace file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TraceFileError(f"{path}: cannot read it ({exc})") from None
+    except OSError as exc:
+        raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    with file:
+        number = 0
+        while True:
+            try:
+                line = file.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:
+                raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise TraceFileError(f"{path}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, "
+                                     f"the most a trace line may hold; {_DAMAGED}")
+            if number == 1 and line.startswith(_BOM):
+                line = line[3:]
+            yield number, line
 
 
-def _check_header(path, line: str) -> dict:
+def _parse(line: bytes) -> Any:
+    """One line's JSON value; a line that is not JSON raises ValueError saying why."""
     try:
-        header = json.loads(line)
-    except json.JSONDecodeError:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start + 1} is {line[exc.start]:#04x}); {_DAMAGED}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg[0].lower()}{exc.msg[1:]} at column {exc.colno}); "
+                         f"the line is damaged or cut short") from None
+    except RecursionError:
+        raise ValueError(f"its JSON is nested too deeply for a trace line; {_DAMAGED}") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise ValueError(f"a number in it is too long to read; {_DAMAGED}") from None
+
+
+_HEADER_TEXTS = ("created", "python", "script", "cell")
+_HEADER_LISTS = ("argv", "script_args")
+
+
+def _check_header(path, line: bytes) -> dict:
+    try:
+        header = _parse(line)
+    except ValueError:
         header = None
-    if not isinstance(header, dict) or header.get("kind") != "header":
+    if header.__class__ is not dict or header.get("kind") != "header":
         raise TraceFileError(f"{path}:1: not an autodiff_trace trace (the first line must be its header)")
     if header.get("schema") != SCHEMA:
-        raise TraceFileError(f"{path}:1: schema {header.get('schema')!r} is not {SCHEMA!r}")
-    if header.get("version") != SCHEMA_VERSION:
-        raise TraceFileError(f"{path}:1: schema version {header.get('version')!r} is not supported "
+        raise TraceFileError(f"{path}:1: schema {shown(header.get('schema'))} is not {SCHEMA!r}")
+    version = header.get("version")
+    if version.__class__ is not int or version != SCHEMA_VERSION:
+        raise TraceFileError(f"{path}:1: schema version {shown(version)} is not supported "
                              f"(this autodiff_trace reads version {SCHEMA_VERSION}); "
                              f"re-record the trace or use the matching autodiff_trace")
+    for key in _HEADER_TEXTS:
+        if header.get(key) is not None and header[key].__class__ is not str:
+            raise TraceFileError(f"{path}:1: header.{key} must be a string, got {shown(header[key])}; {_DAMAGED}")
+    for key in _HEADER_LISTS:
+        if key in header and (header[key].__class__ is not list
+                              or any(item.__class__ is not str for item in header[key])):
+            raise TraceFileError(f"{path}:1: header.{key} must be a list of strings; {_DAMAGED}")
     return header
 
 
@@ -91,8 +145,9 @@ def read_header(path: Union[str, os.PathLike]) -> dict:
 def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     """Yield the events of a trace file one at a time (bounded memory).
 
-    A malformed line raises :class:`TraceFileError` naming its line number; a last
-    line cut short without its newline (a crash mid-write) is dropped with a warning.
+    Every line and every field is checked: anything wrong raises :class:`TraceFileError`
+    naming the file, the line and the field; a last line cut short without its newline
+    (a crash mid-write) is dropped with a warning.
     """
     lines = _lines(path)
     first = next(lines, None)
@@ -103,18 +158,19 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if not line.endswith("\n"):
+            data = _parse(line)
+        except ValueError as exc:
+            if not line.endswith(b"\n"):
                 warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
                               f"stopped mid-write); the events before it are kept", RuntimeWarning)
                 return
-            raise TraceFileError(f"{path}:{number}: not valid JSON ({exc.msg[0].lower()}{exc.msg[1:]} "
-                                 f"at column {exc.colno}); the line is damaged or cut short") from None
+            raise TraceFileError(f"{path}:{number}: {exc}") from None
         try:
             event = from_dict(data)
-        except (ValueError, TypeError) as exc:
+        except LimitError as exc:
             raise TraceFileError(f"{path}:{number}: {exc}") from None
+        except ValueError as exc:
+            raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
         yield event
 
 
