@@ -1,7 +1,10 @@
 """A small MLP on our engine trained twice: once forgetting zero_grad, once not.
 
 Without zeroing, every step's gradient is added to the previous steps', so the
-updates grow and the loss stops falling; trace-backward flags each stale gradient.
+updates grow and the loss stops falling. trace-backward names this once, at the
+``loss.backward()`` line where the zeroing is missing: the 17 parameters that held
+gradients from the previous pass when passes 2 and 3 began. The second run zeroes
+before each backward call and gets no finding, with or without --check-grads.
 
     trace-backward examples/forgot_zero_grad.py
 """

@@ -134,8 +134,8 @@ class TestCheckGrads:
             out = a * b
             b.data = 5.0  # a learner's bug: the graph recorded b = 3.0
             return out
-        with pytest.raises(GradcheckError, match=r"^check_grads: the gradient for input 0 \(input 0 = 2\.0\) "
-                                                 r"is 5\.0 by backward but 3\.0 by central differences$"):
+        with pytest.raises(GradcheckError, match=r"^check_grads: the gradient for input 0 \(input 0 = 2\) "
+                                                 r"is 5 by backward but 3 by central differences$"):
             check_grads(product, 2.0, 3.0)
 
     def test_raise_exception_false_returns_false(self):
@@ -148,7 +148,7 @@ class TestCheckGrads:
 
     def test_input_at_a_domain_edge_cannot_be_checked(self):
         """sqrt at 0 is reported as uncheckable rather than as a wrong gradient."""
-        with pytest.raises(GradcheckError, match=r"input 0 \(input 0 = 0\.0\) cannot be checked: moving it"):
+        with pytest.raises(GradcheckError, match=r"input 0 \(input 0 = 0\) cannot be checked: moving it"):
             check_grads(lambda a: a.sqrt(), 0.0)
 
     @pytest.mark.parametrize("call, error, message", [

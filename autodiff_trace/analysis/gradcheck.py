@@ -13,59 +13,18 @@ import math
 import numbers
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .diagnoser import format_number
+from ..core.text import number
 from ..core.events import Finding
 from ..core.model import PassInfo, TraceModel
-from ..engine.rules import RULES, Rule
+from .ops import Plan, UncheckableGraph, evaluate, op_value, plan_of, resolve_op, same_value
 
 __all__ = [
     "GradcheckError", "UncheckableGraph", "resolve_op", "op_value", "RecordedGraph",
     "close_enough", "check_pass", "check_grads",
 ]
 
-# Ops as other engines spell them: micrograd's "+", "*", "ReLU"; "-" is sub or neg by arity.
-_BY_SYMBOL = {(rule.symbol, rule.arity): rule for rule in RULES.values()
-              if rule.name not in ("const", "powc")}
-
-
 class GradcheckError(RuntimeError):
     """A gradient that disagrees with central differences (PyTorch's name for it)."""
-
-
-class UncheckableGraph(ValueError):
-    """The recorded graph cannot be evaluated again: an op without a rule, or a node
-    made before tracing began."""
-
-
-def resolve_op(op: str, arity: int) -> Tuple[Rule, Optional[float]]:
-    """The rule for an op as events spell it, and its constant (the 3 of ``"**3"``).
-
-    >>> [(rule.name, c) for rule, c in (resolve_op("mul", 2), resolve_op("**0.5", 1), resolve_op("ReLU", 1))]
-    [('mul', None), ('powc', 0.5), ('relu', None)]
-    """
-    rule = RULES.get(op) or RULES.get(op.lower())
-    if rule is not None and rule.arity == arity and rule.name not in ("const", "powc"):
-        return rule, None
-    if op.startswith("**") and arity == 1:
-        try:
-            return RULES["powc"], float(op[2:])
-        except ValueError:
-            pass
-    rule = _BY_SYMBOL.get((op, arity))
-    if rule is None:
-        raise UncheckableGraph(f"no derivative rule is known for the op {op!r} with {arity} operand(s)")
-    return rule, None
-
-
-def op_value(op: str, operands: Sequence[float]) -> float:
-    """The value of ``op`` on ``operands``, by the rule table.
-
-    >>> op_value("mul", (2.0, 3.0)), op_value("**3", (2.0,)), op_value("+", (1.0, 2.0))
-    (6.0, 8.0, 3.0)
-    """
-    rule, constant = resolve_op(op, len(operands))
-    second = operands[1] if rule.arity == 2 else constant
-    return rule.value(operands[0], second)
 
 
 def close_enough(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
@@ -80,31 +39,93 @@ def close_enough(analytic: float, numeric: float, atol: float, rtol: float) -> b
 class RecordedGraph:
     """A pass's graph as its events recorded it, ready to evaluate with one leaf moved.
 
+    Leaves keep the value they were made with, but a training loop changes them in place
+    (``p.data -= lr * p.grad``) before building the next graph. So each leaf's value at
+    the time of the pass is read back from the nodes this graph computed from it (solving
+    its first consumer for it); a value that no op explains stops the check.
+
     Args:
         nodes: node id -> an object with ``op``, ``value`` and ``parents`` (a
             :class:`~autodiff_trace.core.model.NodeInfo`).
         order: the pass's order: the root first, every node before its parents.
     """
 
-    def __init__(self, nodes: Mapping, order: Sequence[int]) -> None:
+    def __init__(self, nodes: Mapping, order: Sequence[int],
+                 name: Callable[[int], str] = "node #{}".format) -> None:
         if not order:
             raise UncheckableGraph("the pass visited no nodes")
         self.root = order[0]
         self.values: Dict[int, float] = {}
         self.position: Dict[int, int] = {}
-        self.plan: Dict[int, Tuple[Rule, Optional[float], tuple]] = {}  # node -> how to recompute it
+        self.plan: Dict[int, Plan] = {}  # node -> how to recompute it
         self.consumers: Dict[int, List[int]] = {}
+        self.moved: Dict[int, float] = {}  # leaf -> the value it was made with, when it changed since
+        self._confirmed: set = set()  # leaves whose value a consumer has confirmed
+        leaves = set()
         for position, node in enumerate(reversed(order)):
             info = nodes.get(node)
             if info is None or info.op == "?":
-                raise UncheckableGraph(f"node #{node} was made before tracing began, so its op is unknown")
+                raise UncheckableGraph(f"node #{node} was made before tracing began, so its op is unknown", node)
             self.values[node] = info.value
             self.position[node] = position
-            if info.op not in ("", "const"):
-                rule, constant = resolve_op(info.op, len(info.parents))
-                self.plan[node] = (rule, constant, info.parents)
-                for parent in set(info.parents):
-                    self.consumers.setdefault(parent, []).append(node)
+            if info.op in ("", "const"):
+                if info.op == "":  # a constant is made where it is used: its value is current
+                    leaves.add(node)
+                continue
+            try:
+                self.plan[node] = plan = plan_of(info, self.values)
+            except UncheckableGraph as exc:
+                raise UncheckableGraph(str(exc), node) from None
+            for parent in set(plan[1]):
+                self.consumers.setdefault(parent, []).append(node)
+            self._settle(node, info.value, leaves, name)
+        for node in order[1:]:  # the order follows parents: each node there has a consumer
+            if node not in self.consumers:
+                raise UncheckableGraph(f"the trace records no node computed from {name(node)}, which the "
+                                       f"pass visited (its node was linked to its parents after it was made?)",
+                                       node)
+
+    def _settle(self, node: int, recorded: float, leaves: set, name: Callable[[int], str]) -> None:
+        """Check that ``node``'s recorded value follows from its operands; if it does not,
+        solve for the one leaf operand whose value the graph has not confirmed yet."""
+        plan, values = self.plan[node], self.values
+        try:
+            again = evaluate(plan, values.__getitem__)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            again = math.nan
+        suspects = {p for p in plan[1] if p in leaves and p not in self._confirmed}
+        if not (same_value(again, recorded) or (again != again and recorded != recorded)):
+            if len(suspects) != 1 or not self._solve(node, suspects.pop(), recorded):
+                raise UncheckableGraph(
+                    f"the value of {name(node)} does not follow from its operands' values (one of them "
+                    f"changed in place after {name(node)} was made?)", node)
+        self._confirmed.update(p for p in plan[1] if p in leaves)
+
+    def _solve(self, node: int, leaf: int, target: float) -> bool:
+        """Set ``leaf`` to the value that gives ``node`` its recorded value (secant steps
+        from the value it was made with); False when none is found."""
+        values, plan = self.values, self.plan[node]
+        made_with = values[leaf]
+
+        def miss(x: float) -> float:
+            values[leaf] = x
+            return evaluate(plan, values.__getitem__) - target
+
+        x0, x1 = made_with, made_with + 1e-3 * max(1.0, abs(made_with))
+        try:
+            f0, f1 = miss(x0), miss(x1)
+            for _ in range(60):
+                if f1 == f0:
+                    break
+                x0, x1 = x1, x1 - f1 * (x1 - x0) / (f1 - f0)
+                f0, f1 = f1, miss(x1)
+                if same_value(f1 + target, target):
+                    self.moved[leaf] = made_with
+                    return True
+        except (ValueError, ZeroDivisionError, OverflowError):
+            pass
+        values[leaf] = made_with
+        return False
 
     def root_value_with(self, leaf: int, value: float) -> float:
         """The root's value when ``leaf`` holds ``value``: only the nodes downstream of
@@ -118,17 +139,14 @@ class RecordedGraph:
         values = dict.fromkeys(cone)  # shadows the recorded values inside the cone
         values[leaf] = value
         recorded = self.values
+
+        def value_of(node: int) -> float:
+            return values[node] if node in values else recorded[node]
+
         for node in sorted(cone, key=self.position.__getitem__):
-            if node == leaf:
-                continue
-            rule, constant, parents = self.plan[node]
-            a = values[parents[0]] if parents[0] in values else recorded[parents[0]]
-            if rule.arity == 2:
-                b = values[parents[1]] if parents[1] in values else recorded[parents[1]]
-            else:
-                b = constant
-            values[node] = rule.value(a, b)
-        return values[self.root] if self.root in values else recorded[self.root]
+            if node != leaf:
+                values[node] = evaluate(self.plan[node], value_of)
+        return value_of(self.root)
 
     def derivative(self, leaf: int, eps: float = 1e-6) -> float:
         """d root / d leaf by central differences, with a step of ``eps`` times the leaf's
@@ -140,7 +158,7 @@ class RecordedGraph:
         try:
             up, down = self.root_value_with(leaf, x + h), self.root_value_with(leaf, x - h)
         except (ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise ValueError(f"moving it by {format_number(h)} makes an op undefined ({exc})") from None
+            raise ValueError(f"moving it by {number(h)} makes an op undefined ({exc})") from None
         return (up - down) / (2 * h)
 
 
@@ -154,13 +172,25 @@ def _pass_change(p: PassInfo, node: int) -> Tuple[float, float]:
 
 def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float = 1e-5,
                rtol: float = 1e-3, max_leaves: int = 100) -> List[Finding]:
-    """Findings for the leaves of pass ``p`` whose gradient disagrees with central differences."""
-    try:
-        graph = RecordedGraph(model.nodes, p.order)
-    except UncheckableGraph as exc:
+    """Findings for the leaves of pass ``p`` whose gradient disagrees with central
+    differences; a pass or leaf that cannot be checked gets a ``check_skipped`` finding
+    saying why (located at the node at fault, so that one reason is one cause)."""
+    def skipped(reason: str, site: Optional[str], hint: str) -> List[Finding]:
         return [Finding(p.pass_no, "check_skipped", "info",
-                        f"backward pass {p.pass_no} could not be checked numerically: {exc}",
-                        (), (), None, "the numerical check knows the ops of the rule table only")]
+                        f"backward pass {p.pass_no} could not be checked numerically: {reason}",
+                        (), (), site, hint)]
+
+    carried = [n for n, g in p.grads_before.items() if g != 0 and model.node(n).parents]
+    if carried:
+        return skipped(f"{len(carried)} node(s) inside its graph ({model.name(carried[0])}, ...) held "
+                       f"gradients when it began, and an engine that passes on a node's whole grad adds "
+                       f"them again", None, "see the stale_gradient finding: zero the grads before the pass")
+    try:
+        graph = RecordedGraph(model.nodes, p.order, model.name)
+    except UncheckableGraph as exc:
+        site = model.node(exc.node).site if exc.node is not None else None
+        return skipped(str(exc), site, "the numerical check knows the ops of the rule table only"
+                       if "no derivative rule" in str(exc) else "check this pass by hand")
     leaves = [n for n in p.order if model.nodes[n].op == ""]
     findings = []
     root = model.name(p.root)
@@ -168,6 +198,8 @@ def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float
         info = model.nodes[leaf]
         try:
             numeric = graph.derivative(leaf, eps) * p.seed
+            if not math.isfinite(numeric):
+                raise ValueError(f"central differences give {number(numeric)}")
         except ValueError as exc:
             findings.append(Finding(p.pass_no, "check_skipped", "info",
                                     f"{info.name} could not be checked numerically in backward pass "
@@ -175,13 +207,13 @@ def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float
                                     "check this leaf by hand, or move it away from the op's edge"))
             continue
         added, after = _pass_change(p, leaf)
-        if not math.isfinite(numeric) or close_enough(added, numeric, atol, rtol):
+        if close_enough(added, numeric, atol, rtol):
             continue
-        total = f" (now {format_number(after)})" if after != added else ""
+        total = f" (now {number(after)})" if after != added else ""
         findings.append(Finding(
             p.pass_no, "gradient_mismatch", "error",
-            f"backward pass {p.pass_no} added {format_number(added)} to {info.name}.grad{total}, but "
-            f"central differences give d {root}/d {info.name} = {format_number(numeric)}",
+            f"backward pass {p.pass_no} added {number(added)} to {info.name}.grad{total}, but "
+            f"central differences give d {root}/d {info.name} = {number(numeric)}",
             (leaf,), (info.name,), info.site,
             f"check the backward functions on the paths from {root} to {info.name}: a wrong local "
             f"derivative, a missing or doubled contribution, or a node firing outside the graph"))
@@ -243,15 +275,15 @@ def check_grads(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rt
     problems = []
     for position, leaf in enumerate(leaves):
         added, _ = _pass_change(p, leaf.id)
-        label = f"input {position} ({leaf.label} = {format_number(leaf.data)})"
+        label = f"input {position} ({leaf.label} = {number(leaf.data)})"
         try:
             numeric = graph.derivative(leaf.id, eps)
         except ValueError as exc:
             problems.append(f"{label} cannot be checked: {exc}")
             continue
         if not close_enough(added, numeric, atol, rtol):
-            problems.append(f"the gradient for {label} is {format_number(added)} by backward but "
-                            f"{format_number(numeric)} by central differences")
+            problems.append(f"the gradient for {label} is {number(added)} by backward but "
+                            f"{number(numeric)} by central differences")
     if problems and raise_exception:
         raise GradcheckError("check_grads: " + "; ".join(problems))
     return not problems

@@ -1,0 +1,187 @@
+"""fired_twice and fired_too_early: a traversal that runs backward functions out of order.
+
+Both are located at the traversal that fired the node (the loop around the call, or
+the recursive call of a recursive backward), read from the call stack while the
+engine runs; without it (replayed events), at the node's own line.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from ...core.text import number, plural
+from ..callers import firing_site
+from ..causes import Cause, passes_text
+from .base import Check
+
+__all__ = ["FiredTwice", "FiredTooEarly", "traversal"]
+
+
+def traversal(ctx, node: int, writing: Optional[str] = None) -> Tuple[Optional[str], Optional[str]]:
+    """(site, source text) of the traversal firing ``node`` now, else the node's own site
+    (``writing``: the site of the write under way, see :func:`firing_site`)."""
+    where = firing_site(writing)
+    if where is None:
+        return ctx.site_of(node), None
+    return where.site, where.code
+
+
+def _pushed_again(firings: List[list], grads: List[float]) -> Optional[int]:
+    """The firing number from which a node's pushes are out of proportion to what it had
+    newly received, or None when each firing passed on only what was new. ``grads`` holds
+    the node's grad before the pass, at each firing, and at the end.
+
+    >>> _pushed_again([[1, 1.0, {7: 4.0}], [3, 1.0, {7: 4.0}]], [0.0, 1.0, 1.0, 1.0])
+    3
+    >>> _pushed_again([[1, 0.0, {7: 2.0}], [3, 1.0, {7: 1.0}]], [0.0, 0.0, 1.0, 1.5])
+    """
+    before = [b - a for a, b in zip(grads, grads[1:-1])]  # received just before each firing
+    after = [b - a for a, b in zip(grads[1:], grads[2:])]  # received just after it
+    worst = None
+    for increments in (before, after):
+        failed = _out_of_proportion(firings, increments)
+        if failed is None:
+            return None
+        worst = failed if worst is None else max(worst, failed)
+    return worst
+
+
+def _out_of_proportion(firings: List[list], increments: List[float]) -> Optional[int]:
+    targets = {t for f in firings for t in f[2]}
+    for target in targets:
+        ratio = None
+        for (number_, _, pushed), increment in zip(firings, increments):
+            amount = pushed.get(target, 0.0)
+            if ratio is None and increment != 0:
+                ratio = amount / increment
+            expected = 0.0 if ratio is None else ratio * increment
+            if abs(amount - expected) > 1e-9 * max(1.0, abs(amount), abs(expected)):
+                return number_
+    return None
+
+
+def _the_traversal(site: Optional[str], code: Optional[str]) -> str:
+    if not site:
+        return "the traversal"
+    return f"the traversal at {site}" + (f" (`{code}`)" if code else "")
+
+
+class FiredTwice(Check):
+    """A node whose backward function runs again in one pass and pushes again what it had
+    pushed already (a node with parents: a leaf firing twice pushes nothing).
+
+    An engine may propagate path by path, each firing passing on only what is new (the
+    grad received just before it, or, in a recursive ``backprop(bp)``, just after it):
+    its pushes are then in proportion to those increments, and it is not reported.
+    Decided at the end of the pass, when every push is known.
+    """
+
+    def on_pass_start(self, p) -> None:
+        self.firings: Dict[int, List[list]] = {}  # node -> [[firing number, its grad then, {target: pushed}]]
+        self.sites: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
+
+    def on_backward_fn_fired(self, event) -> None:
+        ctx = self.ctx
+        p = ctx.in_pass(event.pass_no)
+        if p is None:
+            return
+        node = event.node
+        firings = self.firings.setdefault(node, [])
+        firings.append([len(p.fired), event.grad, {}])
+        if len(firings) == 2 and not ctx.is_parentless(node):
+            self.sites[node] = traversal(ctx, node)
+
+    def on_grad_accumulated(self, event) -> None:
+        firings = self.firings.get(event.fired_by) if self.ctx.in_pass(event.pass_no) else None
+        if firings:
+            pushed = firings[-1][2]
+            pushed[event.target] = pushed.get(event.target, 0.0) + event.contribution
+
+    def on_pass_end(self, p) -> None:
+        for node, (site, code) in self.sites.items():
+            firings = self.firings[node]
+            writes = p.writes_to.get(node)
+            grads = [p.grads_before.get(node, 0.0), *(f[1] for f in firings),
+                     writes[-1].grad_after if writes else firings[-1][1]]
+            again = _pushed_again(firings, grads)
+            if again is not None:
+                self.ctx.report("fired_twice", "error", site, p.pass_no, (node,),
+                                (firings[0][0], again, code), self.describe)
+        self.sites = {}
+
+    def describe(self, cause: Cause) -> Tuple[str, str]:
+        ctx = self.ctx
+        code = cause.first.detail[2]
+        hint = (f"{_the_traversal(cause.site, code)} reaches a node more than once: visit each node once "
+                f"per pass (keep a visited set while building the order, and build the order afresh in "
+                f"every backward call)")
+        if len(cause.occurrences) == 1:
+            o = cause.first
+            first, again, _ = o.detail
+            name = ctx.name(o.nodes[0])
+            return (f"{name}'s backward function ran twice in backward pass {o.pass_no} (firings {first} "
+                    f"and {again}), so it pushed its gradient to its parents twice"), hint
+        nodes = cause.distinct()
+        return (f"{plural(len(nodes), 'node')} ({ctx.names(nodes)}) had their backward function run more "
+                f"than once in {passes_text(cause.passes)}, each pushing its gradient to its parents again"), hint
+
+
+class FiredTooEarly(Check):
+    """A node that fired before a node using it had added to its grad, and never fired
+    again to pass that on: it passed on an incomplete gradient. Decided at the end of the
+    pass (an engine propagating path by path fires the node again)."""
+
+    def on_pass_start(self, p) -> None:
+        self.late: Dict[int, tuple] = {}  # node -> its first late write, and where it was fired from
+        self.last_fired: Dict[int, int] = {}  # node -> its latest firing number
+        self.pushed: Dict[int, bool] = {}  # node -> has its latest firing written to a parent yet
+
+    def on_backward_fn_fired(self, event) -> None:
+        p = self.ctx.in_pass(event.pass_no)
+        if p is not None:
+            self.last_fired[event.node] = len(p.fired)
+            self.pushed[event.node] = False
+
+    def on_grad_accumulated(self, event) -> None:
+        ctx = self.ctx
+        p = ctx.in_pass(event.pass_no)
+        target, writer = event.target, event.fired_by
+        if p is None or writer is None:
+            return
+        self.pushed[writer] = True
+        # A grad received before the node's firing has pushed anything (a recursive
+        # backprop(bp) adds bp to itself first) is on time.
+        if not self.pushed.get(target) or writer not in p.reachable or target == writer \
+                or target in self.late or ctx.is_parentless(target):
+            return
+        relation = "which uses it" if target in ctx.model.node(writer).parents else "which writes to it"
+        site, code = traversal(ctx, target, event.site)
+        self.late[target] = (len(p.fired), writer, site, (relation, event.contribution, p.upstream.get(target), code))
+
+    def on_pass_end(self, p) -> None:
+        for target, (fired_then, writer, site, detail) in self.late.items():
+            if self.last_fired.get(target, 0) <= fired_then:  # it never passed the late part on
+                self.ctx.report("fired_too_early", "error", site, p.pass_no, (target, writer), detail,
+                                self.describe)
+        self.late = {}
+
+    def describe(self, cause: Cause) -> Tuple[str, str]:
+        ctx = self.ctx
+        code = cause.first.detail[3]
+        hint = (f"{_the_traversal(cause.site, code)} runs backward functions out of order: run them in "
+                f"reverse topological order, so that a node fires only after every node that uses it "
+                f"(reverse a post-order depth-first search from the root)")
+        o = cause.first
+        target, writer = o.nodes
+        relation, contribution, upstream, _ = o.detail
+        t, w = ctx.name(target), ctx.name(writer)
+        passed = f" ({number(upstream)})" if upstream is not None else ""
+        if len(cause.occurrences) == 1:
+            return (f"{t} fired too early in backward pass {o.pass_no}: {w}, {relation}, fired after it "
+                    f"and added {number(contribution)} to {t}.grad, so {t} had passed on an incomplete "
+                    f"gradient{passed}"), hint
+        nodes = cause.distinct()
+        return (f"{plural(len(nodes), 'node')} ({ctx.names(nodes)}) fired too early in "
+                f"{passes_text(cause.passes)}: each fired before a node that uses it had added to its "
+                f"grad, and passed on an incomplete gradient (first: {w} added {number(contribution)} "
+                f"to {t}.grad after {t} had passed on{passed or ' its gradient'})"), hint

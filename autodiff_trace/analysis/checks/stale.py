@@ -1,0 +1,106 @@
+"""stale_gradient: a pass began while nodes still held gradients from before it.
+
+Found from ``backward_started``: every node of the pass's order whose grad is not zero
+(constants aside). Located at the user's call that began the pass (``loss.backward()``),
+where the zeroing is missing; all the nodes and passes begun at that line are one cause.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from ...core.events import GradAccumulated
+from ...core.text import number, plural
+from ..callers import source_line
+from ..causes import Cause, passes_text
+from .base import Check
+
+__all__ = ["StaleGradient"]
+
+# Where a stale grad came from: ("pass", pass_no, begin site) | ("outside", site) | ("before",)
+Source = Tuple
+
+
+class StaleGradient(Check):
+    """Reports the nodes a pass found holding gradients, at the call that began it."""
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.last_write: Dict[int, GradAccumulated] = {}  # node -> the write that set its grad
+
+    def on_grad_accumulated(self, event) -> None:
+        self.last_write[event.target] = event
+
+    def on_grads_zeroed(self, event) -> None:
+        for node in event.nodes:
+            self.last_write.pop(node, None)
+
+    def on_backward_started(self, event) -> None:
+        ctx, model = self.ctx, self.ctx.model
+        p = ctx.pass_
+        ctx.stale_from = {}
+        stale = [(n, g) for n, g in zip(event.order, event.grads_before)
+                 if g != 0 and model.node(n).op != "const"]
+        stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
+        site = ctx.begin_sites.get(p.pass_no)
+        for node, before in stale:
+            source = self._source(node)
+            ctx.stale_from[node] = self._source_text(source)
+            ctx.report("stale_gradient", "warning", site, p.pass_no, (node,), (before, source), self.describe)
+
+    def _source(self, node: int) -> Source:
+        write = self.last_write.get(node)
+        if write is None:
+            return ("before",)
+        if write.pass_no:
+            return ("pass", write.pass_no, self.ctx.begin_sites.get(write.pass_no))
+        return ("outside", write.site)
+
+    @staticmethod
+    def _source_text(source: Source) -> str:
+        if source[0] == "pass":
+            return f"pass {source[1]}"
+        if source[0] == "outside":
+            return "a write outside any backward pass" + (f" ({source[1]})" if source[1] else "")
+        return "before this trace began"
+
+    def describe(self, cause: Cause) -> Tuple[str, str]:
+        ctx, site = self.ctx, cause.site
+        code = source_line(site)
+        at = f" at {site}" + (f" (`{code}`)" if code else "") if site else ""
+        sources = [o.detail[1] for o in cause.occurrences]
+        previous = {s[2] for s in sources if s[0] == "pass"}
+        if site and previous == {site}:
+            between = f"nothing zeroed {{them}} between the backward calls at {site}"
+        elif site and len(previous) == 1 and None not in previous:
+            between = f"nothing zeroed {{them}} between the backward call at {previous.pop()} and the one at {site}"
+        else:
+            between = "nothing zeroed {them} before the pass"
+        hint = (f"zero the gradients just before the backward call at {site}" if site else
+                "zero the gradients before each backward call") + \
+            " (zero_grad(), or set each .grad to 0); ignore this if you meant to add up gradients over several passes"
+        nodes = sorted(cause.distinct())
+        if len(cause.occurrences) == 1:
+            o = cause.first
+            before, source = o.detail
+            name = ctx.name(o.nodes[0])
+            if source[0] == "pass":
+                began = source[2]
+                began = (f", begun at {began}" if began and began != site else
+                         ", begun at the same line" if began else "")
+                held = f"it still held the gradient from pass {source[1]}{began}, and nothing zeroed it in between"
+            else:
+                held = f"it was left from {self._source_text(source)}"
+            return f"{name}.grad was {number(before)} when backward pass {o.pass_no} began{at}: {held}", hint
+        leaves = all(ctx.model.node(n).op == "" for n in nodes)
+        what = plural(len(nodes), "parameter" if leaves else "node")
+        from_passes = sorted({s[1] for s in sources if s[0] == "pass"})
+        if len(from_passes) == 1 and all(s[0] == "pass" for s in sources):
+            origin = f"pass {from_passes[0]}"
+        elif all(s[0] == "pass" and s[1] == o.pass_no - 1 for s, o in zip(sources, cause.occurrences)):
+            origin = "the previous pass"
+        else:
+            origin = "earlier passes or from outside them"
+        return (f"{what} ({ctx.names(nodes)}) held gradients from {origin} when "
+                f"{passes_text(cause.passes)} began{at if not site or previous != {site} else ''}; "
+                f"{between.format(them='them')}", hint)
