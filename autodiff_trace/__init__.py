@@ -29,9 +29,9 @@ _HOMES = {
     "SCHEMA_VERSION": ".core.events",
     **dict.fromkeys(["load_events", "iter_events", "read_header", "TraceFileError"], ".core.tracefile"),
     **dict.fromkeys(["Diagnoser", "diagnose", "check_grads", "GradcheckError"], ".analysis"),
-    **dict.fromkeys(["diagram", "Diagram"], ".views.graph.diagram"),
+    "diagram": ".views.graph.diagram", "Diagram": ".views.graph.picture",
     **dict.fromkeys(["JsonlSink", "Recorder", "DotSink", "RichTreeSink", "FindingsSink"], ".sinks"),
-    "print_report": ".sinks.rich_tree",
+    "print_report": ".views.terminal.report",
     **dict.fromkeys(["traced", "traced_block"], ".frontends.session"),
 }
 

@@ -8,10 +8,9 @@ from typing import List, Sequence
 from .engine.value import Value
 from .core.events import Event
 from .engine.functional import add, backward, mul
-from .sinks.recorder import Recorder
 from .core.tracer import Analyzer, Sink, trace
 
-__all__ = ["ListSink", "notebook_sequence", "NOTEBOOK_CELLS"]
+__all__ = ["notebook_sequence", "NOTEBOOK_CELLS"]
 
 # The seed notebook's cells as autodiff_trace code: two backward passes, with no
 # zeroing of the gradients in between.
@@ -24,10 +23,6 @@ z = mul(add(x, y), add(x, y))
 backward(z)
 """
 _CELLS_FILENAME = "<seed notebook>"
-
-
-class ListSink(Recorder):
-    """A sink that collects events in ``self.events``, for assertions in tests."""
 
 
 def notebook_sequence(sinks: Sequence[Sink] = (), analyzers: Sequence[Analyzer] = ()) -> List[Event]:

@@ -15,7 +15,7 @@ import time
 
 from autodiff_trace import Value, trace
 from autodiff_trace.views.graph.render import RenderError
-from autodiff_trace.sinks.dot import diagram
+from autodiff_trace.views.graph.diagram import diagram
 from autodiff_trace.testing import notebook_sequence
 
 __all__ = ["wide_events", "main"]

@@ -10,72 +10,20 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from autodiff_trace import Value, trace
-from autodiff_trace.views.graph import render as rendering
+from autodiff_trace import Value, diagram, trace
 from autodiff_trace.core.events import Diagnostic
-from autodiff_trace.sinks.dot import DotSink, diagram, visible
+from autodiff_trace.core.text import visible
+from autodiff_trace.sinks.dot import DotSink
+from autodiff_trace.views.graph import render as rendering
 from autodiff_trace.testing import notebook_sequence
 
+from dot_reading import cells, flows, parse_dot
 from streams import notebook_user_engine_events
 
 SYSTEM_DOT = shutil.which("dot")
 needs_system_dot = pytest.mark.skipif(
     SYSTEM_DOT is None, reason="no system Graphviz `dot` on PATH (apt-get install graphviz)")
 render = pytest.mark.render
-
-
-# -- reading DOT back -----------------------------------------------------------------
-_ATTR = re.compile(r'\s*([A-Za-z_]\w*)=("(?:\\.|[^"\\])*"|[^\s\]<"]+|<)')
-
-
-def _attrs(text: str) -> dict:
-    """Parse a DOT attribute list body (``a=1 b="x y" label=<<b>..</b>>``)."""
-    out, i = {}, 0
-    while True:
-        m = _ATTR.match(text, i)
-        if not m:
-            return out
-        key, value, i = m.group(1), m.group(2), m.end()
-        if value == "<":  # an HTML string: up to the matching '>'
-            depth, j = 1, i
-            while depth:
-                depth += {"<": 1, ">": -1}.get(text[j], 0)
-                j += 1
-            value, i = "<" + text[i:j], j
-        elif value.startswith('"'):
-            value = value[1:-1]
-        out[key] = value
-
-
-def parse_dot(source: str):
-    """Nodes (id -> attributes), edges [(tail, head, attributes)], clusters (name -> node ids)."""
-    nodes, edges, clusters, cluster = {}, [], {}, None
-    for line in source.splitlines():
-        line = line.strip()
-        if line.startswith("subgraph cluster"):
-            cluster = line.split()[1]
-            clusters[cluster] = []
-        elif line == "}":
-            cluster = None
-        elif m := re.match(r"(\w+) -> (\w+)(?: \[(.*)\])?$", line):
-            edges.append((m.group(1), m.group(2), _attrs(m.group(3) or "")))
-        elif m := re.match(r"(\w+) \[(.*)\]$", line):
-            if m.group(1) not in ("graph", "node", "edge"):
-                nodes[m.group(1)] = _attrs(m.group(2))
-                if cluster:
-                    clusters[cluster].append(m.group(1))
-    return nodes, edges, clusters
-
-
-def cells(label: str) -> list:
-    """The text of every cell of an HTML-like label, in order."""
-    table = ET.fromstring(label[1:-1])
-    return ["".join(td.itertext()) for td in table.iter("td")]
-
-
-def flows(edges, tail: str, head: str) -> list:
-    """The contribution labels on the edges from ``tail`` to ``head``."""
-    return [a.get("label", "") for t, h, a in edges if (t, h) == (tail, head)]
 
 
 # -- the traces -------------------------------------------------------------------------

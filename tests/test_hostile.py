@@ -24,10 +24,11 @@ from typer.testing import CliRunner
 
 from autodiff_trace import Diagnoser, JsonlSink, Value, diagram, load_events, read_header, trace
 from autodiff_trace.adapters import instrument
-from autodiff_trace.frontends.cli import app
-from autodiff_trace.views.graph.diagram import visible
+from autodiff_trace.frontends.cli import trace_backward as app
 from autodiff_trace.core.events import to_dict
-from autodiff_trace.sinks.rich_tree import RichTreeSink, print_report
+from autodiff_trace.core.text import visible
+from autodiff_trace.sinks.rich_tree import RichTreeSink
+from autodiff_trace.views.terminal.report import print_report
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_TITLE = "{http://www.w3.org/1999/xlink}title"
@@ -112,7 +113,7 @@ class TestRichShowsHostileTextLiterally:
     def test_report_prints_every_name_literally_one_line_each(self, events):
         """Brackets are printed, not read as styles; control characters are escapes, not line breaks."""
         console = plain_console()
-        print_report(events, console)
+        print_report(events, console, full=True)
         text = console.file.getvalue()
         tree_lines = [line for line in text.splitlines() if "leaf  value" in line]
         assert len(tree_lines) == 2 * len(NAMES)  # one line per leaf per pass
@@ -121,12 +122,12 @@ class TestRichShowsHostileTextLiterally:
             assert f"{visible(leaf.name, None)} #{leaf.node}  leaf  value" in text, leaf.name
 
     def test_findings_quote_names_literally(self, events):
-        """The stale-gradient findings of pass 2 name every leaf exactly as written."""
+        """The stale-gradient finding of pass 2 names every leaf exactly as written."""
         console = plain_console(width=400)
         print_report(events, console)
-        text = console.file.getvalue()
+        nodes = [line for line in console.file.getvalue().splitlines() if line.startswith("│   nodes: ")]
         for name in NAMES:
-            assert re.search(rf"│   nodes: {re.escape(visible(name, None))} +│\n", text), name
+            assert any(visible(name, None) in line for line in nodes), name
 
     def test_terminal_output_carries_only_richs_own_codes(self, events):
         """In a colour terminal, nothing but Rich's colour codes reaches the screen."""
@@ -177,7 +178,8 @@ MARKUP = "[bold red]boom[/] [/] [link=file:///etc/passwd]x[/link] <b>&lt;</b> \x
 
 
 def markup_trace_file(folder: Path) -> Path:
-    """A trace file as anyone could write it: every string field holds markup."""
+    """A trace file as anyone could write it: every free-text field holds markup (a finding's
+    severity is one of three words, which reading the file checks)."""
     lines = [{"kind": "header", "schema": "autodiff_trace.events", "version": 1, "argv": [MARKUP]}]
     def event(kind: str, **fields):
         lines.append({"kind": kind, "seq": len(lines) - 1, "t": 0.0, **fields})
@@ -192,7 +194,7 @@ def markup_trace_file(folder: Path) -> Path:
     for before in (3.0, 5.0):
         event("grad_accumulated", pass_no=1, target=1, fired_by=2, local_grad=2.0, contribution=2.0,
               grad_before=before, grad_after=before + 2, replaced=False, site=MARKUP)
-    event("diagnostic", pass_no=1, finding="[blink]odd[/blink]", severity="[error]",
+    event("diagnostic", pass_no=1, finding="[blink]odd[/blink]", severity="error",
           message=MARKUP, nodes=[1, 2], names=[MARKUP, "[/]"], site=MARKUP, hint=MARKUP)
     event("backward_finished", pass_no=1, root=2, duration=0.0, fired=1, accumulated=3)
     path = folder / "markup.jsonl"
@@ -210,7 +212,7 @@ class TestReplayingMarkup:
         literal = visible(MARKUP, None)
         assert f"[y]{literal} #2  <{literal}>  value 4" in shown
         assert f"[x]{literal} #1  leaf  value 2  grad 3 → 5 → 7" in shown
-        assert f"[ERROR] [blink]odd[/blink]: {literal}" in shown
+        assert f"ERROR [blink]odd[/blink]: {literal}" in shown
         assert f"nodes: {literal}, [/]" in shown
         assert "\x1b[2J" not in shown and "\x1b]8" not in console.file.getvalue()
 
@@ -266,8 +268,8 @@ class TestCommandLineWithHostileNames:
         as_json = json.loads((out / "findings.json").read_text(encoding="utf-8"))
         for name in NAMES:
             assert f"{visible(name, None)} #" in report, name
-        assert "[bold red]loud[/] w[i] [/].grad was" in findings
-        assert {n for f in as_json for n in f["names"]} == set(NAMES)
+        assert as_json and all(f["message"] in findings for f in as_json)  # no markup taken away
+        assert set(NAMES) <= {n for f in as_json for n in f["names"]}
 
     def test_trace_round_trips_the_names(self, run):
         """trace.jsonl gives back every name exactly."""
@@ -378,7 +380,7 @@ class TestHugeGraphThroughTheCommandLine:
         assert len(re.findall(r"^\tv\d+ \[", dot, flags=re.M)) == 300
         svg_texts((out / "pass_1.svg").read_bytes())
         report = (out / "report.txt").read_text(encoding="utf-8")
-        assert "40001 nodes reachable · 20000 fired · 40001 grad writes" in report
+        assert "40,001 nodes reachable · 20,000 fired · 40,001 grad writes" in report
         assert re.search(r"^… \d+ more lines not shown \(showing \d+ of 40001; raise max_lines", report, re.M)
         assert "… 39801 more contributions not shown (at most 200 rows, 8 per node)" in report
         assert len(report.splitlines()) < 500

@@ -29,7 +29,8 @@ from rich.console import Console
 from autodiff_trace import Diagnoser, JsonlSink, Value, diagram, load_events, trace, zero_grad
 from autodiff_trace.engine.rules import RULES
 from autodiff_trace.sinks.dot import DotSink
-from autodiff_trace.sinks.rich_tree import RichTreeSink, print_report
+from autodiff_trace.sinks.rich_tree import RichTreeSink
+from autodiff_trace.views.terminal.report import print_report
 
 FAST = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", 120)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,8 @@
-"""The Rich terminal sink: live tree, static report, ledger, findings, line cap."""
+"""The Rich terminal sink: live tree, the pass report (tree and ledger), findings, line cap.
+
+The layout of the whole run's report (findings first, one line per pass, which passes
+are printed in full) is specified in test_report.py; here most reports are full ones.
+"""
 
 import io
 import itertools
@@ -12,8 +16,9 @@ from rich.console import Console
 from autodiff_trace import Value, engine, trace
 from autodiff_trace.core.events import Finding
 from autodiff_trace.core.model import TraceModel
+from autodiff_trace.sinks.rich_tree import RichTreeSink
 from autodiff_trace.views.terminal.ledger import Ledger
-from autodiff_trace.sinks.rich_tree import LivePassView, PassReport, RichTreeSink, print_report
+from autodiff_trace.views.terminal.report import LivePassView, PassReport, print_report
 from autodiff_trace.testing import notebook_sequence
 
 from streams import notebook_user_engine_events
@@ -39,7 +44,9 @@ def terminal_console(width=80, height=40):
 
 
 def report_of(events, width=80, **options):
+    """The report of ``events``, every pass in full unless ``full=False`` is given."""
     console = plain_console(width)
+    options.setdefault("full", True)
     print_report(events, console, **options)
     return console.file.getvalue()
 
@@ -67,6 +74,13 @@ class FindingOnFinish:
 
 
 NOTEBOOK_REPORT = """\
+no findings in 2 backward passes
+
+pass   root   nodes   fired   writes   findings
+───────────────────────────────────────────────
+   1   z #3       2       1        3   none    
+   2   z #6       5       3        7   none    
+
 ────────────────────────── backward pass 1 from z #3 ───────────────────────────
 2 nodes reachable · 1 fired · 3 grad writes
 z #3  add  value 10  grad 0 → 1  fired 1st
@@ -81,6 +95,7 @@ node   from   contribution    grad   note
 z #3   seed             +1   0 → 1                
 x #1   z #3     1 × 1 = +1   0 → 1   branching (2)
        z #3     1 × 1 = +1   1 → 2                
+
 ────────────────────────── backward pass 2 from z #6 ───────────────────────────
 5 nodes reachable · 3 fired · 7 grad writes
 z #6  mul  value 81  grad 0 → 1  fired 1st
@@ -109,9 +124,9 @@ x #1    add#5     1 × 9 = +9    2 → 11   stale (held 2); branching (2)
 
 class TestNotebookUnderOurEngine:
     def test_report_is_exactly_the_expected_text(self):
-        """Piped, the notebook's two passes print as this tree-and-ledger text, once."""
+        """Piped, the notebook's full report prints as this text, once."""
         console = plain_console()
-        notebook_sequence([RichTreeSink(console)])
+        notebook_sequence([RichTreeSink(console, full=True)])
         assert console.file.getvalue() == NOTEBOOK_REPORT
 
     def test_x_receives_two_contributions_in_each_pass(self):
@@ -138,7 +153,8 @@ class TestSharedNodes:
         assert section(out, "z #3  add", "backward pass 2") == (
             "z #3  add  value 10  grad 0 → 1  fired 1st\n"
             "├── x #1  leaf  value 5  grad 0 → 1 → 2\n"
-            "└── ↩ x #1\n")
+            "└── ↩ x #1\n"
+            "\n")
 
     def test_tree_grows_with_edges_not_paths(self):
         """Thirty doublings have 2**30 root-to-leaf paths; the tree has 61 lines."""
@@ -148,7 +164,7 @@ class TestSharedNodes:
                 v = v + v
             v.backward()
         out = report_of(t.events, width=400, ledger=False)
-        tree = out.splitlines()[2:]
+        tree = section(out, "v #31  add").splitlines()
         assert len(tree) == 61
         assert sum("↩ " in line for line in tree) == 30
 
@@ -190,7 +206,7 @@ class TestLineCap:
         layers = [[[Value(rng.uniform(-1, 1)) for _ in range(n_in + 1)] for _ in range(n_out)]
                   for n_in, n_out in zip(sizes, sizes[1:])]
         console = plain_console(120)
-        with trace(sinks=[RichTreeSink(console, max_lines=50)], record=False):
+        with trace(sinks=[RichTreeSink(console, max_lines=50, full=True)], record=False):
             loss = Value(0.0)
             for _ in range(40):
                 xs = [Value(rng.uniform(-1, 1)) for _ in range(2)]
@@ -258,27 +274,27 @@ class TestFiredOutside:
 
 
 class TestFindings:
-    def test_every_diagnostic_appears_after_its_pass(self):
-        """An unknown finding kind is shown with severity, message, nodes, site and hint."""
+    def test_a_cause_seen_in_every_pass_opens_the_report_once(self):
+        """An unknown finding kind, given after each pass, is one block naming both passes."""
         console = plain_console()
         notebook_sequence([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
         out = console.file.getvalue()
-        assert section(out, "findings · pass 2", "╰") == (
-            "╭─ findings · pass 2 ──────────────────────────────────────────────────────────╮\n"
+        assert section(out, "╭─ findings", "│   fix") == (
+            "╭─ findings · 1 warning, 1 info ───────────────────────────────────────────────╮\n"
             "│ WARNING made_up_kind: pass 2 looked at [bold]w[i][/bold]                     │\n"
+            "│   in backward passes 1 and 2                                                 │\n"
             "│   nodes: w[i]                                                                │\n"
-            "│   at script.py:7                                                             │\n"
-            "│   fix: rename [i] to (i)                                                     │\n")
-        assert out.index("findings · pass 1") < out.index("backward pass 2")
+            "│   at script.py:7                                                             │\n")
+        assert out.count("WARNING made_up_kind") == 1
+        assert out.index("WARNING made_up_kind") < out.index("backward pass 1 from")
 
-    def test_findings_after_the_last_pass_print_at_close(self):
-        """A finding the analyzer gives at close is printed last, in a panel of its own."""
+    def test_findings_given_at_close_join_the_same_panel(self):
+        """A finding the analyzer gives at close is in the opening panel, after the warning."""
         console = plain_console(40)
         notebook_sequence([RichTreeSink(console, ledger=False)], [FindingOnFinish()])
-        assert console.file.getvalue().endswith(
-            "╭─ findings ───────────────────────────╮\n"
-            "│ INFO summary: 2 passes seen          │\n"
-            "╰──────────────────────────────────────╯\n")
+        out = console.file.getvalue()
+        assert "│ INFO summary: 2 passes seen          │\n" in out
+        assert out.index("WARNING made_up_kind") < out.index("INFO summary") < out.index("pass   root")
 
     def test_names_with_brackets_print_as_written(self):
         """``w[i]`` is a name, not Rich markup: it prints with its brackets."""
@@ -304,7 +320,7 @@ class TestOutputKinds:
     def test_terminal_output_is_the_same_text_with_styles(self):
         """In a terminal the static report carries styles; without them it is the piped text."""
         console = terminal_console()
-        notebook_sequence([RichTreeSink(console, live=False)])
+        notebook_sequence([RichTreeSink(console, live=False, full=True)])
         out = console.file.getvalue()
         assert "\x1b[" in out
         assert ANSI.sub("", out) == NOTEBOOK_REPORT
@@ -332,7 +348,7 @@ class TestOutputKinds:
     def test_terminal_output_exports_as_svg(self):
         """A recording console exports the report with Rich's own SVG export."""
         console = Console(record=True, file=io.StringIO(), width=80)
-        print_report(notebook_sequence(), console)
+        print_report(notebook_sequence(), console, full=True)
         svg = console.export_svg(title="notebook")
         assert svg.startswith("<svg") and "backward&#160;pass&#160;2" in svg
 
@@ -344,15 +360,14 @@ class TestLiveView:
         notebook_sequence([RichTreeSink(console, live=True, delay=0.001)])
         frames = ANSI.sub("", console.file.getvalue())
         assert "x #1  leaf  value 5  grad 2 → 11  ⚠ stale" in frames
-        assert "now: add#5 adds 9 to x #1  (grad 2 → 11)" in frames
+        assert "now: x.grad += 1 × 9 = 9 from add#5 (2 → 11)" in frames
         assert frames.index("grad 2 → 11  ⚠") < frames.index("grad 2 → 11 → 20")
 
     def test_live_view_ends_with_the_static_report(self):
         """After the live view, the report is printed once, as in a pipe."""
         console = terminal_console()
-        notebook_sequence([RichTreeSink(console, live=True, delay=0.001)])
-        assert ANSI.sub("", console.file.getvalue()).endswith(
-            section(NOTEBOOK_REPORT, "backward pass 2"))
+        notebook_sequence([RichTreeSink(console, live=True, delay=0.001, full=True)])
+        assert ANSI.sub("", console.file.getvalue()).endswith(NOTEBOOK_REPORT)
 
     def test_firing_node_is_highlighted(self):
         """While add#5 fires, its name is drawn in reverse video."""
@@ -373,7 +388,7 @@ class TestReplay:
         """``PassReport(model, 2)`` prints the same text as pass 2 of the sink."""
         console = plain_console()
         console.print(PassReport(TraceModel.from_events(notebook_sequence()), 2))
-        assert console.file.getvalue() == section(NOTEBOOK_REPORT, "backward pass 2")
+        assert console.file.getvalue() == section(NOTEBOOK_REPORT, "backward pass 2 from")
 
     def test_missing_pass_says_so(self):
         """Asking for a pass the trace does not have prints one line saying so."""

@@ -123,44 +123,75 @@ class TraceModel:
         """The pass under way, if one is."""
         return self.passes[-1] if self.passes and not self.passes[-1].finished else None
 
+    def require_pass(self, pass_no: Optional[int], purpose: str = "show") -> PassInfo:
+        """The pass numbered ``pass_no`` (None: the last one), or a one-line ValueError
+        naming the passes the trace has; ``purpose`` says what the pass was wanted for.
+
+        >>> TraceModel().require_pass(1, "draw")
+        Traceback (most recent call last):
+        ...
+        ValueError: the trace has no backward pass to draw; call backward() inside the trace
+        """
+        if not self.passes:
+            raise ValueError(f"the trace has no backward pass to {purpose}; "
+                             "call backward() inside the trace")
+        p = self.passes[-1] if pass_no is None else self.pass_(pass_no)
+        if p is None:
+            known = ", ".join(str(q.pass_no) for q in self.passes)
+            raise ValueError(f"pass {pass_no} is not in the trace (its passes: {known})")
+        return p
+
     def handle(self, event: Event) -> None:
         """Fold one event into the model."""
         self.events += 1
-        kind = event.kind
-        if kind == "node_created":
-            self.nodes[event.node] = NodeInfo(event)
-            self.name_uses[event.name] = self.name_uses.get(event.name, 0) + 1
-        elif kind == "backward_started":
-            self.passes.append(PassInfo(event))
-            for node_id, grad in zip(event.order, event.grads_before):
-                self.node(node_id).grad = grad
-        elif kind == "backward_fn_fired":
-            p = self._pass_for(event.pass_no)
-            if p is not None:
-                p.fired.append(event.node)
-                p.fire_number.setdefault(event.node, len(p.fired))
-                p.upstream[event.node] = event.upstream
-        elif kind == "grad_accumulated":
-            self.node(event.target).grad = event.grad_after
-            p = self._pass_for(event.pass_no)
-            if p is not None:
-                p.writes.append(event)
-                p.writes_to.setdefault(event.target, []).append(event)
-                self.last_pass_of[event.target] = p.pass_no
-        elif kind == "grads_zeroed":
-            self.zeroed.append(event)
-            for node_id in event.nodes:
-                self.node(node_id).grad = 0.0
-        elif kind == "backward_finished":
-            p = self._pass_for(event.pass_no)
-            if p is not None:
-                p.finished = True
-                p.duration = event.duration
-        elif kind == "diagnostic":
-            self.diagnostics.append(event)
-            p = self._pass_for(event.pass_no)
-            if p is not None:
-                p.diagnostics.append(event)
+        fold = self._FOLD.get(event.kind)
+        if fold is not None:  # a kind this model does not fold is counted only
+            fold(self, event)
+
+    def _created(self, event: NodeCreated) -> None:
+        self.nodes[event.node] = NodeInfo(event)
+        self.name_uses[event.name] = self.name_uses.get(event.name, 0) + 1
+
+    def _started(self, event: BackwardStarted) -> None:
+        self.passes.append(PassInfo(event))
+        for node_id, grad in zip(event.order, event.grads_before):
+            self.node(node_id).grad = grad
+
+    def _fired(self, event: BackwardFnFired) -> None:
+        p = self._pass_for(event.pass_no)
+        if p is not None:
+            p.fired.append(event.node)
+            p.fire_number.setdefault(event.node, len(p.fired))
+            p.upstream[event.node] = event.upstream
+
+    def _written(self, event: GradAccumulated) -> None:
+        self.node(event.target).grad = event.grad_after
+        p = self._pass_for(event.pass_no)
+        if p is not None:
+            p.writes.append(event)
+            p.writes_to.setdefault(event.target, []).append(event)
+            self.last_pass_of[event.target] = p.pass_no
+
+    def _zeroed(self, event: GradsZeroed) -> None:
+        self.zeroed.append(event)
+        for node_id in event.nodes:
+            self.node(node_id).grad = 0.0
+
+    def _finished(self, event: BackwardFinished) -> None:
+        p = self._pass_for(event.pass_no)
+        if p is not None:
+            p.finished = True
+            p.duration = event.duration
+
+    def _found(self, event: Diagnostic) -> None:
+        self.diagnostics.append(event)
+        p = self._pass_for(event.pass_no)
+        if p is not None:
+            p.diagnostics.append(event)
+
+    _FOLD = {"node_created": _created, "backward_started": _started, "backward_fn_fired": _fired,
+             "grad_accumulated": _written, "grads_zeroed": _zeroed,
+             "backward_finished": _finished, "diagnostic": _found}
 
     def _pass_for(self, pass_no: int) -> Optional[PassInfo]:
         if self.passes and self.passes[-1].pass_no == pass_no:

@@ -12,25 +12,22 @@ grows with the nodes and the largest pass, not with the length of the trace.
 from __future__ import annotations
 
 import difflib
-import html
 import itertools
 import os
 import re
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-import graphviz
-
-from ..views.graph.diagram import num, visible
+from ..core.describe import describe
 from ..core.events import Event
+from ..core.text import number, plural, visible
 from ..core.tracefile import iter_events
 
-__all__ = ["TraceDiff", "diff_traces", "describe"]
+__all__ = ["TraceDiff", "diff_traces"]
 
 Source = Union[str, os.PathLike, Iterable[Event]]
 _AUTO = re.compile(r"#\d+$")
 ALIGN_LIMIT = 20_000  # events per pass above which the middle is compared in place
 END = object()  # marks the end of a piece (a pass and what led up to it) in a trace's steps
-DIFFERS, ONLY_A, ONLY_B = "#f4c7c3", "#fde2bf", "#d6e4f5"
 
 
 def _n(x: Optional[float]):
@@ -46,35 +43,6 @@ def _n(x: Optional[float]):
 
 def _same(a: Optional[float], b: Optional[float]) -> bool:
     return _n(a) == _n(b)
-
-
-def describe(event: Event, name=lambda node: f"#{node}") -> str:
-    """One line telling what an event did, with node names from ``name(node_id)``."""
-    kind = event.kind
-    if kind == "node_created":
-        if not event.parents:
-            return f"made {name(event.node)} = {num(event.value)} ({event.op or 'leaf'})"
-        args = ", ".join(name(p) for p in event.parents)
-        return f"made {name(event.node)} = {event.op}({args}) = {num(event.value)}"
-    if kind == "backward_started":
-        stale = [f"{name(n)} {num(g)}" for n, g in zip(event.order, event.grads_before) if g != 0]
-        return (f"pass {event.pass_no} began at {name(event.root)}"
-                + (f" (grads already non-zero: {', '.join(stale[:5])})" if stale else ""))
-    if kind == "backward_fn_fired":
-        return f"{name(event.node)} fired, passing on {num(event.upstream)}"
-    if kind == "grad_accumulated":
-        target = name(event.target)
-        change = f"({num(event.grad_before)} → {num(event.grad_after)})"
-        if event.fired_by is None:
-            return f"{target}.grad set to {num(event.contribution)} outside any backward function {change}"
-        op = "=" if event.replaced else "+="
-        return f"{target}.grad {op} {num(event.contribution)} from {name(event.fired_by)} {change}"
-    if kind == "grads_zeroed":
-        shown = ", ".join(name(n) for n in event.nodes[:5]) + (", ..." if len(event.nodes) > 5 else "")
-        return f"zeroed {len(event.nodes)} grad{'' if len(event.nodes) == 1 else 's'} ({shown})"
-    if kind == "backward_finished":
-        return f"pass {event.pass_no} ended ({event.fired} fired, {event.accumulated} grad writes)"
-    return f"{event.severity} {event.finding}: {event.message}"
 
 
 class _Side:
@@ -123,22 +91,8 @@ class _Side:
 
     def sig(self, e) -> Optional[tuple]:
         """What must agree for two events to count as the same step (ids replaced by keys)."""
-        k, kind = self.key.get, e.kind
-        if kind == "node_created":
-            return ("node", k(e.node), e.op, _n(e.value))
-        if kind == "backward_started":
-            stale = sorted((k(n), _n(g)) for n, g in zip(e.order, e.grads_before) if g != 0)
-            return ("start", k(e.root), _n(e.seed), tuple(stale))
-        if kind == "backward_fn_fired":
-            return ("fired", k(e.node), _n(e.grad), _n(e.upstream))
-        if kind == "grad_accumulated":
-            return ("write", k(e.target), k(e.fired_by), _n(e.contribution), _n(e.grad_before),
-                    _n(e.grad_after))
-        if kind == "grads_zeroed":
-            return ("zeroed", tuple(sorted(k(n) for n in e.nodes)))
-        if kind == "backward_finished":
-            return ("finished", k(e.root))
-        return None
+        signature = _SIGNATURES.get(e.kind)
+        return None if signature is None else signature(self.key.get, e)
 
     def steps(self) -> Iterator[object]:
         """Yield ``(signature, event)`` for each compared event and :data:`END` after each
@@ -204,6 +158,18 @@ class _Side:
                 self.findings.setdefault((e.finding, e.severity, e.names), e)
 
 
+_SIGNATURES = {  # kind -> (key of a node id, event) -> what two matched steps must share
+    "node_created": lambda k, e: ("node", k(e.node), e.op, _n(e.value)),
+    "backward_started": lambda k, e: ("start", k(e.root), _n(e.seed), tuple(sorted(
+        (k(n), _n(g)) for n, g in zip(e.order, e.grads_before) if g != 0))),
+    "backward_fn_fired": lambda k, e: ("fired", k(e.node), _n(e.grad), _n(e.upstream)),
+    "grad_accumulated": lambda k, e: ("write", k(e.target), k(e.fired_by), _n(e.contribution),
+                                      _n(e.grad_before), _n(e.grad_after)),
+    "grads_zeroed": lambda k, e: ("zeroed", tuple(sorted(k(n) for n in e.nodes))),
+    "backward_finished": lambda k, e: ("finished", k(e.root)),
+}
+
+
 class TraceDiff:
     """The result of :func:`diff_traces`; ``same`` is True when nothing differs.
 
@@ -213,6 +179,8 @@ class TraceDiff:
         only_a, only_b: steps present in one trace only (the first ``limit`` of them).
         changed: pairs of steps in the same place that disagree.
         grads: ``(name, grad in A, grad in B)`` for every matched node whose final grad differs.
+        differing: the keys of those nodes; :func:`autodiff_trace.views.graph.diff.diff_diagram`
+            draws them.
     """
 
     def __init__(self, a: _Side, b: _Side, limit: int) -> None:
@@ -223,6 +191,7 @@ class TraceDiff:
         self.changed: List[Tuple[str, str]] = []
         self.counts = {"only_a": 0, "only_b": 0, "changed": 0}
         self.grads: List[Tuple[str, float, float]] = []
+        self.differing: set = set()  # keys of the matched nodes whose final grads differ
         self.nodes_only_a: List[str] = []
         self.nodes_only_b: List[str] = []
         self.findings_only_a: list = []
@@ -276,6 +245,7 @@ class TraceDiff:
         a, b = self.a, self.b
         for key, grad in a.grads.items():
             if key in b.grads and not _same(grad, b.grads[key]):
+                self.differing.add(key)
                 self.grads.append((a.names.get(key, "?"), grad, b.grads[key]))
         nodes_a, nodes_b = self._nodes(a), self._nodes(b)
         self.nodes_only_a = [a.names.get(k, "?") for k in nodes_a if k not in nodes_b]
@@ -293,7 +263,7 @@ class TraceDiff:
         a, b = self.a, self.b
         lines = [f"{label}: {side.path or 'events'} " + (
             f"(pass {side.pass_no})" if side.pass_no is not None else
-            f"({side.count} events, {side.passes} pass{'' if side.passes == 1 else 'es'})")
+            f"({plural(side.count, 'event')}, {plural(side.passes, 'pass')})")
             for label, side in (("A", a), ("B", b))]
         matched = len(self._nodes(a)) - len(self.nodes_only_a)
         lines.append(f"nodes: {matched} matched by name and creation site, "
@@ -318,66 +288,17 @@ class TraceDiff:
         if self.grads:
             width = max(len(visible(n)) for n, _, _ in self.grads[:self.limit])
             lines += ["", f"final grads that differ ({len(self.grads)}):"]
-            lines += [f"  {visible(n):<{width}}  A {num(x)}  B {num(y)}" for n, x, y in self.grads[:self.limit]]
+            lines += [f"  {visible(n):<{width}}  A {number(x)}  B {number(y)}" for n, x, y in self.grads[:self.limit]]
         for label, found in (("A", self.findings_only_a), ("B", self.findings_only_b)):
             if found:
                 lines += ["", f"findings only in {label} ({len(found)}):"]
-                lines += [f"  {f.severity} {f.finding}: {visible(f.message, 300)}" for f in found[:self.limit]]
+                lines += [f"  {visible(describe(f), 300)}" for f in found[:self.limit]]
         lines += ["", "the traces differ" if not self.same else "the traces match"]
         return "\n".join(lines) + "\n"
-
-    def diagram(self, max_nodes: int = 300) -> graphviz.Digraph:
-        """The compared (or last) pass of both traces as one graph, matched nodes merged:
-        red where the final grads differ, orange or blue where a node is in one trace only."""
-        a, b = self.a, self.b
-        in_a, in_b = set(a.last_pass), set(b.last_pass)
-        keys = list(dict.fromkeys(a.last_pass + b.last_pass))
-        differing = {k for k in keys if k in a.grads and k in b.grads and not _same(a.grads[k], b.grads[k])}
-        if len(keys) > max_nodes:
-            first = [k for k in keys if k in differing or (k in in_a) != (k in in_b) or k in (a.root, b.root)]
-            keys = list(dict.fromkeys(first + keys))[:max_nodes]
-        g = graphviz.Digraph("diff", graph_attr={"rankdir": "LR", "fontname": "Helvetica", "fontsize": "11",
-                                                 "labelloc": "t", "labeljust": "l"},
-                             node_attr={"shape": "plaintext", "fontname": "Helvetica", "fontsize": "11"},
-                             edge_attr={"color": "#888888", "arrowsize": "0.6"})
-        ids = {k: f"n{i}" for i, k in enumerate(keys)}
-        for k in keys:
-            name = a.names.get(k) or b.names.get(k) or "?"
-            ga = _cell("A", a.grads.get(k)) if k in in_a else "not in A"
-            gb = _cell("B", b.grads.get(k)) if k in in_b else "not in B"
-            colour = (DIFFERS if k in differing else ONLY_A if k not in in_b else
-                      ONLY_B if k not in in_a else "white")
-            border = "#d62728" if k in differing else "#333333"
-            g.node(ids[k], f'<<table border="{2 if colour != "white" else 1}" cellborder="0" '
-                   f'cellspacing="0" cellpadding="3" color="{border}" bgcolor="{colour}"><tr><td><b>'
-                   f"{_html(name)}</b></td></tr><tr><td>{_html(ga)}</td></tr><tr><td>{_html(gb)}"
-                   "</td></tr></table>>", id=ids[k])
-        for k in keys:
-            for parent in dict.fromkeys(a.parents.get(k) or b.parents.get(k) or ()):
-                if parent in ids:
-                    g.edge(ids[parent], ids[k])
-        legend = (f"diff of {_html(a.path or 'A')} (A) and {_html(b.path or 'B')} (B): red, final grads "
-                  f"differ; orange, only in A's pass; blue, only in B's pass")
-        dropped = len(set(a.last_pass) | set(b.last_pass)) - len(keys)
-        g.attr(label=f"<{legend}{f'; {dropped} more nodes not drawn' if dropped else ''}>")
-        return g
 
 
 def _not_end(step) -> bool:
     return step is not END
-
-
-def _cell(side: str, grad: Optional[float]) -> str:
-    return f"{side} grad {num(grad)}" if grad is not None else f"{side} grad ?"
-
-
-def _html(text: object) -> str:
-    """Text for an HTML-like Graphviz label: escaped, backslashes doubled.
-
-    >>> _html("<script>")
-    '&lt;script&gt;'
-    """
-    return html.escape(visible(text, 60), quote=True).replace("\\", "\\\\")
 
 
 def diff_traces(a: Source, b: Source, *, pass_no: Union[None, int, Tuple[int, int]] = None,

@@ -19,7 +19,8 @@ def cannot_write(target: str, exc: OSError) -> OSError:
     >>> str(error), error.errno == errno.ENOSPC
     ('cannot write the trace to out/trace.jsonl: No space left on device; free some disk space', True)
     """
-    fix = "free some disk space" if exc.errno == errno.ENOSPC else "choose a writable folder"
+    out_of_room = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # a full disk or quota
+    fix = "free some disk space" if out_of_room else "choose a writable folder"
     error = OSError(f"cannot write {target}: {exc.strerror or exc}; {fix}")
     error.errno = exc.errno
     return error

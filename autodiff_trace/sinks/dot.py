@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
 from ..views.graph import render as _render
-from ..views.graph.diagram import Diagram, diagram, num, visible  # noqa: F401  (Diagram, num, visible: re-exported)
+from ..views.graph.diagram import check_layout, diagram
 from ..core.events import Event
 from ..core.model import TraceModel
 from ._errors import cannot_write
 
-__all__ = ["DotSink", "Diagram", "diagram"]
+__all__ = ["DotSink"]
 
 
 def _say(message: str) -> None:
@@ -56,10 +56,7 @@ class DotSink:
         if unknown:
             raise ValueError(f"cannot write format {unknown[0]!r}; choose from "
                              f"{', '.join(_render.FORMATS)} (the .dot file is always written)")
-        if rankdir not in ("LR", "RL", "TB", "BT"):
-            raise ValueError(f"rankdir {rankdir!r} is not a Graphviz direction; use LR, RL, TB or BT")
-        if max_nodes < 1:
-            raise ValueError(f"max_nodes must be at least 1, not {max_nodes}")
+        check_layout(rankdir, max_nodes)
         self.out_dir = Path(out_dir)
         self.formats = tuple(f for f in formats if f != "dot")
         self.pass_no, self.max_nodes, self.rankdir = pass_no, max_nodes, rankdir
@@ -106,11 +103,11 @@ class DotSink:
         for p in self.model.passes:
             if (p.pass_no not in self._drawn and self._wanted(p.pass_no)) or p.pass_no in self._dirty:
                 self._draw(p.pass_no)
-        if not self.model.passes:
-            self._tell("the trace has no backward pass, so there is no diagram to draw")
-        elif self.pass_no is not None and self.model.pass_(self.pass_no) is None:
-            known = ", ".join(str(p.pass_no) for p in self.model.passes)
-            self._tell(f"pass {self.pass_no} is not in the trace (its passes: {known}); nothing drawn")
+        if self.pass_no is not None or not self.model.passes:
+            try:
+                self.model.require_pass(self.pass_no, "draw")
+            except ValueError as missing:
+                self._tell(f"{missing}; nothing drawn" if self.model.passes else str(missing))
         if self.pass_no is None and len(self.model.passes) > self.max_passes:
             self._tell(f"drew the first {self.max_passes} of {len(self.model.passes)} passes; "
                        f"choose one with pass_no, or raise max_passes")

@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 
 from ..core.events import Event
+from ..core.text import plural
 
 __all__ = ["ProgressSink"]
 
@@ -51,8 +52,7 @@ class ProgressSink:
         >>> sink.describe()
         'tracing: 12,000 events, 1 backward pass'
         """
-        passes = f"{self.passes} backward pass" + ("" if self.passes == 1 else "es")
-        return f"tracing: {self.events:,} events, {passes}"
+        return f"tracing: {plural(self.events, 'event')}, {plural(self.passes, 'backward pass')}"
 
     def close(self) -> None:
         if self._live is not None:

@@ -14,7 +14,11 @@ import os
 from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, Optional, Union
 
-from ..core.events import Event, to_dict
+from ..core.describe import describe
+from ..core.events import (
+    BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
+    GradsZeroed, NodeCreated, to_dict,
+)
 
 __all__ = ["chrome_events", "write_chrome_trace", "PID", "FORWARD_TID", "BACKWARD_TID", "FINDINGS_TID"]
 
@@ -63,51 +67,54 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
         yield {"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": label}}
     yield {"ph": "M", "name": "process_name", "pid": PID, "tid": 0, "args": {"name": "autodiff_trace"}}
     names: Dict[int, str] = {}
+    upstream: Dict[int, float] = {}  # node -> what its latest firing in this pass passed on
     open_pass: Optional[int] = None
     firing: Optional[Event] = None  # the backward function under way, closed by the next
     last_t = 0.0
 
+    def name_of(node: Optional[int]) -> str:
+        return names.get(node, f"#{node}")
+
     def close_firing(at: float) -> Iterator[dict]:
         nonlocal firing
         if firing is not None:
-            yield {"ph": "X", "name": f"{names.get(firing.node, f'#{firing.node}')} fired",
+            yield {"ph": "X", "name": describe(firing, name_of),
                    "cat": "backward_fn", "pid": PID, "tid": BACKWARD_TID, "ts": _us(firing.t),
                    "dur": max(0.0, round(_us(at) - _us(firing.t), 3)), "args": _args(firing, names)}
             firing = None
 
     for event in events:
-        kind, t = event.kind, event.t
+        t = event.t
         last_t = max(last_t, t)
-        if kind == "node_created":
-            names[event.node] = event.name
-            yield _instant(f"create {event.name}", "node", FORWARD_TID, t, _args(event, names))
-        elif kind == "backward_started":
-            yield from close_firing(t)
-            if open_pass is not None:  # a pass that never finished: end it where the next begins
-                yield _end(open_pass, t)
-            open_pass = event.pass_no
-            yield {"ph": "B", "name": f"backward pass {event.pass_no} from "
-                   f"{names.get(event.root, f'#{event.root}')}", "cat": "pass", "pid": PID,
-                   "tid": BACKWARD_TID, "ts": _us(t), "args": _args(event, names)}
-        elif kind == "backward_fn_fired":
-            yield from close_firing(t)
-            firing = event
-        elif kind == "grad_accumulated":
-            target = names.get(event.target, f"#{event.target}")
-            label = f"seed {target}" if event.fired_by is None else f"{target}.grad += "
-            if event.fired_by is not None:
-                label += f"{event.contribution:g}"
-            yield _instant(label, "grad", BACKWARD_TID, t, _args(event, names))
-        elif kind == "grads_zeroed":
-            yield _instant(f"zero {len(event.nodes)} grads", "zero", FORWARD_TID, t, _args(event, names))
-        elif kind == "backward_finished":
-            yield from close_firing(t)
-            if open_pass is not None:
-                yield _end(open_pass, t)
-                open_pass = None
-        elif kind == "diagnostic":
-            yield _instant(f"{event.severity}: {event.finding}", "finding", FINDINGS_TID, t,
-                           _args(event, names))
+        match event:
+            case NodeCreated():
+                names[event.node] = event.name
+                yield _instant(describe(event, name_of), "node", FORWARD_TID, t, _args(event, names))
+            case BackwardStarted():
+                yield from close_firing(t)
+                if open_pass is not None:  # a pass that never finished: end it where the next begins
+                    yield _end(open_pass, t)
+                open_pass = event.pass_no
+                upstream.clear()
+                yield {"ph": "B", "name": describe(event, name_of), "cat": "pass", "pid": PID,
+                       "tid": BACKWARD_TID, "ts": _us(t), "args": _args(event, names)}
+            case BackwardFnFired():
+                yield from close_firing(t)
+                firing = event
+                upstream[event.node] = event.upstream
+            case GradAccumulated():
+                label = describe(event, name_of, upstream=upstream.get(event.fired_by))
+                yield _instant(label, "grad", BACKWARD_TID, t, _args(event, names))
+            case GradsZeroed():
+                yield _instant(describe(event, name_of), "zero", FORWARD_TID, t, _args(event, names))
+            case BackwardFinished():
+                yield from close_firing(t)
+                if open_pass is not None:
+                    yield _end(open_pass, t)
+                    open_pass = None
+            case Diagnostic():
+                yield _instant(describe(event, name_of), "finding", FINDINGS_TID, t,
+                               _args(event, names))
     yield from close_firing(last_t)
     if open_pass is not None:
         yield _end(open_pass, last_t)

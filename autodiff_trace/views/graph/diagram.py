@@ -11,129 +11,37 @@ output cannot reach it is drawn in a box of its own. :func:`diagram` draws one p
 from __future__ import annotations
 
 import bisect
-import html
-import os
-import unicodedata
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import graphviz
 
-from . import render as _render
-from ...core.model import PassInfo, TraceModel
+from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STALE
+from .picture import Diagram
+from .quoting import html_text, plain_text, tooltip
+from ...core.model import NodeInfo, PassInfo, TraceModel
+from ...core.text import number, plural, signed
 
-__all__ = ["Diagram", "diagram", "visible", "num"]
+__all__ = ["diagram", "check_layout"]
 
-FONT = "Helvetica"  # graphviz-pure draws it with Arimo (Arial's metrics); viewers substitute well
-INK, MUTED, FLOW = "#333333", "#888888", "#b03a2e"  # text, secondary text, gradient labels
-FIRED, OUTSIDE, STALE, NOW = "#d6e4f5", "#f4c7c3", "#fde2bf", "#1f6fd1"
-SEVERITY = {"error": "#d62728", "warning": "#e67e00", "info": "#1f77b4"}
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "neg": "-x", "pow": "^"}  # ASCII:
 # graphviz-pure sizes text from ASCII font metrics
 MAX_LEGEND_FINDINGS = 8
+RANKDIRS = ("LR", "RL", "TB", "BT")
 
 
-def visible(text: object, limit: Optional[int] = 40) -> str:
-    r"""User text made safe to show: control characters as escapes, long text cut.
+def check_layout(rankdir: str, max_nodes: int) -> None:
+    """Raise a one-line ValueError for a direction Graphviz does not know or a node cap below 1.
 
-    >>> visible("a\nb\x1b"), visible("w" * 50, limit=8)
-    ('a\\nb\\x1b', 'wwwww...')
+    >>> check_layout("LR", 300)
+    >>> check_layout("up", 300)
+    Traceback (most recent call last):
+    ...
+    ValueError: rankdir 'up' is not a Graphviz direction; use LR, RL, TB or BT
     """
-    out = []
-    for ch in str(text):
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cs", "Cn") or (cat == "Cf" and ch != "\u200d"):
-            out.append(repr(ch)[1:-1] if cat == "Cc" else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    text = "".join(out)
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _html(text: object, limit: Optional[int] = 40) -> str:
-    """Text for inside an HTML-like label: made visible, XML-escaped, and backslashes
-    doubled (Graphviz expands ``\\N`` to the node's id even in HTML labels)."""
-    return html.escape(visible(text, limit), quote=True).replace("\\", "\\\\")
-
-
-def _plain(text: object, limit: Optional[int] = 40) -> str:
-    """Text for a plain (non-HTML) label: Graphviz reads entities and backslashes there."""
-    return graphviz.escape(html.escape(visible(text, limit), quote=False))
-
-
-def _tip(*lines: object) -> str:
-    """A tooltip, one line per argument. Graphviz expands ``\\N`` and friends in tooltips
-    even after one escaping, so each backslash is written as four."""
-    return graphviz.nohtml("\\n".join(html.escape(visible(line, 300), quote=False)
-                                       .replace("\\", "\\" * 4) for line in lines if line))
-
-
-def num(x: float) -> str:
-    """A number as a person reads it: integers without ``.0``, else 4 significant digits.
-
-    >>> num(8.0), num(-0.5), num(1/3), num(123456.0), num(float("nan")), num(2e20)
-    ('8', '-0.5', '0.3333', '123456', 'nan', '2e+20')
-    """
-    if x != x or x in (float("inf"), float("-inf")):
-        return str(x)
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    return f"{x:.4g}"
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 grad write``, ``7 grad writes``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def _signed(x: float) -> str:
-    return num(x) if x < 0 or x != x else "+" + num(x)
-
-
-class Diagram:
-    """One pass drawn: ``.source`` is DOT, ``.graph`` the ``graphviz.Digraph``; it shows
-    itself inline in Jupyter and renders with graphviz-pure unless told otherwise."""
-
-    def __init__(self, graph: graphviz.Digraph, pass_no: int, shown: int, total: int) -> None:
-        self.graph = graph
-        self.pass_no = pass_no
-        self.shown = shown  # value nodes drawn
-        self.total = total  # value nodes in the pass's graph
-        self.renderer: Optional[str] = None
-        self.timeout = 30.0
-
-    @property
-    def source(self) -> str:
-        return self.graph.source
-
-    def pipe(self, fmt: str = "svg", **options) -> bytes:
-        """The rendered image's bytes (options as for :func:`autodiff_trace.views.graph.render.render`)."""
-        options.setdefault("renderer", self.renderer)
-        options.setdefault("timeout", self.timeout)
-        return _render.render(self.source, fmt, **options)
-
-    def render(self, path: Union[str, os.PathLike], fmt: Optional[str] = None, **options) -> Path:
-        """Write the picture to ``path``; the format comes from its suffix unless given."""
-        path = Path(path)
-        fmt = (fmt or path.suffix.lstrip(".") or "svg").lower()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt in ("dot", "gv"):
-            path.write_text(self.source, encoding="utf-8")
-            return path
-        path.write_bytes(self.pipe(fmt, **options))
-        return path
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        try:
-            return {"image/svg+xml": self.pipe("svg").decode("utf-8")}
-        except _render.RenderError as exc:
-            return {"text/plain": f"{exc} (the DOT source is in .source)"}
-
-    def _repr_svg_(self) -> Optional[str]:
-        return self._repr_mimebundle_().get("image/svg+xml")
-
-    def __repr__(self) -> str:
-        return f"<Diagram of pass {self.pass_no}: {self.shown} of {self.total} nodes>"
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir {rankdir!r} is not a Graphviz direction; use LR, RL, TB or BT")
+    if max_nodes < 1:
+        raise ValueError(f"max_nodes must be at least 1, not {max_nodes}")
 
 
 def _as_model(events_or_model) -> TraceModel:
@@ -159,16 +67,8 @@ def diagram(events_or_model, pass_no: Optional[int] = None, *, max_nodes: int = 
         step: draw the pass as it stood after this many backward functions had fired.
     """
     model = _as_model(events_or_model)
-    if not model.passes:
-        raise ValueError("the trace has no backward pass to draw; call backward() inside the trace")
-    p = model.passes[-1] if pass_no is None else model.pass_(pass_no)
-    if p is None:
-        known = ", ".join(str(q.pass_no) for q in model.passes)
-        raise ValueError(f"pass {pass_no} is not in the trace (its passes: {known})")
-    if rankdir not in ("LR", "RL", "TB", "BT"):
-        raise ValueError(f"rankdir {rankdir!r} is not a Graphviz direction; use LR, RL, TB or BT")
-    if max_nodes < 1:
-        raise ValueError(f"max_nodes must be at least 1, not {max_nodes}")
+    p = model.require_pass(pass_no, "draw")
+    check_layout(rankdir, max_nodes)
     return _Builder(model, p, max_nodes, rankdir, step).build()
 
 
@@ -271,7 +171,7 @@ class _Builder:
         outside = [n for n in shown if n not in p.reachable]
         if outside:
             with g.subgraph(name="cluster_outside", graph_attr={
-                    "label": f"<<b>outside the graph of {_html(self._name(p.root))}</b>>",
+                    "label": f"<<b>outside the graph of {html_text(self._name(p.root))}</b>>",
                     "style": "dashed", "color": SEVERITY["error"], "fontcolor": SEVERITY["error"],
                     "tooltip": "the output cannot reach these nodes, yet their backward function "
                                "ran or their grad was written in this pass"}) as box:
@@ -301,62 +201,88 @@ class _Builder:
         return self.model.name(node)  # "z #3" when two nodes share a name
 
     def _node(self, g: graphviz.Digraph, node: int) -> None:
+        """A value node: a table of firing numbers, name, data and grad, then its op node."""
         info, p = self.model.node(node), self.p
         start, origin = self._grad_at_start(node)
         final = p.writes_to.get(node, [])
         writes = [w for w in final if w.seq in self.seen]
         grad = writes[-1].grad_after if writes else start
-        name = self._name(node)
-        tips = [f"{name}: {info.op or 'leaf'}, data {info.value!r}, grad {grad!r}",
+        tips = self._tips(node, info, grad)
+        if info.op == "const":  # a wrapped number: small, no record
+            g.node(f"v{node}", plain_text(number(info.value), 12), tooltip=tooltip(
+                   f"constant {info.value!r} (a wrapped number), grad {grad!r}", *tips[1:]),
+                   shape="box", id=f"v{node}", style="rounded,filled", fillcolor="#eeeeee",
+                   color="#bbbbbb", fontsize="9", width="0.2", height="0.2", margin="0.05,0.02",
+                   fontcolor="#555555")
+            return
+        cells = self._cells(node, info, grad)
+        rows = [f"<tr>{''.join(cells)}</tr>", *self._notes(node, info, start, origin, final,
+                                                           writes, len(cells), tips)]
+        border, width = self._border(node)
+        g.node(f"v{node}", f'<<table border="{width}" cellborder="1" cellspacing="0" cellpadding="3"'
+               f' color="{border}" bgcolor="white">{"".join(rows)}</table>>', id=f"v{node}",
+               tooltip=tooltip(*tips))
+        if self._has_op(info):
+            self._op_node(g, node, info)
+
+    def _tips(self, node: int, info: NodeInfo, grad: float) -> List[str]:
+        """The node's tooltip lines: what it is, where it was made, what was found about it."""
+        tips = [f"{self._name(node)}: {info.op or 'leaf'}, data {info.value!r}, grad {grad!r}",
                 f"made at {info.site}" if info.site else ""]
         for d in self.findings.get(node, []):
             tips += [f"[{d.severity}] {d.finding}: {d.message}", d.hint]
-        if info.op == "const":  # a wrapped number: small, no record
-            g.node(f"v{node}", _plain(num(info.value), 12), tooltip=_tip(f"constant {info.value!r} "
-                   f"(a wrapped number), grad {grad!r}", *tips[1:]), shape="box", id=f"v{node}",
-                   style="rounded,filled", fillcolor="#eeeeee", color="#bbbbbb", fontsize="9",
-                   width="0.2", height="0.2", margin="0.05,0.02", fontcolor="#555555")
-            return
-        border, width = INK, 1
+        return tips
+
+    def _border(self, node: int) -> Tuple[str, int]:
+        """The table's border: the firing node's, else its worst finding's, else plain ink."""
+        if node == self.now:
+            return NOW, 3
         if self.findings.get(node):
             rank = [d.severity for d in self.findings[node] if d.severity in SEVERITY]
-            border, width = SEVERITY[min(rank, key=list(SEVERITY).index) if rank else "info"], 3
-        if node == self.now:
-            border, width = NOW, 3
+            return SEVERITY[min(rank, key=list(SEVERITY).index) if rank else "info"], 3
+        return INK, 1
+
+    def _cells(self, node: int, info: NodeInfo, grad: float) -> List[str]:
+        """The first row: firing numbers (invisible until they happen), name, data, grad."""
         cells = []
         fires = self.fire_numbers.get(node)
         if fires:
-            shown = [n for n in fires if self._fired_yet(n)]
+            happened = [n for n in fires if self._fired_yet(n)]
             text = f"<b>#{','.join(map(str, fires))}</b>"
-            color = (OUTSIDE if node not in p.reachable else FIRED) if shown else "white"
-            cells.append(f'<td bgcolor="{color}">' + (text if shown else
+            color = (OUTSIDE if node not in self.p.reachable else FIRED) if happened else "white"
+            cells.append(f'<td bgcolor="{color}">' + (text if happened else
                          f'<font color="white">{text}</font>') + "</td>")
-        bold = ("<b>", "</b>") if node == p.root else ("", "")
-        cells += [f"<td>{bold[0]}{_html(name)}{bold[1]}</td>", f"<td>data {_html(num(info.value))}</td>",
-                  f"<td>grad <b>{_html(num(grad))}</b></td>"]
-        rows, span = [f"<tr>{''.join(cells)}</tr>"], len(cells)
+        bold = ("<b>", "</b>") if node == self.p.root else ("", "")
+        return cells + [f"<td>{bold[0]}{html_text(self._name(node))}{bold[1]}</td>",
+                        f"<td>data {html_text(number(info.value))}</td>",
+                        f"<td>grad <b>{html_text(number(grad))}</b></td>"]
+
+    def _notes(self, node: int, info: NodeInfo, start: float, origin: Optional[int], final: list,
+               writes: list, span: int, tips: List[str]) -> List[str]:
+        """Rows under the first: the stale start, how the grad was summed, an unknown origin."""
+        rows = []
         stale = start != 0 and start == start
         if stale:
             since = f"from pass {origin}" if origin else "before this pass"
-            rows.append(f'<tr><td colspan="{span}" bgcolor="{STALE}">stale {_html(num(start))} '
-                        f"{since}</td></tr>")
+            rows.append(f'<tr><td colspan="{span}" bgcolor="{STALE}">stale '
+                        f"{html_text(number(start))} {since}</td></tr>")
             self.keys[STALE] = "stale: grad was not zero when this pass began"
             tips.append(f"grad was {start!r} when this pass began ({since})")
         if self._ledger(node, final, start if stale else 0.0):  # the final picture has one
             ledger = self._ledger(node, writes, start if stale else 0.0) or " "
-            rows.append(f'<tr><td colspan="{span}">{_html(ledger, None)}</td></tr>')
+            rows.append(f'<tr><td colspan="{span}">{html_text(ledger, None)}</td></tr>')
         if info.op == "?":
             rows.append(f'<tr><td colspan="{span}"><font color="{MUTED}">made before tracing began'
                         "</font></td></tr>")
-        g.node(f"v{node}", f'<<table border="{width}" cellborder="1" cellspacing="0" cellpadding="3"'
-               f' color="{border}" bgcolor="white">{"".join(rows)}</table>>', id=f"v{node}",
-               tooltip=_tip(*tips))
-        if self._has_op(info):
-            symbol = SYMBOLS.get(info.op, info.op)
-            g.node(f"o{node}", _plain(symbol, 8) or "?", shape="circle" if len(symbol) <= 2 else
-                   "ellipse", style="filled", fillcolor="#f2f2f2", color="#999999", fontsize="10",
-                   width="0.3", height="0.3", margin="0.02", id=f"o{node}",
-                   tooltip=_tip(f"{info.op}: makes {name}"))
+        return rows
+
+    def _op_node(self, g: graphviz.Digraph, node: int, info: NodeInfo) -> None:
+        """The small circle between a node's parents and the node: its op's symbol."""
+        symbol = SYMBOLS.get(info.op, info.op)
+        g.node(f"o{node}", plain_text(symbol, 8) or "?", shape="circle" if len(symbol) <= 2 else
+               "ellipse", style="filled", fillcolor="#f2f2f2", color="#999999", fontsize="10",
+               width="0.3", height="0.3", margin="0.02", id=f"o{node}",
+               tooltip=tooltip(f"{info.op}: makes {self._name(node)}"))
 
     @staticmethod
     def _has_op(info) -> bool:
@@ -369,18 +295,18 @@ class _Builder:
                   for w in writes)
         if not ((stale and writes) or odd or len(writes) - len(seeded) > 1):
             return ""
-        parts = [f"{num(stale)} stale"] if stale else []
+        parts = [f"{number(stale)} stale"] if stale else []
         for w in writes:
-            amount = num(w.contribution) if w.replaced else _signed(w.contribution)
+            amount = number(w.contribution) if w.replaced else signed(w.contribution)
             if w.fired_by is None:
                 amount += " seed" if node == self.p.root else " (set outside a backward function)"
             if w.replaced:
-                parts = [f"{amount} (assigned" + (f", {num(w.grad_before)} lost)" if
+                parts = [f"{amount} (assigned" + (f", {number(w.grad_before)} lost)" if
                                                  w.grad_before else ")")]
             else:
                 parts.append(amount)
         text = " ".join(parts).replace(" +", " + ").replace(" -", " - ")
-        return f"{num(writes[-1].grad_after)} = {text.lstrip('+')}"
+        return f"{number(writes[-1].grad_after)} = {text.lstrip('+')}"
 
     def _edges(self, g: graphviz.Digraph, shown: List[int]) -> None:
         """Forward edges parent -> op -> child, labelled with what flowed back along them."""
@@ -404,7 +330,7 @@ class _Builder:
 
     def _flow_edge(self, g, tail: str, head: str, writes: list, target: int, stray=False) -> None:
         seen = [w for w in writes if w.seq in self.seen]
-        label = "\\n".join(("=" + num(w.contribution)) if w.replaced else _signed(w.contribution)
+        label = "\\n".join(("=" + number(w.contribution)) if w.replaced else signed(w.contribution)
                            for w in (seen or writes))
         attrs = {"label": label} if label else {}
         if writes and not seen:
@@ -414,7 +340,7 @@ class _Builder:
         elif self.model.node(target).op == "const":
             attrs["fontcolor"] = MUTED
         if seen:
-            attrs["tooltip"] = _tip(*(f"{num(w.contribution)} into {self._name(w.target)} from "
+            attrs["tooltip"] = tooltip(*(f"{number(w.contribution)} into {self._name(w.target)} from "
                                       f"{self._name(w.fired_by)}" for w in seen))
         if stray:  # drawn from the writer back to the node it wrote
             attrs.update(style="dashed", color=SEVERITY["error"], constraint="false", dir="back")
@@ -429,10 +355,10 @@ class _Builder:
                 op = self.model.node(m).op or "leaf"
                 ops[op] = ops.get(op, 0) + 1
             mix = ", ".join(f"{n} {op}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
-            g.node(f"g{owner}", graphviz.nohtml(_plain(_count(len(members), "node") + " folded") + "\\n" + _plain(
+            g.node(f"g{owner}", graphviz.nohtml(plain_text(plural(len(members), "node") + " folded") + "\\n" + plain_text(
                    f"({mix})", 60)), shape="box", style="rounded,dashed", color=MUTED, id=f"g{owner}",
                    fontcolor="#555555", margin="0.1,0.05",
-                   tooltip=_tip(*(self.model.name(m) for m in members[:20])))
+                   tooltip=tooltip(*(self.model.name(m) for m in members[:20])))
             if owner >= 0:
                 head = f"o{owner}" if self._has_op(self.model.node(owner)) else f"v{owner}"
                 g.edge(f"g{owner}", head, style="dashed")
@@ -441,25 +367,25 @@ class _Builder:
         p = self.p
         fired = len(p.fired) if self.step is None else min(self.step, len(p.fired))
         when = f" after {fired} of {len(p.fired)} firings" if self.step is not None else ""
-        head = (f"backward pass {p.pass_no} from <b>{_html(self._name(p.root))}</b>{when}: "
-                f"{_count(fired, 'backward function')} fired, {_count(len(self.seen), 'grad write')}")
+        head = (f"backward pass {p.pass_no} from <b>{html_text(self._name(p.root))}</b>{when}: "
+                f"{plural(fired, 'backward function')} fired, {plural(len(self.seen), 'grad write')}")
         if p.seed != 1:
-            head += f", seed {_html(num(p.seed))}"
+            head += f", seed {html_text(number(p.seed))}"
         rows = [(FIRED, "#n", "the order in which the node's backward function fired"),
                 ("white", f'<font color="{FLOW}">+g</font>', "on an edge: the gradient the "
                  "consumer's backward function added to that input")]
-        rows += [(color, "", _html(text, None)) for color, text in self.keys.items()]
+        rows += [(color, "", html_text(text, None)) for color, text in self.keys.items()]
         if self.now is not None:
             rows.append((NOW, "", "blue: the backward function that fired in this step and its writes"))
         for d in diagnostics[:MAX_LEGEND_FINDINGS]:
-            rows.append((SEVERITY.get(d.severity, SEVERITY["info"]), "", f"<b>{_html(d.finding, 40)}"
-                         f"</b> ({_html(d.severity, 10)}): {_html(d.message, 140)}"))
+            rows.append((SEVERITY.get(d.severity, SEVERITY["info"]), "", f"<b>{html_text(d.finding, 40)}"
+                         f"</b> ({html_text(d.severity, 10)}): {html_text(d.message, 140)}"))
         if len(diagnostics) > MAX_LEGEND_FINDINGS:
             rows.append(("white", "", f"and {len(diagnostics) - MAX_LEGEND_FINDINGS} more findings"
                                       f" (hover the outlined nodes)"))
         if groups:
             rows.append(("white", "...", f"<b>showing {shown:,} of {total:,} nodes</b>: the other "
-                         f"{total - shown:,} are folded into {_count(len(groups), 'dashed group')} "
+                         f"{total - shown:,} are folded into {plural(len(groups), 'dashed group')} "
                          f"(max_nodes={self.max_nodes})"))
         cells = "".join(f'<tr><td bgcolor="{c}">{k or " "}</td><td align="left">{t}</td></tr>'
                         for c, k, t in rows)

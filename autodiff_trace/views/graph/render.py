@@ -21,6 +21,8 @@ import sysconfig
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
+from ...core.text import number
+
 __all__ = [
     "ENV_VAR", "FORMATS", "PURE", "RenderError", "Renderer",
     "find_renderer", "render", "render_to_file", "render_command",
@@ -165,7 +167,7 @@ def render(source: str, fmt: str = "svg", *, renderer: Optional[str] = None,
         done = subprocess.run(args, input=source.encode("utf-8"), capture_output=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RenderError(f"{program.name} did not finish within {timeout:g} s; draw fewer "
+        raise RenderError(f"{program.name} did not finish within {number(timeout)} s; draw fewer "
                           f"nodes (max_nodes) or allow more time (timeout)") from None
     except OSError as exc:
         raise RenderError(f"cannot run {program.name} ({program.path}): "
@@ -186,10 +188,12 @@ def render_to_file(source: str, path: Union[str, os.PathLike], fmt: Optional[str
                    **options) -> Path:
     """Render ``source`` into ``path`` (format from its suffix unless given); returns the path.
 
-    Nothing is written when rendering fails, so a stale image never passes for a new one.
+    ``dot`` (or ``gv``) writes the source itself. Nothing is written when rendering
+    fails, so a stale image never passes for a new one.
     """
     path = Path(path)
-    data = render(source, fmt or path.suffix or "svg", **options)
+    fmt = str(fmt or path.suffix or "svg").lower().lstrip(".")
+    data = source.encode("utf-8") if fmt in ("dot", "gv") else render(source, fmt, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

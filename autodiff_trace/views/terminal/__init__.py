@@ -1,1 +1,2 @@
-"""Rich renderables for the terminal: the pass tree, the ledger and the findings."""
+"""Rich renderables for the terminal: the pass tree, the ledger, the findings, the pass
+report and live view (report.py), all styled from styles.py."""

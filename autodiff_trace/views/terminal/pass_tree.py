@@ -16,16 +16,14 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from rich.tree import Tree
 
-from ..graph.diagram import visible
 from ...core.events import GradAccumulated
 from ...core.model import PassInfo, TraceModel
-from .ledger import WARN, display_name, format_number, ordinal, overwrote
+from ...core.text import display_name, number, ordinal, visible
+from .ledger import overwrote
+from .styles import ADDED, DIM, FIRING, JUST_WRITTEN, NOW, OP, STRONG, WARN, WRONG
 
-__all__ = ["PassTree", "grad_chain", "NOW", "JUST_WRITTEN", "OUTSIDE"]
+__all__ = ["PassTree", "grad_chain"]
 
-NOW = "reverse bold"  # the node whose backward function is running
-JUST_WRITTEN = "bold green"  # the node whose grad changed last
-OUTSIDE = "bold red"
 _GUIDE_WIDTH = 4  # Rich draws each tree level four cells deeper
 
 
@@ -37,14 +35,14 @@ def grad_chain(start: float, afters: List[float], *, stale: bool = False, limit:
     >>> grad_chain(0.0, [float(i) for i in range(1, 101)]).plain
     'grad 0 → 1 → 2 → … → 99 → 100  (100 contributions)'
     """
-    text = Text.assemble(("grad ", "dim"))
-    text.append(format_number(start), style=WARN if stale else "green")
+    text = Text.assemble(("grad ", DIM))
+    text.append(number(start), style=WARN if stale else ADDED)
     values = afters if len(afters) <= limit else [*afters[:2], None, *afters[-2:]]
     for value in values:
-        text.append(" → ", style="dim")
-        text.append("…" if value is None else format_number(value), style="green")
+        text.append(" → ", style=DIM)
+        text.append("…" if value is None else number(value), style=ADDED)
     if len(afters) > limit:
-        text.append(f"  ({len(afters)} contributions)", style="dim")
+        text.append(f"  ({len(afters)} contributions)", style=DIM)
     if stale:
         text.append("  ⚠ stale", style=WARN)
     return text
@@ -83,7 +81,7 @@ class PassTree:
         yield from trees
         if total > shown:
             yield Text(f"… {total - shown} more lines not shown (showing {shown} of {total}; "
-                       f"raise max_lines to see more)", style="dim")
+                       f"raise max_lines to see more)", style=DIM)
         if outside:
             yield outside[0]
 
@@ -96,22 +94,22 @@ class PassTree:
     def _line(self, p: PassInfo, node_id: int, fire_counts: Optional[Dict[int, int]]) -> Text:
         info = self.model.node(node_id)
         label = display_name(info.name, node_id)
-        text = Text.assemble((label, "bold"))
-        text.append(f"  {visible(info.op, None) or 'leaf'}", style="cyan")
-        text.append("  value ", style="dim")
-        text.append(format_number(info.value))
+        text = Text.assemble((label, STRONG))
+        text.append(f"  {visible(info.op, None) or 'leaf'}", style=OP)
+        text.append("  value ", style=DIM)
+        text.append(number(info.value))
         writes = p.writes_to.get(node_id, ())
         start = p.grads_before.get(node_id, writes[0].grad_before if writes else info.grad)
         text.append("  ")
         text.append_text(grad_chain(start, [w.grad_after for w in writes], stale=start != 0))
         if any(overwrote(w, p.root) for w in writes):
-            text.append("  ⚠ assigned, not added", style=OUTSIDE)
-        number = p.fire_number.get(node_id)
-        if number is not None:
-            text.append(f"  fired {ordinal(number)}", style="magenta")
+            text.append("  ⚠ assigned, not added", style=WRONG)
+        fired_as = p.fire_number.get(node_id)
+        if fired_as is not None:
+            text.append(f"  fired {ordinal(fired_as)}", style=FIRING)
             times = fire_counts.get(node_id, 1) if fire_counts else 1
             if times > 1:
-                text.append(f" ⚠ {times} times", style=OUTSIDE)
+                text.append(f" ⚠ {times} times", style=WRONG)
         if node_id == self.now:
             text.stylize(NOW, 0, len(label))
         elif node_id == self.just_written:
@@ -119,7 +117,7 @@ class PassTree:
         return text
 
     def _reference(self, node_id: int) -> Text:
-        return Text(f"↩ {display_name(self.model.node(node_id).name, node_id)}", style="dim")
+        return Text(f"↩ {display_name(self.model.node(node_id).name, node_id)}", style=DIM)
 
     @staticmethod
     def _fire_counts(p: PassInfo) -> Optional[Dict[int, int]]:
@@ -147,11 +145,11 @@ class PassTree:
             if drawing:
                 label = self._line(p, node_id, fire_counts)
                 if continued:
-                    label = Text.assemble(("↪ ", "dim"), label, ("  (continued)", "dim"))
+                    label = Text.assemble(("↪ ", DIM), label, ("  (continued)", DIM))
                     headers += 1
                 else:
                     shown += 1
-                trees.append(Tree(label, guide_style="dim"))
+                trees.append(Tree(label, guide_style=DIM))
             elif self.total_lines is not None:
                 return trees, shown, self.total_lines
             stack: List[Tuple[Optional[Tree], Iterator[int], int]] = [
@@ -182,7 +180,7 @@ class PassTree:
                 if depth >= max_depth:  # too deep to indent further: draw its inputs below
                     later.append((child_id, True))
                     if child is not None:
-                        child.label.append("  ↪ continued below", style="dim")
+                        child.label.append("  ↪ continued below", style=DIM)
                 else:
                     stack.append((child, iter(grandparents), depth + 1))
         return trees, shown, total
@@ -201,7 +199,7 @@ class PassTree:
                 by_sender[w.fired_by].append(w)
         root = display_name(self.model.node(p.root).name, p.root)
         tree = Tree(Text(f"⚠ fired outside this pass's graph: {root} cannot reach these nodes, "
-                         f"yet their backward functions ran", style=OUTSIDE), guide_style=OUTSIDE)
+                         f"yet their backward functions ran", style=WRONG), guide_style=WRONG)
         lines = total = 1
         fire_counts = self._fire_counts(p)
         for node_id in fired:
@@ -211,7 +209,7 @@ class PassTree:
             line = self._line(p, node_id, fire_counts)
             site = self.model.node(node_id).site
             if site:
-                line.append(f"  made at {visible(site, None)}", style="dim")
+                line.append(f"  made at {visible(site, None)}", style=DIM)
             branch = tree.add(line)
             lines += 1
             for w in by_sender[node_id][: max(0, budget - lines)]:
@@ -223,16 +221,16 @@ class PassTree:
                 tree.add(self._line(p, node_id, fire_counts))
                 lines += 1
         if total > lines:
-            tree.add(Text(f"… {total - lines} more lines not shown", style="dim"))
+            tree.add(Text(f"… {total - lines} more lines not shown", style=DIM))
             lines += 1
         return tree, lines
 
     def _write_line(self, w: GradAccumulated) -> Text:
-        text = Text.assemble(("added ", "dim"))
-        text.append(format_number(w.contribution), style=OUTSIDE)
-        text.append(" to ", style="dim")
-        text.append(display_name(self.model.node(w.target).name, w.target), style="bold")
+        text = Text.assemble(("added ", DIM))
+        text.append(number(w.contribution), style=WRONG)
+        text.append(" to ", style=DIM)
+        text.append(display_name(self.model.node(w.target).name, w.target), style=STRONG)
         if w.local_grad is not None:
-            text.append(f"  (local {format_number(w.local_grad)})", style="dim")
-        text.append(f"  grad {format_number(w.grad_before)} → {format_number(w.grad_after)}")
+            text.append(f"  (local {number(w.local_grad)})", style=DIM)
+        text.append(f"  grad {number(w.grad_before)} → {number(w.grad_after)}")
         return text
