@@ -25,8 +25,8 @@ ROLES = ("value", "grad", "parents", "backward", "op")
 
 # Names learners and libraries use for each role, most common first.
 CANDIDATES: Dict[str, Tuple[str, ...]] = {
-    "value": ("data", "value", "val", "_data", "_value"),
-    "grad": ("grad", "der", "_grad", "gradient", "adjoint", "derivative", "deriv"),
+    "value": ("data", "value", "val", "_data", "_value", "v"),
+    "grad": ("grad", "der", "_grad", "gradient", "adjoint", "derivative", "deriv", "grad_value", "g"),
     "parents": ("_prev", "parents", "_parents", "prev", "children", "_children",
                 "inputs", "_inputs", "deps", "srcs"),
     "backward": ("_backward", "backward_fn", "backprop", "_backprop", "grad_fn", "_grad_fn",
@@ -47,7 +47,7 @@ class Vocabulary(NamedTuple):
 
     value: str
     grad: str
-    parents: str
+    parents: Optional[str]  # None: parents are found by their role (see adapters.roles)
     backward: Optional[str]
     op: Optional[str]
 
@@ -64,6 +64,7 @@ class ClassSurvey(NamedTuple):
 
     instance_attrs: Set[str]  # attributes its code stores, slots, annotations, properties
     rule_methods: Set[str]  # methods that could be a per-node backward rule
+    own_attrs: Set[str] = frozenset()  # set on self in __init__, slots, annotations, class defaults
 
 
 def _codes(code: CodeType) -> Iterator[CodeType]:
@@ -96,6 +97,27 @@ def stored_attributes(code: CodeType) -> Set[str]:
     return names
 
 
+def self_stores(code: CodeType) -> Set[str]:
+    """Attribute names a method stores on its own instance (``self.grad = 0``).
+
+    >>> class N:
+    ...     def __init__(self, v, other): self.v, self.g = v, 0; other.grad = 1
+    >>> sorted(self_stores(N.__init__.__code__))
+    ['g', 'v']
+    """
+    if not code.co_argcount:
+        return set()
+    me = code.co_varnames[0]
+    names: Set[str] = set()
+    previous = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "STORE_ATTR" and previous is not None \
+                and previous.opname == "LOAD_FAST" and previous.argval == me:
+            names.add(ins.argval)
+        previous = ins
+    return names
+
+
 def survey(cls: type) -> Optional[ClassSurvey]:
     """What ``cls`` and its bases (but not ``object``) tell about instance attributes.
 
@@ -113,22 +135,30 @@ def survey(cls: type) -> Optional[ClassSurvey]:
             for function in _functions(value):
                 for inner in _codes(function.__code__):
                     mentioned.update(inner.co_names)
-    if mentioned.isdisjoint(CANDIDATES["grad"]) or mentioned.isdisjoint(CANDIDATES["parents"]):
+    if mentioned.isdisjoint(CANDIDATES["grad"]):
         return None
     attrs: Set[str] = set()
     methods: Set[str] = set()
+    own_attrs: Set[str] = set()
     for klass in own:
         namespace = klass.__dict__
         attrs.update(_slot_names(namespace))
         attrs.update(_annotated(namespace))
+        own_attrs.update(_slot_names(namespace))
+        own_attrs.update(_annotated(namespace))
+        init = namespace.get("__init__")
+        if isinstance(init, FunctionType):
+            own_attrs.update(self_stores(init.__code__))
         for name, value in namespace.items():
             if isinstance(value, property) or not (callable(value) or name.startswith("__")):
                 attrs.add(name)  # a property, or a class-level default such as grad = 0
+                if not isinstance(value, property):
+                    own_attrs.add(name)
             if isinstance(value, FunctionType) and name not in _NOT_A_RULE_METHOD:
                 methods.add(name)
             for function in _functions(value):
                 attrs.update(stored_attributes(function.__code__))
-    return ClassSurvey(attrs, methods)
+    return ClassSurvey(attrs, methods, own_attrs)
 
 
 def _slot_names(namespace) -> Tuple[str, ...]:
@@ -167,9 +197,12 @@ def match_vocabulary(found: Optional[ClassSurvey], attrs: Optional[dict] = None,
             if name in instance_attrs or (role == "backward" and name in rule_methods):
                 roles[role] = name
                 break
-    if not all(role in roles for role in ("value", "grad", "parents")):
+    if not all(role in roles for role in ("value", "grad")):
         return None, roles
-    return Vocabulary(roles["value"], roles["grad"], roles["parents"], roles.get("backward"),
+    if "parents" not in roles and not trust_attrs and found is not None \
+            and not {roles["value"], roles["grad"]} <= found.own_attrs:
+        return None, roles  # without parents, a node must set its own value and grad
+    return Vocabulary(roles["value"], roles["grad"], roles.get("parents"), roles.get("backward"),
                       roles.get("op")), roles
 
 

@@ -12,14 +12,32 @@ from __future__ import annotations
 
 import functools
 import sys
+from types import MemberDescriptorType
 from typing import Any
 
 from .detect import Vocabulary
 from .reporter import EngineReporter
 
-__all__ = ["MISSING", "original_entry", "grad_hook", "GradHook", "BackwardHook", "init_hook"]
+__all__ = ["MISSING", "REPORT_FRAMES", "with_room", "original_entry", "grad_hook", "GradHook", "BackwardHook", "init_hook"]
 
 MISSING = object()
+
+
+REPORT_FRAMES = 200  # room the reporting of one event may need, lent above the script's limit
+
+
+def with_room(reporter: EngineReporter, report, *args) -> None:
+    """Run ``report(*args)`` with room above the script's recursion limit, so a script
+    as deep as it can go is still traced; a failure is reported once, never raised."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + REPORT_FRAMES)
+    try:
+        report(*args)
+    except Exception as exc:  # never into the user's script
+        reporter.failed(exc)
+    finally:
+        if sys.getrecursionlimit() == limit + REPORT_FRAMES:
+            sys.setrecursionlimit(limit)
 
 
 def original_entry(cls: type, name: str) -> Any:
@@ -55,9 +73,13 @@ class GradHook:
             self._store(obj, value)  # the node's own __init__: not a gradient yet
             return
         before = self._load(obj)
-        self._store(obj, value)
-        reporter.grad_written(obj, self.vocab, None if before is MISSING else before, value,
-                              sys._getframe(1))
+        self._store(obj, value)  # the user's write is done before anything is reported
+        with_room(reporter, reporter.grad_written, obj, self.vocab,
+                  None if before is MISSING else before, value, sys._getframe(1))
+
+    def load_static(self, obj):
+        """The grad as stored, for reading nodes without running their code."""
+        return self._load(obj)
 
     def __delete__(self, obj) -> None:
         del obj.__dict__[self.name]
@@ -82,6 +104,13 @@ class GradHookOverDefault(GradHook):
             return self.__get__(obj, type(obj))
         except AttributeError:  # an empty slot
             return MISSING
+
+    def load_static(self, obj):
+        """The grad as stored; a computed one (a property) is not evaluated."""
+        original = self.original
+        if _is_data_descriptor(original) and type(original) is not MemberDescriptorType:
+            return MISSING
+        return self._load(obj)
 
     def _store(self, obj, value) -> None:
         if _is_data_descriptor(self.original):
@@ -132,7 +161,11 @@ class BackwardHook:
                 value = original.__get__(obj, objtype)  # a method: the rule of this op's class
             else:
                 value = original
-        return self.reporter.wrap_backward(obj, value, self.vocab)
+        try:
+            return self.reporter.wrap_backward(obj, value, self.vocab)
+        except Exception as exc:  # never into the user's script
+            self.reporter.failed(exc)
+            return value
 
     def __set__(self, obj, value) -> None:
         if self.data:
@@ -162,7 +195,7 @@ def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
             original(self, *args, **kwargs)
         finally:
             constructing.discard(key)
-        reporter.node_made(self, vocab, sys._getframe(1))
+        with_room(reporter, reporter.node_made, self, vocab, sys._getframe(1))
 
     if not isinstance(original, type(object.__init__)):
         functools.update_wrapper(__init__, original)

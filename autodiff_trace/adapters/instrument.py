@@ -36,7 +36,17 @@ _NOT_ENGINES = ("autodiff_trace", "_pytest", "pytest", "pluggy", "rich", "typer"
 _FRAMEWORKS = ("torch", "torchgen", "torchvision", "functorch", "numpy", "scipy", "jax", "jaxlib",
                "tensorflow", "keras", "sympy", "mpmath", "networkx", "pandas", "matplotlib")
 
+_SHOWN = 6  # classes listed when none was recognised
+_HOOK_FRAMES = 2  # frames a hook itself adds under a write or a new node
 
+
+def _why_not(roles: Dict[str, str]) -> str:
+    """Why a class with these roles is not a node, in a few words."""
+    lacking = [r for r in ("value", "grad") if r not in roles]
+    have = ", ".join(f"{r}={n}" for r, n in roles.items())
+    if lacking:
+        return f"{'has ' + have + ' but ' if have else ''}no {' or '.join(lacking)} attribute"
+    return f"has {have} but sets them on other objects, not in its own __init__, and holds no parents"
 
 
 def _is_ours(cls: type) -> bool:
@@ -91,12 +101,24 @@ class Instrumentation:
         self.attrs = check_attrs(attrs)
         self.classes: List[Recognised] = []
         self.near_misses: List[Tuple[str, Dict[str, str]]] = []  # (class, roles found)
+        self.considered: List[Tuple[str, str]] = []  # (a class of the script's own, why not a node)
         self.reporter = EngineReporter()
         self._patches: List[Tuple[type, str, bool, object, object]] = []
         self._hooked: set = set()  # every class hooked, subclasses included
         self._original_build_class = None
         self._build_class_hook = None  # the bound method installed, kept to compare identity
         self.active = False
+        self._limit: Optional[Tuple[int, int]] = None  # (the script's limit, the one set)
+
+    def _keep_headroom(self) -> None:
+        """The frames below the script (this tool's runner) and those a hook adds at the
+        deepest write must not eat into the script's recursion limit: raise it by as much."""
+        depth, frame = 0, sys._getframe()
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        limit = sys.getrecursionlimit()
+        self._limit = (limit, limit + 2 * depth + _HOOK_FRAMES)  # C calls count twice
+        sys.setrecursionlimit(self._limit[1])
 
     # -- on and off -------------------------------------------------------------------
     def start(self) -> "Instrumentation":
@@ -104,6 +126,11 @@ class Instrumentation:
         self._original_build_class = builtins.__build_class__
         self._build_class_hook = builtins.__build_class__ = self._build_class
         self.active = True
+        self._keep_headroom()
+        # -- PyTorch: traced once the script imports torch (never imported here) --------------
+        from .torch import watch_torch
+        self._torch = watch_torch()
+        # -------------------------------------------------------------------------------------
         try:
             self._search_imported()
         except BaseException:
@@ -123,6 +150,9 @@ class Instrumentation:
                 sys.settrace(None)
             if builtins.__build_class__ is self._build_class_hook:
                 builtins.__build_class__ = self._original_build_class
+            if self._limit is not None and sys.getrecursionlimit() == self._limit[1]:
+                sys.setrecursionlimit(self._limit[0])
+            self._limit = None
             for cls, name, had, old, new in reversed(self._patches):
                 if cls.__dict__.get(name, MISSING) is not new:
                     continue  # replaced since by someone else: theirs stays
@@ -131,6 +161,7 @@ class Instrumentation:
                 else:
                     delattr(cls, name)
             self._patches.clear()
+            self._torch.stop()  # PyTorch: its patches and hooks go too
 
     def __enter__(self) -> "Instrumentation":
         return self.start()
@@ -215,20 +246,25 @@ class Instrumentation:
                 return
             vocab, roles = match_vocabulary(survey(cls), self.attrs, trust_attrs=True)
             if vocab is None:
-                missing = [r for r in ("value", "grad", "parents") if r not in roles]
+                missing = [r for r in ("value", "grad") if r not in roles]
                 raise EngineSpecError(
                     f"{module}:{qualname} is named as the engine, but its {', '.join(missing)} "
                     f"attribute could not be found; name it, e.g. --attr {missing[0]}=NAME")
             self._hook(cls, vocab, f"named with engine={module}:{qualname}")
             return
         found = survey(cls)
+        strict = is_library_module(cls.__module__)
+        name = f"{cls.__module__}:{cls.__qualname__}"
         if found is None:
+            if not strict:
+                self.considered.append((name, "its code names no gradient"))
             return
         vocab, roles = match_vocabulary(found, self.attrs)
-        strict = is_library_module(cls.__module__)
         if vocab is None or (strict and vocab.backward is None):
-            if len(roles) >= 2 and not strict:
-                self.near_misses.append((f"{cls.__module__}:{cls.__qualname__}", roles))
+            if not strict:
+                self.considered.append((name, _why_not(roles)))
+                if len(roles) >= 2:
+                    self.near_misses.append((name, roles))
             return
         self._hook(cls, vocab, how)
 
@@ -279,6 +315,11 @@ class Instrumentation:
         """How many nodes of the recognised classes were traced (made or met in a pass)."""
         return self.reporter.ids.issued
 
+    @property
+    def nothing_traced(self) -> bool:
+        """True when no node of any engine was traced (``--strict`` makes that an error)."""
+        return self.nodes_seen == 0
+
     def describe_search(self, *, engine_option: str = "--engine", attr_option: str = "--attr") -> str:
         """What was traced, or, when no node was, what was looked for and how to point the
         tool at the class."""
@@ -299,13 +340,13 @@ class Instrumentation:
         lines = ["No autodiff node class of the script was found. A node class is recognised "
                  "by the attributes its code sets on its instances:"]
         for role in ROLES:
-            need = "optional" if role == "op" else (
-                "required for installed libraries" if role == "backward" else "required")
+            need = {"op": "optional", "backward": "required for installed libraries",
+                    "parents": "optional: else the nodes a node holds or was made from"}.get(role, "required")
             lines.append(f"  {role:<9} one of {', '.join(CANDIDATES[role])} ({need})")
-        for name, roles in self.near_misses:
-            have = ", ".join(f"{r}={n}" for r, n in roles.items())
-            lacking = ", ".join(r for r in ("value", "grad", "parents") if r not in roles)
-            lines.append(f"Closest: {name} has {have} but no {lacking} attribute.")
+        for name, why in self.considered[:_SHOWN]:
+            lines.append(f"Considered {name}: {why}.")
+        if len(self.considered) > _SHOWN:
+            lines.append(f"... and {len(self.considered) - _SHOWN} more classes.")
         lines.append(f"Point the tool at your class with {engine_option} module:Class (use the "
                      f"script's name as module for a class it defines), and name its attributes "
                      f"with {attr_option} ROLE=NAME, e.g. {attr_option} grad=der {attr_option} "

@@ -3,81 +3,37 @@
 A user's engine has no fixed name for its backward pass, so passes are recognised
 from what happens: a non-zero write to a node's grad from outside any firing
 backward function seeds a pass (it is confirmed when a backward function fires, or
-when the same code goes on to write the grads of the nodes under the root); the pass
-ends at the next seed, at a node made outside any backward function, at a reset to
-zero, or when tracing stops. A seed that is never confirmed is reported as a plain
+when the same code goes on to write the grads of the nodes under the root), or an
+engine function holding a root writes under it with no seed at all (minitorch's dict
+of derivatives); writes an engine loop makes are credited to the node whose rule made
+them (see :func:`.roles.rule_owner`). The pass ends at the next seed, at a node made
+outside any backward function, at a reset to zero, or when tracing stops. A seed that is never confirmed is reported as a plain
 write between passes (an optimiser scaling a grad, say).
 """
 
 from __future__ import annotations
 
-import math
 import sys
-import weakref
-from types import FrameType
+import functools
+from types import BuiltinMethodType, FrameType, FunctionType, MethodType
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..core.tracer import active_tracer
 from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
 from .detect import Vocabulary
+from .rulecheck import RuleCheck
+from .graph import NodeGraph
+from .nodeids import NodeIds, as_float
+from .roles import rule_owner, static_attr
+from ..core.sites import element_name
 
 __all__ = ["NodeIds", "EngineReporter", "FiringCall", "as_float"]
 
 
-def as_float(value) -> float:
-    """A grad or value as a float for the event stream; NaN when it is not a number.
-
-    >>> as_float(2), as_float(None), as_float("x")
-    (2.0, 0.0, nan)
-    """
-    if value.__class__ is float:
-        return value
-    if value is None:
-        return 0.0
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return math.nan
-
-
-class _Ref(weakref.ref):
-    __slots__ = ("key",)
-
-
-class NodeIds:
-    """Small integer ids for user nodes (1, 2, ... in the order they are first seen), by
-    identity: user classes may define ``__eq__`` and ``__hash__`` oddly. An entry goes when its node dies; a node that takes no weak
-    references (``__slots__`` without ``__weakref__``) is kept alive instead."""
-
-    def __init__(self) -> None:
-        self.issued = 0  # how many nodes have been given an id
-        self._ids: Dict[int, int] = {}  # id(node) -> node id
-        self._keep: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
-
-    def of(self, node) -> int:
-        node_id = self._ids.get(id(node))
-        if node_id is None:
-            node_id = self._add(node)
-        return node_id
-
-    def _add(self, node) -> int:
-        key = id(node)
-        self.issued += 1
-        node_id = self._ids[key] = self.issued
-        try:
-            keep = _Ref(node, self._forget)
-            keep.key = key
-        except TypeError:
-            keep = node
-        self._keep[key] = keep
-        return node_id
-
-    def _forget(self, ref: _Ref) -> None:
-        if self._keep.get(ref.key) is ref:
-            del self._keep[ref.key], self._ids[ref.key]
-
-    def __len__(self) -> int:
-        return len(self._ids)
+# What a backward attribute may hold that reports its firing: functions, never objects.
+_RULES = (FunctionType, MethodType, BuiltinMethodType, functools.partial)
+_REPORT_FRAMES = 200  # as hooks.REPORT_FRAMES: room lent to report one firing
+_CALL_DEPTH = 3  # recursion depth a reporting call adds: the slot call, __call__ and fire
 
 
 class FiringCall:
@@ -126,6 +82,22 @@ class EngineReporter:
         # engines whose backward functions return local grads write them in that frame.
         self._returned: Optional[Tuple[int, FrameType]] = None
         self._method_firing: Optional[Tuple[int, FrameType]] = None  # (node, its rule's frame)
+        self.graph = NodeGraph(self)
+        self.ids.on_forget = self.graph.forget
+        self._fired: Set[int] = set()  # nodes credited with a write in this pass
+        self._engine_frame: Optional[FrameType] = None  # the function running a pass it found
+        self._broken = False
+        self.rulecheck = RuleCheck(self)  # derivative rules checked against their forward ops
+
+    def failed(self, exc: BaseException) -> None:
+        """A hook failed: say so once, and report nothing more (the script goes on)."""
+        if not self._broken:
+            self._broken = True
+            print(f"autodiff_trace: stopped tracing the engine after an internal error "
+                  f"({type(exc).__name__}: {exc}); the script runs on untouched", file=sys.stderr)
+
+    def is_node(self, value) -> bool:
+        return isinstance(value, self.node_types)
 
     def add_type(self, cls: type, vocab: Vocabulary) -> None:
         self.vocab_of[cls] = vocab
@@ -146,25 +118,26 @@ class EngineReporter:
     def node_made(self, node, vocab: Vocabulary, creator: FrameType) -> None:
         """A node's ``__init__`` finished; ``creator`` is the frame that called it."""
         tracer = active_tracer()
-        if tracer is None:
+        if tracer is None or self._broken:
             return
         if not self.firing:
             self._between_passes(tracer)
         id_of = self.ids.of
         node_id = id_of(node)
-        parents = tuple([id_of(p) for p in self.parents(node, vocab)])
+        parents = tuple([id_of(p) for p in self.graph.remember(node, node_id, vocab, creator)])
         code = creator.f_code
         if parents and code not in self.skip and code.co_name != "<module>" \
                 and (builds_rules(code, vocab.grad) or returns_what_it_makes(creator)):
             self.skip.add(code)  # add(a, b): name the node after the caller's line
         tracer.node_created(node_id, self._op(node, vocab, parents, code),
-                            as_float(getattr(node, vocab.value, None)), parents, None,
-                            skip=self.skip, obj=node)
+                            as_float(static_attr(node, vocab.value)), parents,
+                            element_name(creator, self.skip), skip=self.skip, obj=node)
+        self.rulecheck.node_made(node, vocab, creator)
 
     def grad_written(self, node, vocab: Vocabulary, before, after, frame: FrameType) -> None:
         """``node``'s grad attribute was just set from ``before`` to ``after`` by ``frame``."""
         tracer = active_tracer()
-        if tracer is None:
+        if tracer is None or self._broken:
             return
         node_id = self.ids.of(node)
         before_f, after_f = as_float(before), as_float(after)
@@ -176,24 +149,61 @@ class EngineReporter:
             site, replaced = write_site(frame)
             tracer.grad_accumulated(node_id, writer, None, after_f - before_f,
                                     before_f, after_f, replaced, site)
+            self.rulecheck.wrote(writer, node, before_f, after_f, replaced, site)
             return
-        if after_f == 0.0:
-            self._between_passes(tracer)
-            self._zeroed.append((node_id, before_f))
-            return
-        site, replaced = write_site(frame)
-        seed, current = self._seed, self._pass
-        if seed is not None and node_id != seed.node_id and node_id in self._seed_order_ids(before_f, node_id):
+        current, seed = self._pass, self._seed
+        in_pass = current is not None and node_id != current[0] and node_id in current[1]
+        if not in_pass and seed is not None and node_id != seed.node_id \
+                and node_id in self._seed_order_ids(before_f, node_id):
             self._confirm(tracer)  # the engine's own loop is applying the chain rule
-            current = self._pass
-        if current is not None and node_id != current[0] and node_id in current[1]:
-            returned = self._returned
-            fired_by = returned[0] if returned is not None and returned[1] is frame else None
-            tracer.grad_accumulated(node_id, fired_by, None, after_f - before_f, before_f,
-                                    after_f, replaced, site)
+            current, in_pass = self._pass, True
+        if after_f == 0.0:
+            if before is None and (in_pass or self.graph.root_in_stack(frame, node) is not None):
+                return  # an engine loop making None 0 before it adds: nothing changed
+            if before_f != 0.0 or not in_pass:
+                self._end_pass(tracer)
+                self._zeroed.append((node_id, before_f))
+                return
+        site, replaced = write_site(frame)
+        seed = self._seed
+        engine = self._engine_frame
+        if in_pass and engine is not None and not self.graph.runs_in(frame, engine):
+            in_pass = False  # the engine function that held the root has returned: a new call
+        if not in_pass and (seed is None or node_id != seed.node_id):
+            root = self.graph.root_in_stack(frame, node)
+            if root is not None:  # an engine loop on a root it holds, with no seed written
+                self._between_passes(tracer)
+                self._start_at(tracer, root, self.vocabulary(root), {node_id: before_f})
+                self._engine_frame = self.graph.found_in
+                in_pass = True
+        if in_pass:
+            self._report_write(tracer, node_id, node, before_f, after_f, frame, site, replaced)
             return
         self._between_passes(tracer)
+        self.graph.learn_container(frame, node)
         self._seed = _Seed(node, vocab, node_id, before_f, after_f, site, replaced)
+
+    def _report_write(self, tracer, node_id: int, node, before_f: float, after_f: float,
+                      frame: FrameType, site=None, replaced=None) -> None:
+        """A contribution within the pass, credited to the node whose rule made it."""
+        if site is None:
+            site, replaced = write_site(frame)
+        returned = self._returned
+        fired_by = returned[0] if returned is not None and returned[1] is frame else None
+        if fired_by is None and node is not None:
+            owner = rule_owner(frame, node, self.is_node, self.graph.has_parent)
+            if owner is not None:
+                fired_by = self.ids.of(owner)
+                if fired_by not in self._fired:
+                    self._fired.add(fired_by)
+                    vocab = self.vocabulary(owner)
+                    grad = as_float(static_attr(owner, vocab.grad)) if vocab else 0.0
+                    tracer.backward_fn_fired(fired_by, grad, grad)
+                    self.rulecheck.fired(owner, fired_by, grad, tracer.pass_no)
+        tracer.grad_accumulated(node_id, fired_by, None, after_f - before_f, before_f,
+                                after_f, replaced, site)
+        if node is not None:
+            self.rulecheck.wrote(fired_by, node, before_f, after_f, replaced, site)
 
     def _rule_method_of(self, target, frame: FrameType, tracer,
                         writing: Tuple[int, float]) -> Optional[int]:
@@ -219,19 +229,29 @@ class EngineReporter:
     def wrap_backward(self, node, fn, vocab: Vocabulary):
         """What reading the backward attribute returns: the user's function, made to
         report when it is called (unless it is None, not callable, or a no-op)."""
-        if fn is None or active_tracer() is None or not callable(fn) or is_noop(fn):
+        if not isinstance(fn, _RULES) or self._broken or active_tracer() is None or is_noop(fn):
             return fn
         return FiringCall(fn, node, vocab, self)
 
     def fire(self, call: FiringCall, args, kwargs):
         tracer = active_tracer()
-        if tracer is None:
+        if tracer is None or self._broken:
             return call.fn(*args, **kwargs)
-        node_id = self._fire_now(tracer, call.node, call.vocab)
-        self.firing.append(node_id)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + _REPORT_FRAMES)  # room to report, however deep the script is
         try:
+            node_id = self._fire_now(tracer, call.node, call.vocab)
+        except Exception as exc:  # never into the user's script
+            self.failed(exc)
             return call.fn(*args, **kwargs)
         finally:
+            sys.setrecursionlimit(limit + _CALL_DEPTH)
+        self.firing.append(node_id)
+        try:  # the limit stays raised by what this call adds: the script keeps its depth
+            return call.fn(*args, **kwargs)
+        finally:
+            if sys.getrecursionlimit() == limit + _CALL_DEPTH:
+                sys.setrecursionlimit(limit)
             self.firing.pop()
             self._returned = (node_id, sys._getframe(2))  # the engine loop that called it
 
@@ -243,11 +263,15 @@ class EngineReporter:
             self._flush_zeroed(tracer)
         if self._seed is not None:
             self._confirm(tracer, writing)
+        elif not self.firing and self._pass is not None and self.ids.of(node) == self._pass[0]:
+            self._between_passes(tracer)  # the root's recursive rule called by hand again:
+            self._start_at(tracer, node, vocab)  # a new pass
         elif self._pass is None and not self.firing:
             self._start_at(tracer, node, vocab)  # a backward function called by hand
         node_id = self.ids.of(node)
-        grad = as_float(getattr(node, vocab.grad, None))
+        grad = as_float(static_attr(node, vocab.grad))
         tracer.backward_fn_fired(node_id, grad, grad)
+        self.rulecheck.fired(node, node_id, grad, tracer.pass_no)
         return node_id
 
     def finish(self) -> None:
@@ -256,11 +280,17 @@ class EngineReporter:
         if tracer is not None:
             self._between_passes(tracer)
             self._flush_zeroed(tracer)
+            self.rulecheck.finish()
         self._seed = self._pass = None
 
     # -- passes -----------------------------------------------------------------------
     def _between_passes(self, tracer) -> None:
-        """Something happened that belongs to no pass: end the pass, drop the seed."""
+        """Something happened that belongs to no pass: end the pass, drop the seed, and
+        report the zeroing held back, so it stands between the passes it came between."""
+        self._end_pass(tracer)
+        self._flush_zeroed(tracer)
+
+    def _end_pass(self, tracer) -> None:
         seed, self._seed = self._seed, None
         self._returned = self._method_firing = None
         if seed is not None:
@@ -268,7 +298,8 @@ class EngineReporter:
             tracer.grad_accumulated(seed.node_id, None, None, seed.after - seed.before,
                                     seed.before, seed.after, seed.replaced, seed.site)
         if self._pass is not None:
-            self._pass = None
+            self._pass = self._engine_frame = self.graph.found_in = None
+            self.graph.pass_ended()
             if tracer.in_pass:
                 tracer.backward_finished()
 
@@ -296,19 +327,22 @@ class EngineReporter:
         seed_value = seed.after if seed.replaced else seed.after - seed.before
         tracer.backward_started(seed.node_id, seed_value, order, grads_before)
         self._pass = (seed.node_id, frozenset(order))
+        self._fired = set()
         tracer.grad_accumulated(seed.node_id, None, None, seed.after - seed.before,
                                 seed.before, seed.after, seed.replaced, seed.site)
 
-    def _start_at(self, tracer, node, vocab: Vocabulary) -> None:
-        order, grads_before = self._order(node, {})
+    def _start_at(self, tracer, node, vocab: Vocabulary, known: Optional[dict] = None) -> None:
+        order, grads_before = self._order(node, known or {})
         tracer.backward_started(order[0], grads_before[0], order, grads_before)
         self._pass = (order[0], frozenset(order))
+        self._fired = set()
 
     def _order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
         """Ids of the nodes ``root`` depends on, root first, each before its parents, and
         their grads (``known`` gives grads as they were before writes already made)."""
         post, visited, stack = [], set(), [(root, False)]
         vocab_of, id_of = self.vocab_of, self.ids.of
+        self.graph.pass_started()
         while stack:
             node, parents_done = stack.pop()
             if parents_done:
@@ -325,28 +359,19 @@ class EngineReporter:
         grads = []
         for node_id, node in zip(ids, post):
             vocab = vocab_of.get(type(node)) or self.vocabulary(node)
-            grads.append(known[node_id] if node_id in known else as_float(getattr(node, vocab.grad, None)))
+            grads.append(known[node_id] if node_id in known else as_float(static_attr(node, vocab.grad)))
         return ids, tuple(grads)
 
     # -- reading user nodes -----------------------------------------------------------
-    def parents(self, node, vocab: Vocabulary) -> list:
-        """The node's parents that are nodes (constants and other objects are left out);
-        a set of parents (micrograd's ``_prev``) comes in creation order, so every run
-        of a script reads the same."""
-        held = getattr(node, vocab.parents, None) or ()
-        try:
-            found = [p for p in held if isinstance(p, self.node_types)]
-        except TypeError:  # not iterable
-            return []
-        if isinstance(held, (set, frozenset)):
-            found.sort(key=self.ids.of)
-        return found
+    def parents(self, node, vocab: Optional[Vocabulary]) -> list:
+        """The node's parents that are nodes, as :class:`NodeGraph` knows them."""
+        return self.graph.parents(node)
 
     def _op(self, node, vocab: Vocabulary, parents: tuple, creator) -> str:
         """The op's own label (micrograd's ``_op``), else the op function that made the
         node (``add``; ``__mul__`` gives ``mul``), else the node's class name."""
         if vocab.op:
-            op = getattr(node, vocab.op, None)
+            op = static_attr(node, vocab.op)
             if isinstance(op, str) and op:
                 return op
         if not parents:

@@ -15,8 +15,10 @@ import sys
 from types import FrameType
 from typing import Container, Optional, Tuple
 
+from .text import number
+
 __all__ = ["default_name", "user_frame", "user_site", "format_site", "assigned_name", "describe_line",
-           "label_source", "locate_site"]
+           "label_source", "locate_site", "element_name"]
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # autodiff_trace/
 
@@ -147,6 +149,68 @@ def _name_from_line(line: str) -> Optional[str]:
     return None
 
 
+_elements: dict = {}
+
+
+def element_name(frame: Optional[FrameType], skip: Container = ()) -> Optional[str]:
+    """The name a tuple assignment gives the call running in ``frame`` (or, past the op
+    functions in ``skip``, in its caller): ``b`` for ``Value(0.1)`` in
+    ``w1, w2, b = Value(0.5), Value(-0.3), Value(0.1)``; None anywhere else."""
+    while frame is not None and (frame.f_code.co_filename.startswith(PACKAGE_DIR) or frame.f_code in skip):
+        frame = frame.f_back
+    for _ in range(2):  # the line making the node, or the line calling the function that did
+        if frame is None:
+            return None
+        name = _element_at(frame)
+        if name is not None or frame.f_code.co_name == "<module>":
+            return name
+        frame = frame.f_back  # a helper such as new_var(tape, 0.5), called by the script's top level
+        if frame is None or frame.f_code.co_name != "<module>":
+            return None
+    return None
+
+
+def _element_at(frame: FrameType) -> Optional[str]:
+    code = frame.f_code
+    key = (code.co_filename, frame.f_lineno)
+    elements = _elements.get(key)
+    if elements is None:
+        line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals)
+        elements = _elements[key] = _tuple_elements(line)
+    if not elements:
+        return None
+    try:
+        position = list(code.co_positions())[frame.f_lasti // 2]
+    except (AttributeError, IndexError):
+        return None
+    if position[0] != frame.f_lineno:
+        return None
+    return elements.get((position[2], position[3]))
+
+
+def _tuple_elements(line: str) -> dict:
+    """``{(start column, end column): name}`` for each call assigned by a one-line tuple
+    assignment; empty for any other line.
+
+    >>> _tuple_elements("  a, b = f(1), g(2)")
+    {(9, 13): 'a', (15, 19): 'b'}
+    """
+    indent = len(line.encode("utf-8")) - len(line.lstrip().encode("utf-8"))
+    try:
+        tree = ast.parse(line.strip())
+    except SyntaxError:
+        return {}
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign) or len(tree.body[0].targets) != 1:
+        return {}
+    target, value = tree.body[0].targets[0], tree.body[0].value
+    if not isinstance(target, ast.Tuple) or not isinstance(value, ast.Tuple) \
+            or len(target.elts) != len(value.elts):
+        return {}
+    return {(v.col_offset + indent, v.end_col_offset + indent): t.id
+            for t, v in zip(target.elts, value.elts)
+            if isinstance(t, ast.Name) and isinstance(v, ast.Call)}
+
+
 def default_name(node_id: int, op: str, data: float) -> str:
     """The name of a node nobody named: its op and id, or a constant's value.
 
@@ -154,5 +218,5 @@ def default_name(node_id: int, op: str, data: float) -> str:
     ('mul#7', 'leaf#3', '2')
     """
     if op == "const":
-        return f"{data:g}"
+        return number(data)
     return f"{op or 'leaf'}#{node_id}"

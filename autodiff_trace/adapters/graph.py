@@ -1,0 +1,144 @@
+"""The graph of a user's nodes as the tracer knows it: parents remembered when each node
+is made, consumers read backwards, tape indices resolved, and the root of a pass found
+in the engine loop that holds it."""
+
+from __future__ import annotations
+
+from types import FrameType
+from typing import Dict, List, Optional, Set
+
+from .roles import MISSING, called_with, held_nodes, newer_held, static_attr
+
+__all__ = ["NodeGraph"]
+
+_ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
+
+
+class NodeGraph:
+    """Parents of every node, by role (see :mod:`.roles`), for one reporter."""
+
+    def __init__(self, reporter) -> None:
+        self.reporter = reporter
+        self._parents: Dict[int, tuple] = {}  # node id -> parent nodes, as made
+        self._with_parents: Set[type] = set()  # classes some of whose nodes held parents
+        self._consumed: Optional[Dict[int, list]] = None  # node id -> parents, from consumers
+        self._container: Optional[list] = None  # a tape (list) whose indices nodes name
+        self.found_in: Optional[FrameType] = None  # the engine function the last root was found in
+
+    # -- learning -----------------------------------------------------------------------
+    def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
+        """Read and keep the parents of a node just made (only nodes made before it)."""
+        reporter = self.reporter
+        is_node, known = reporter.is_node, reporter.ids.known
+
+        def earlier(p) -> bool:
+            k = known(p)
+            return k is not None and k < node_id
+
+        found = [p for p in held_nodes(node, is_node, vocab.parents) if earlier(p)]
+        if found:  # the class holds its parents: no need to read consumers backwards
+            self._with_parents.add(type(node))
+            if vocab.parents and isinstance(static_attr(node, vocab.parents), (set, frozenset)):
+                found.sort(key=known)  # a set of parents comes in creation order, every run alike
+        else:
+            found = [p for p in called_with(creator, is_node) if earlier(p)]
+        if found:
+            self._parents[node_id] = tuple(found)
+        return tuple(found)
+
+    def forget(self, node_id: int) -> None:
+        self._parents.pop(node_id, None)
+
+    def learn_container(self, frame: FrameType, node) -> None:
+        """A write from a function holding a list that holds the node: a tape, whose
+        indices the nodes' parent entries may name."""
+        for value in list(frame.f_locals.values()):
+            if type(value) is list and any(item is node for item in value):
+                self._container = value
+                return
+
+    def pass_started(self) -> None:
+        self._consumed = None
+
+    def pass_ended(self) -> None:
+        self._consumed = None
+
+    # -- reading ------------------------------------------------------------------------
+    def parents(self, node) -> List:
+        reporter = self.reporter
+        node_id = reporter.ids.known(node)
+        found = list(self._parents.get(node_id, ())) if node_id is not None else []
+        if type(node) not in self._with_parents:
+            found.extend(p for p in self._from_consumers().get(node_id, ()) if p not in found)
+            found.extend(self._by_index(node))
+        return found
+
+    def has_parent(self, node, target) -> bool:
+        return any(p is target for p in self.parents(node))
+
+    def _from_consumers(self) -> Dict[int, list]:
+        """Parents read backwards from consumer lists (``children``, ``adjoints``), once
+        a pass: a node made later and listed by an earlier node is that node's child."""
+        if self._consumed is None:
+            reporter = self.reporter
+            known, is_node = reporter.ids.known, reporter.is_node
+            consumed: Dict[int, list] = {}
+            for node_id, node in list(reporter.ids.live()):
+                if type(node) in self._with_parents:
+                    continue
+                for child in newer_held(node, is_node, lambda c: (known(c) or 0) > node_id):
+                    consumed.setdefault(known(child), []).append(node)
+            self._consumed = consumed
+        return self._consumed
+
+    def _by_index(self, node) -> List:
+        """Parents named by their index in a tape: ``[(parent_index, weight), ...]``."""
+        tape = self._container
+        vocab = self.reporter.vocabulary(node)
+        if tape is None or vocab is None or not vocab.parents:
+            return []
+        held = static_attr(node, vocab.parents, MISSING)
+        if not isinstance(held, (list, tuple)):
+            return []
+        found = []
+        for item in held:
+            index = item[0] if isinstance(item, tuple) and item else item
+            if type(index) is int and -len(tape) <= index < len(tape) and self.reporter.is_node(tape[index]):
+                found.append(tape[index])
+        return found
+
+    def root_in_stack(self, frame: FrameType, target) -> Optional[object]:
+        """The root of a pass an engine function is running: a node held by the writing
+        function (or one just above it) whose graph holds ``target``. Module-level code
+        is never an engine loop."""
+        is_node = self.reporter.is_node
+        levels = _ROOT_SEARCH_FRAMES
+        while frame is not None and levels > 0 and frame.f_code.co_name != "<module>":
+            local = frame.f_locals
+            for name in frame.f_code.co_varnames[:frame.f_code.co_argcount]:
+                value = local.get(name)
+                if is_node(value) and value is not target and self._reaches(value, target):
+                    self.found_in = frame
+                    return value
+            frame, levels = frame.f_back, levels - 1
+        return None
+
+    @staticmethod
+    def runs_in(frame: Optional[FrameType], engine: FrameType) -> bool:
+        """True while ``engine`` is ``frame`` or a frame above it (it has not returned)."""
+        while frame is not None:
+            if frame is engine:
+                return True
+            frame = frame.f_back
+        return False
+
+    def _reaches(self, root, target) -> bool:
+        seen, stack = {id(root)}, [root]
+        while stack:
+            for parent in self.parents(stack.pop()):
+                if parent is target:
+                    return True
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append(parent)
+        return False

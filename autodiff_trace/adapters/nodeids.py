@@ -1,0 +1,80 @@
+"""Small integer ids for a user's nodes, and their numbers as floats for the event stream."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable, Dict, Optional
+
+__all__ = ["NodeIds", "as_float"]
+
+
+def as_float(value) -> float:
+    """A grad or value as a float for the event stream; NaN when it is not a number.
+
+    >>> as_float(2), as_float(None), as_float("x")
+    (2.0, 0.0, nan)
+    """
+    if value.__class__ is float:
+        return value
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+class _Ref(weakref.ref):
+    __slots__ = ("key",)
+
+
+class NodeIds:
+    """Small integer ids for user nodes (1, 2, ... in the order they are first seen), by
+    identity: user classes may define ``__eq__`` and ``__hash__`` oddly. An entry goes when its node dies; a node that takes no weak
+    references (``__slots__`` without ``__weakref__``) is kept alive instead."""
+
+    def __init__(self) -> None:
+        self.issued = 0  # how many nodes have been given an id
+        self.on_forget: Optional[Callable[[int], None]] = None  # told the id of a node that died
+        self._ids: Dict[int, int] = {}  # id(node) -> node id
+        self._keep: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
+
+    def of(self, node) -> int:
+        node_id = self._ids.get(id(node))
+        if node_id is None:
+            node_id = self._add(node)
+        return node_id
+
+    def _add(self, node) -> int:
+        key = id(node)
+        self.issued += 1
+        node_id = self._ids[key] = self.issued
+        try:
+            keep = _Ref(node, self._forget)
+            keep.key = key
+        except TypeError:
+            keep = node
+        self._keep[key] = keep
+        return node_id
+
+    def known(self, node) -> Optional[int]:
+        """The node's id if it has one, without giving it one."""
+        return self._ids.get(id(node))
+
+    def live(self):
+        """``(node id, node)`` for every node with an id that is still alive."""
+        for key, keep in list(self._keep.items()):
+            node = keep() if isinstance(keep, _Ref) else keep
+            if node is not None and key in self._ids:
+                yield self._ids[key], node
+
+    def _forget(self, ref: _Ref) -> None:
+        if self._keep.get(ref.key) is ref:
+            node_id = self._ids.pop(ref.key)
+            del self._keep[ref.key]
+            if self.on_forget is not None:
+                self.on_forget(node_id)
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -1,0 +1,400 @@
+"""Check a user's derivative rules against their own forward ops, while the script runs.
+
+When a node's backward function fires, the contributions it adds to each parent,
+divided by the node's own grad, are the local derivatives its rule applied. The op
+that made the node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-run on
+the parents' values nudged either way, in a forked copy of the process (see
+:mod:`.rulecheck_rerun`), and the central difference is compared with the rule. Each
+op is checked a few times, then no more; a rule that disagrees is one
+``wrong_derivative`` finding at the line of its grad write.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import weakref
+from types import FrameType, FunctionType
+from typing import Dict, List, Optional, Tuple
+
+from ..core import active
+from ..core.events import Finding
+from ..core.text import number
+from .detect import Vocabulary
+from .roles import static_attr
+from .rulecheck_lines import own_rule, return_line, rule_code, site_at, storing_line, writes_inside
+from .rulecheck_ops import candidates, display_names, op_name
+from .rulecheck_rerun import Candidate, Job, judge, rerun_in_child, why_no_fork
+
+__all__ = ["RuleCheck", "AGREEING_CHECKS", "MAX_TRIES"]
+
+AGREEING_CHECKS = 3  # checks of an (op, rule line) that agree before it is left alone
+MAX_TRIES = 8  # firings of one op queued for checking, conclusive or not
+BATCH = 16  # firings checked in one forked child
+_RECENT = 4  # nodes per op remembered until they fire (the latest made fire first)
+_DEPTH = 4  # frames above a node's __init__ searched for the op that made it
+_FIRST, _EVERY = 16, 64  # an op's first 16 nodes are remembered, then one in 64
+_EPS = 2.0 ** -52
+
+
+class _Made:
+    """A node made by an op that is still being checked: what is needed to re-run it."""
+
+    __slots__ = ("ref", "op", "frames", "init_frame")
+
+    def __init__(self, node, op, frames: list, init_frame) -> None:
+        try:
+            self.ref = weakref.ref(node)
+        except TypeError:  # __slots__ without __weakref__: hold it (a few per op at most)
+            self.ref = lambda node=node: node
+        self.op, self.frames, self.init_frame = op, frames, init_frame
+
+
+class _Rule:
+    """How the checks of one rule (an op's backward function, or its stored derivatives) stand."""
+
+    __slots__ = ("tries", "pending", "agreed", "reported", "failure")
+
+    def __init__(self) -> None:
+        self.tries = self.pending = 0
+        self.agreed: Dict[str, int] = {}  # rule line -> agreeing checks
+        self.reported: set = set()  # rule lines already named in a finding
+        self.failure: Optional[str] = None  # why it could not be re-run, until it is
+
+    @property
+    def done(self) -> bool:
+        if self.tries >= MAX_TRIES:
+            return True
+        settled = sum(self.agreed.values()) >= AGREEING_CHECKS and all(
+            n >= AGREEING_CHECKS or site in self.reported for site, n in self.agreed.items())
+        return settled or (bool(self.reported) and not self.pending and self.tries >= AGREEING_CHECKS)
+
+
+class _Op:
+    """The nodes made by one op (keyed by the code that made them), and their rules: one
+    helper such as ``_result(value, fn)`` may make the nodes of every op."""
+
+    __slots__ = ("recent", "made", "rules")
+
+    def __init__(self) -> None:
+        self.recent: List[int] = []  # id() of the latest nodes remembered
+        self.made = 0
+        self.rules: Dict[object, _Rule] = {}  # rule code (or None) -> its checks
+
+    @property
+    def pending(self) -> int:
+        return sum(r.pending for r in self.rules.values())
+
+    @property
+    def done(self) -> bool:
+        return bool(self.rules) and all(r.done for r in self.rules.values())
+
+
+class _Firing:
+    """One firing of a remembered node: what its rule wrote, and the values it ran on."""
+
+    __slots__ = ("made", "node", "node_id", "upstream", "pass_no", "parents", "values", "node_value",
+                 "rule", "writes")
+
+    def __init__(self, made: _Made, node, node_id: int, upstream: float, pass_no: int,
+                 parents: list, values: list, node_value, rule) -> None:
+        self.made, self.node, self.node_id, self.upstream, self.pass_no = made, node, node_id, upstream, pass_no
+        self.parents, self.values, self.node_value = parents, values, node_value  # as the rule ran
+        self.rule = rule  # the code of the node's backward function, if it has one
+        self.writes: List[Tuple[object, float, float, bool, Optional[str]]] = []
+
+
+class RuleCheck:
+    """Owned by one :class:`EngineReporter`: remembers how nodes were made, collects what
+    their rules apply, and checks a bounded number of firings per op."""
+
+    def __init__(self, reporter) -> None:
+        self.reporter = reporter
+        self.ops: Dict[object, _Op] = {}
+        self.made: Dict[int, _Made] = {}
+        self.forks = 0
+        self.fork_seconds = 0.0  # time spent forking and waiting for re-runs
+        self.checks: Dict[Tuple[str, str], int] = {}  # (op, rule line) -> checks run
+        self.off = False  # set when the check itself failed
+        self._open: Dict[int, _Firing] = {}  # node id -> its firing, until the pass is over
+        self._queue: List[Tuple[_Firing, Job, list, list, _Rule]] = []
+        self._files: Dict[type, frozenset] = {}
+        self._key_of: Dict[tuple, object] = {}  # (creator code, its caller's code, class) -> op key
+        self._with_parents: set = set()  # classes whose nodes know their parents when made
+        self._reported: set = set()  # (op, rule line) named in a finding
+        self._site_ops: Dict[str, set] = {}  # grad-write line -> ops whose rules wrote there
+        self._subclass_rules: Dict[type, object] = {}
+        self._no_fork_said = False
+
+    # -- reports from the reporter ------------------------------------------------------
+    def node_made(self, node, vocab: Vocabulary, creator: FrameType) -> None:
+        """A node was made (while tracing); ``creator`` called its ``__init__``."""
+        if self.off:
+            return
+        try:
+            if (self._open or self._queue) and not self.reporter.firing:  # a forward step: the pass is over
+                self._close_firings()
+                if self._queue:
+                    self.flush()
+            caller = creator.f_back
+            key = self._key_of.get((creator.f_code, caller and caller.f_code, type(node)))
+            if key is not None:  # the fast way out for most nodes of a large graph
+                op = self.ops[key]
+                op.made += 1
+                if op.made > _FIRST and op.made % _EVERY or op.pending >= AGREEING_CHECKS or op.done:
+                    return
+            self._node_made(node, vocab, creator, key)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
+        """``node``'s backward function starts; its grad, ``upstream``, is what it passes on."""
+        if self.off or (id(node) not in self.made and node_id not in self._open):
+            return
+        try:
+            self._fired(node, node_id, upstream, pass_no)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def wrote(self, fired_by: Optional[int], target, before: float, after: float,
+              replaced: bool, site: Optional[str]) -> None:
+        """The rule of node ``fired_by`` changed ``target``'s grad from ``before`` to ``after``."""
+        if self._open:
+            firing = self._open.get(fired_by)
+            if firing is not None:
+                firing.writes.append((target, before, after, replaced, site))
+
+    def finish(self) -> None:
+        """Tracing stops: check what is queued, and say once which ops could not be checked."""
+        if not self.off:
+            try:
+                self._finish()
+            except Exception as exc:
+                self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> None:
+        """A failure of the check itself: it stops, the trace and the script go on."""
+        self.off = True
+        self._queue, self._open, self.made = [], {}, {}
+        print(f"autodiff_trace: the derivative-rule check stopped ({type(exc).__name__}: {exc}); "
+              f"the rest of the trace is unaffected", file=sys.stderr)
+
+    def _node_made(self, node, vocab: Vocabulary, creator: FrameType, key) -> None:
+        """Remember how the node was made (a new op's first node, or one the sampling keeps:
+        past an op's first 16 nodes, one in 64 is enough to have some that fire early)."""
+        cls = type(node)
+        if key is None:
+            code, caller = creator.f_code, creator.f_back and creator.f_back.f_code
+            key = cls
+            if self._is_engine(code, cls):  # a helper that makes every op's nodes: key by its caller too
+                key = (code, caller) if caller is not None and caller.co_name != "<module>" \
+                    and self._is_engine(caller, cls) else code
+            self._key_of[code, caller, cls] = key
+            if key not in self.ops:
+                self.ops[key] = _Op()
+            op = self.ops[key]
+            op.made += 1
+            if op.pending >= AGREEING_CHECKS or op.done:
+                return
+        op = self.ops[key]
+        if self.reporter.parents(node, vocab):
+            self._with_parents.add(cls)
+        elif cls in self._with_parents:
+            return  # a leaf: it never fires
+        frames, frame = [], creator
+        while frame is not None and len(frames) < _DEPTH and frame.f_code.co_name != "<module>" \
+                and self._is_engine(frame.f_code, cls):
+            frames.append((frame, frame.f_lineno))
+            frame = frame.f_back
+        init_frame = sys._getframe(1)  # the hooked __init__: the frame ``creator`` called
+        while init_frame is not None and init_frame.f_back is not creator:
+            init_frame = init_frame.f_back
+        if init_frame is not None and init_frame.f_locals.get("self") is not node:
+            init_frame = None
+        recent = op.recent
+        recent.append(id(node))
+        if len(recent) > _RECENT:
+            self.made.pop(recent.pop(0), None)
+        self.made[id(node)] = _Made(node, key, frames, init_frame)
+
+    def _fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
+        if node_id in self._open:  # fired again: its first firing is complete
+            self._close(self._open.pop(node_id))
+        made = self.made.get(id(node))
+        if made is None or made.ref() is not node:
+            return
+        del self.made[id(node)]
+        self.ops[made.op].recent.remove(id(node))
+        reporter = self.reporter
+        vocab = reporter.vocabulary(node)
+        parents = reporter.parents(node, vocab)
+        values = [static_attr(p, reporter.vocabulary(p).value) for p in parents]
+        if parents and all(_is_number(v) for v in values):
+            rule = rule_code(node, vocab.backward) or self._subclass_rule(type(node))
+            self._open[node_id] = _Firing(made, node, node_id, upstream, pass_no, parents, values,
+                                          static_attr(node, vocab.value), rule)
+
+    def _subclass_rule(self, cls: type):
+        """The rule method of an op class (a subclass of a traced node class), if it has one."""
+        if cls not in self._subclass_rules:
+            is_op_class = any(issubclass(cls, t) and cls is not t for t in self.reporter.node_types)
+            self._subclass_rules[cls] = own_rule(cls) if is_op_class else None
+        return self._subclass_rules[cls]
+
+    def _finish(self) -> None:
+        self._close_firings()
+        self.flush()
+        failed = sorted({(op_name(key), rule.failure) for key, op in self.ops.items()
+                         for rule in op.rules.values() if rule.failure and not rule.agreed})
+        tracer = active.active_tracer()
+        if failed and tracer is not None:
+            which = "; ".join(f"{name}: {why}" for name, why in failed)
+            tracer.report_finding(Finding(
+                0, "rule_not_checked", "info",
+                f"the derivative rules of {len(failed)} op(s) could not be checked against their "
+                f"forward ops ({which})", (), (), None,
+                "the other findings still hold; an op that can be called again with the same "
+                "arguments, giving the same value, can be checked"))
+
+    # -- a firing, finished -------------------------------------------------------------
+    def _close_firings(self) -> None:
+        opened, self._open = self._open, {}
+        for firing in opened.values():
+            self._close(firing)
+
+    def _close(self, firing: _Firing) -> None:
+        op = self.ops[firing.made.op].rules.setdefault(firing.rule, _Rule())
+        for *_, site in firing.writes:
+            self._site_ops.setdefault(site, set()).add(firing.made.op)
+        upstream = firing.upstream
+        if not firing.writes or op.done or op.pending >= AGREEING_CHECKS \
+                or not math.isfinite(upstream) or upstream == 0.0 \
+                or any(replaced for _, _, _, replaced, _ in firing.writes):
+            return  # nothing to divide by, or an overwrite (a finding of its own)
+        parents = firing.parents
+        found = candidates(type(firing.node), firing.made.init_frame, firing.made.frames, parents)
+        if not found:
+            op.failure = op.failure or "its op function could not be found from the frames that made it"
+            return
+        applied, where = [], []
+        for parent in parents:
+            writes = [w for w in firing.writes if w[0] is parent]
+            applied.append(sum(after - before for _, before, after, _, _ in writes) / upstream
+                           if writes else None)
+            slack = sum(4 * _EPS * (abs(b) + abs(a)) for _, b, a, _, _ in writes) / abs(upstream)
+            where.append((slack, [s for *_, s in writes if s]))
+        if all(a is None for a in applied):
+            return
+        vocab = self.reporter.vocabulary(firing.node)
+        job = Job(found, parents, firing.values, firing.node_value, vocab.value, self._read_value)
+        op.tries += 1
+        op.pending += 1
+        self._queue.append((firing, job, applied, where, op))
+        if len(self._queue) >= BATCH:
+            self.flush()
+
+    def _read_value(self, result) -> Optional[float]:
+        vocab = self.reporter.vocabulary(result) if isinstance(result, self.reporter.node_types) else None
+        value = static_attr(result, vocab.value) if vocab is not None else result
+        return float(value) if _is_number(value) else None
+
+    def _is_engine(self, code, cls: type) -> bool:
+        """Code of the engine: a method of the node classes, an op function, or code in
+        the file that defines the node class."""
+        if code in self.reporter.skip:
+            return True
+        files = self._files.get(cls)
+        if files is None:
+            files = self._files[cls] = frozenset(
+                v.__code__.co_filename for k in cls.__mro__[:-1] for v in vars(k).values()
+                if isinstance(v, FunctionType))
+        return code.co_filename in files
+
+    # -- checking -------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Re-run the queued firings' ops in one child and report the rules that disagree."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        for *_, op in queue:
+            op.pending -= 1
+        reason = why_no_fork()
+        if reason is not None:
+            for *_, op in queue:
+                op.tries = MAX_TRIES
+                if not self._no_fork_said:
+                    op.failure = reason
+            self._no_fork_said = True
+            return
+        self.forks += 1
+        started = time.perf_counter()
+        results = rerun_in_child([job for _, job, *_ in queue])
+        self.fork_seconds += time.perf_counter() - started
+        for (firing, job, applied, where, op), result in zip(queue, results or [(None, [])] * len(queue)):
+            index, slopes = result
+            if index is None:
+                op.failure = op.failure or ("re-running it did not give the node's value again"
+                                            if results is not None else "re-running it failed or took too long")
+                continue
+            op.failure = None
+            self._judge(firing, job, job.candidates[index], applied, where, slopes, op)
+
+    def _judge(self, firing: _Firing, job: Job, candidate: Candidate, applied: list,
+               where: list, slopes: list, op: _Rule) -> None:
+        names = display_names(candidate)
+        for i, (rate, (slack, sites), slope) in enumerate(zip(applied, where, slopes)):
+            if rate is None or slope is None:
+                continue
+            verdict = judge(rate, slack, slope)
+            if verdict is None:
+                continue
+            site = self._rule_site(firing, candidate, sites, candidate.slots[i][0])
+            if site is None or site in op.reported:
+                continue
+            key = (candidate.name, site)
+            self.checks[key] = self.checks.get(key, 0) + 1
+            if verdict:
+                op.agreed[site] = op.agreed.get(site, 0) + 1
+                continue
+            op.reported.add(site)
+            op.agreed.setdefault(site, 0)
+            if key not in self._reported:
+                self._reported.add(key)
+                self._report(firing, candidate, names, job.values, i, rate, slope, site)
+
+    def _rule_site(self, firing: _Firing, candidate: Candidate, sites: list, arg_name: str) -> Optional[str]:
+        """The line to name for a parent's rule (see :mod:`.rulecheck_lines`): the write in
+        the rule, the rule's return, or, when one loop writes for every op, the op's line
+        that stored the local derivative."""
+        rule = firing.rule
+        if rule is not None:
+            inside = [s for s in sites if writes_inside(rule, s)]
+            return inside[0] if inside else site_at(rule, return_line(rule))
+        loop = any(len(self._site_ops.get(s, ())) > 1 for s in sites)
+        if loop and candidate.code is not None:
+            return site_at(candidate.code, storing_line(candidate.code, candidate.made_at, arg_name))
+        return sites[0] if sites else None
+
+    def _report(self, firing: _Firing, candidate: Candidate, names: list, values: list,
+                i: int, rate: float, slope, site: str) -> None:
+        tracer = active.active_tracer()
+        if tracer is None:
+            return
+        at = ", ".join(f"{n} = {number(v)}" for n, v in zip(names, values))
+        name = candidate.name
+        message = (f"{name}'s backward ({site}) applies d/d{names[i]} = {number(rate)} at {at}; "
+                   f"{name}'s own forward changes at {number(slope.central)} there")
+        hint = (f"the local derivative written at {site} should be the rate at which {name}'s "
+                f"forward changes with {names[i]} (here {number(slope.central)}); check which "
+                f"value it multiplies by")
+        nodes = (firing.node_id, *[self.reporter.ids.of(p) for p in firing.parents])
+        model = getattr(tracer, "model", None)
+        shown = tuple(model.name(n) for n in nodes) if model is not None else ()
+        tracer.report_finding(Finding(firing.pass_no, "wrong_derivative", "error", message,
+                                      nodes, shown, site, hint))
+
+
+def _is_number(value) -> bool:
+    """A real number an op can be re-run around (numpy scalars included, bools not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or hasattr(value, "dtype")

@@ -1,0 +1,128 @@
+"""The op that made a node, found from the frames above its ``__init__``, as a call to
+make again: a method (``__mul__``, ``tanh``), a module function (``mul(a, b)``), or an
+op class called with its arguments (``Mul(a, b)``)."""
+
+from __future__ import annotations
+
+import inspect
+from types import CodeType, FrameType
+from typing import List, Optional, Tuple
+
+from .rulecheck_rerun import Candidate
+
+__all__ = ["op_name", "candidates", "display_names"]
+
+
+def op_name(key) -> str:
+    """``__mul__`` -> ``mul``; a class -> its name; (helper, caller) -> the caller's.
+
+    >>> op_name(op_name.__code__), op_name(int), op_name((int.__init__, candidates.__code__))
+    ('op_name', 'int', 'candidates')
+    """
+    if isinstance(key, tuple):
+        key = key[-1]
+    name = key.__name__ if isinstance(key, type) else key.co_name
+    return name.strip("_") or name
+
+
+def candidates(cls: type, init_frame: Optional[FrameType], frames: List[Tuple[FrameType, int]],
+               parents: list) -> List[Candidate]:
+    """Ways to make the node again, innermost first: the class called with the arguments
+    its ``__init__`` got, then each op frame (with the line it was on) whose arguments
+    hold every parent."""
+    found = []
+    if init_frame is not None:
+        local = init_frame.f_locals
+        args, kwargs = local.get("args"), local.get("kwargs")
+        if isinstance(args, tuple) and isinstance(kwargs, dict):
+            slots = _slots(parents, _class_arguments(cls, args, kwargs))
+            if slots is not None:
+                found.append(Candidate(cls.__name__, cls, args, dict(kwargs), slots))
+    for frame, made_at in frames:
+        candidate = _frame_candidate(frame, made_at, parents)
+        if candidate is not None:
+            found.append(candidate)
+    return found
+
+
+def display_names(candidate: Candidate) -> List[str]:
+    """How a message names each parent: ``x`` for an op of one input, else its argument name."""
+    if len(candidate.slots) == 1:
+        return ["x"]
+    return [slots[0] for slots in candidate.slots]
+
+
+def _class_arguments(cls: type, args: tuple, kwargs: dict) -> list:
+    """(name, value) of each argument of a class call, named by its ``__init__``'s signature."""
+    try:
+        signature = inspect.signature(cls)
+        bound = signature.bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    named = []
+    for name, value in bound.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            named.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named.extend(value.items())
+        else:
+            named.append((name, value))
+    return named
+
+
+def _slots(parents: list, named: list) -> Optional[Tuple[Tuple[str, ...], ...]]:
+    """Per parent, the argument names holding it (by identity), or None if one has none."""
+    slots = []
+    for parent in parents:
+        holding = tuple(n for n, value in named if value is parent)
+        if not holding:
+            return None
+        slots.append(holding)
+    return tuple(slots)
+
+
+def _frame_candidate(frame: FrameType, made_at: int, parents: list) -> Optional[Candidate]:
+    """The function running in ``frame`` with the arguments it holds, if they hold every parent."""
+    code = frame.f_code
+    local = frame.f_locals
+    n_pos, n_kw = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames[:n_pos + n_kw]
+    if any(n not in local for n in names):
+        return None
+    args = [local[n] for n in names[:n_pos]]
+    kwargs = {n: local[n] for n in names[n_pos:]}
+    named = list(zip(names, args)) + list(kwargs.items())
+    extra = n_pos + n_kw
+    if code.co_flags & inspect.CO_VARARGS:
+        more = tuple(local.get(code.co_varnames[extra], ()))
+        named += [(f"{code.co_varnames[extra]}[{i}]", v) for i, v in enumerate(more)]
+        args += list(more)
+        extra += 1
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        kwargs.update(local.get(code.co_varnames[extra], {}))
+        named += list(local.get(code.co_varnames[extra], {}).items())
+    slots = _slots(parents, named)
+    fn = _function_of(frame) if slots is not None else None
+    if fn is None:
+        return None
+    return Candidate(op_name(code), fn, tuple(args), kwargs, slots, code, made_at)
+
+
+def _function_of(frame: FrameType):
+    """The function whose code the frame runs: a method of its first argument's class,
+    or a function of its module."""
+    code: CodeType = frame.f_code
+    local = frame.f_locals
+    places = []
+    if code.co_argcount:
+        first = local.get(code.co_varnames[0])
+        owner = first if isinstance(first, type) else type(first)
+        places.extend(vars(k) for k in owner.__mro__)
+    places.append(frame.f_globals)
+    for place in places:
+        value = place.get(code.co_name)
+        fn = getattr(value, "__func__", value)
+        if getattr(fn, "__code__", None) is code:
+            return fn
+    return None

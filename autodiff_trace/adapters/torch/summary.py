@@ -1,0 +1,129 @@
+"""Tensors as the trace sees them: a summary (shape, dtype, norm, finite), never the data.
+
+Every float an event carries for a tensor is its 2-norm; a norm is NaN or infinite
+exactly when the tensor holds a NaN or an infinity (an overflow of the norm itself
+is recomputed in float64), so the norm also says whether the tensor is finite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+
+__all__ = ["TensorSummary", "summarize", "norm", "PassNorms", "op_name", "quiet"]
+
+quiet = torch._C.DisableTorchFunction  # our own tensor maths must not reach the forward recorder
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_BATCHED = (torch.float32, torch.float64)
+
+
+class TensorSummary(NamedTuple):
+    """What the trace keeps of a tensor."""
+
+    shape: Tuple[int, ...]
+    dtype: str
+    norm: float
+    finite: bool
+
+
+def norm(tensor: Optional[torch.Tensor]) -> float:
+    """The 2-norm of a tensor as a float; 0.0 for None (PyTorch's "no gradient yet")."""
+    if tensor is None:
+        return 0.0
+    with quiet(), torch.no_grad():
+        t = tensor.detach()
+        if t.is_sparse:
+            t = t.coalesce().values()
+        if t.dtype in _LOW_PRECISION:
+            t = t.float()
+        value = float(torch.linalg.vector_norm(t))
+        if value == math.inf and bool(torch.isfinite(t).all()):  # only the squares overflowed
+            value = float(torch.linalg.vector_norm(t, dtype=torch.float64))
+    return value
+
+
+class PassNorms:
+    """Norms within one pass, each computed once per set of elements: the gradient a
+    ``TBackward`` node receives and the transposed view it hands a weight's
+    ``AccumulateGrad`` are the same numbers, so they share one norm.
+
+    >>> g = torch.tensor([[3.0, 0.0], [4.0, 0.0]]); norms = PassNorms()
+    >>> norms.of(g), norms.of(g.t()), len(norms.known)
+    (5.0, 5.0, 1)
+    """
+
+    def __init__(self) -> None:
+        self.known: dict = {}
+
+    @staticmethod
+    def _key(tensor: torch.Tensor):
+        """The same key for two tensors exactly when they hold the same elements."""
+        if tensor.is_sparse or tensor.layout != torch.strided:
+            return None
+        return (tensor.data_ptr(), tensor.dtype, tuple(sorted(zip(tensor.shape, tensor.stride()))))
+
+    def measure(self, tensors) -> None:
+        """Take the norms of many tensors at once: one call per dtype rather than one per tensor."""
+        groups: dict = {}
+        for tensor in tensors:
+            if tensor is None:
+                continue
+            key = self._key(tensor)
+            if key is not None and key not in self.known and tensor.dtype in _BATCHED:
+                groups.setdefault(tensor.dtype, {})[key] = tensor
+        with quiet(), torch.no_grad():
+            for group in groups.values():
+                values = torch.stack(torch._foreach_norm([t.detach() for t in group.values()])).tolist()
+                for (key, tensor), value in zip(group.items(), values):
+                    self.known[key] = value if value != math.inf else norm(tensor)
+
+    def of(self, tensor: Optional[torch.Tensor]) -> float:
+        if tensor is None:
+            return 0.0
+        key = self._key(tensor)
+        if key is None:
+            return norm(tensor)
+        value = self.known.get(key)
+        if value is None:
+            value = self.known[key] = norm(tensor)
+        return value
+
+    def total(self, tensors) -> float:
+        """The norm of several tensors taken together (the gradients a node received).
+
+        >>> PassNorms().total((torch.tensor([3.0]), None, torch.tensor([4.0])))
+        5.0
+        """
+        return math.sqrt(sum(self.of(t) ** 2 for t in tensors if t is not None))
+
+
+def summarize(tensor: torch.Tensor) -> TensorSummary:
+    """Shape, dtype, norm and finiteness of a tensor.
+
+    >>> summarize(torch.tensor([3.0, 4.0]))
+    TensorSummary(shape=(2,), dtype='float32', norm=5.0, finite=True)
+    """
+    value = norm(tensor)
+    return TensorSummary(tuple(tensor.shape), str(tensor.dtype).replace("torch.", ""), value,
+                         math.isfinite(value))
+
+
+_op_names: dict = {}
+
+
+def op_name(fn) -> str:
+    """The op of an autograd node, from its class: ``AddmmBackward0`` gives ``addmm``.
+
+    >>> op_name((torch.ones(2, requires_grad=True) * 2).sum().grad_fn)
+    'sum'
+    """
+    cls = type(fn)
+    name = _op_names.get(cls)
+    if name is None:
+        stem = re.sub(r"Backward\d*$", "", cls.__name__) or cls.__name__
+        name = _op_names[cls] = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+    return name
