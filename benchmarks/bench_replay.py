@@ -23,7 +23,7 @@ CHILD = """
 import resource, sys, time, io
 from pathlib import Path
 from autodiff_trace.core.tracefile import iter_events, load_events
-from autodiff_trace.frontends.tools import trace_stats
+from autodiff_trace.replay.summary import trace_stats
 from autodiff_trace.views.chrome import write_chrome_trace
 from autodiff_trace.replay.tracediff import diff_traces
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autodiff_trace import load_events
-from autodiff_trace.frontends.cli import app
+from autodiff_trace.frontends.cli import trace_backward as app
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -76,7 +76,7 @@ class TestRunningScripts:
         script = write_script(tmp_path, OUR_ENGINE + "\n    raise ValueError('boom')\n")
         out = tmp_path / "out"
         result = subprocess.run(
-            [sys.executable, "-m", "autodiff_trace.frontends.cli", "--out", str(out), "--quiet", str(script)],
+            [sys.executable, "-m", "autodiff_trace", "--out", str(out), "--quiet", str(script)],
             capture_output=True, text=True)
         assert result.returncode == 1
         assert "Traceback (most recent call last):" in result.stderr
@@ -110,7 +110,7 @@ class TestRunningScripts:
             y.backward_fn()
         """)
         result = subprocess.run(
-            [sys.executable, "-m", "autodiff_trace.frontends.cli", "--out", str(tmp_path / "o"), "--quiet",
+            [sys.executable, "-m", "autodiff_trace", "--out", str(tmp_path / "o"), "--quiet",
              str(script)], capture_output=True, text=True)
         assert result.returncode == 1
         shown = result.stderr.split("Traceback (most recent call last):")[1].split("RuntimeError")[0]
@@ -160,7 +160,7 @@ class TestRunningScripts:
         """The trace-backward console script runs end to end in a fresh process."""
         script = write_script(tmp_path, OUR_ENGINE)
         exe = Path(sys.executable).parent / "trace-backward"
-        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace.frontends.cli"]
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "autodiff_trace"]
         result = subprocess.run([*command, "--out", str(tmp_path / "o"), str(script)],
                                 capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -224,3 +224,152 @@ class TestHelp:
         """--version prints the version."""
         result = runner.invoke(app, ["--version"])
         assert result.exit_code == 0 and result.output.startswith("autodiff_trace ")
+
+
+PACKAGE_MAIN = """
+    import sys
+    from autodiff_trace import Value
+    x = Value(3.0)
+    y = x * x
+    y.backward()
+    print("name", __name__, "args", sys.argv[1:])
+"""
+
+
+class TestConventions:
+    def test_dash_h_is_help_not_a_script(self):
+        """-h prints the help, as --help does."""
+        result = runner.invoke(app, ["-h"], prog_name="trace-backward")
+        assert result.exit_code == 0
+        assert "Usage: trace-backward [OPTIONS] [SCRIPT] [ARGS]..." in result.output
+
+    def test_dash_m_runs_a_module_as_python_does(self, tmp_path, monkeypatch):
+        """-m package.module runs it as __main__ with the arguments after it, from the current folder."""
+        (tmp_path / "pkg").mkdir()
+        write_script(tmp_path / "pkg", "", "__init__.py")
+        write_script(tmp_path / "pkg", PACKAGE_MAIN, "mod.py")
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["--out", "o", "-m", "pkg.mod", "a", "--out", "b"])
+        assert result.exit_code == 0, result.output
+        assert "name __main__ args ['a', '--out', 'b']" in result.output
+        assert (tmp_path / "o" / "pass_1.svg").exists() and not (tmp_path / "b").exists()
+
+    def test_dash_m_of_a_missing_module_is_one_line(self, tmp_path, monkeypatch):
+        """-m naming no importable module: one line, exit 2."""
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["-m", "no_such_module_here"])
+        assert result.exit_code == 2
+        assert result.output == ("trace-backward: no module named no_such_module_here (run from "
+                                 "the folder that holds it, or install it)\n")
+
+    def test_a_folder_with_main_runs_as_python_folder_does(self, tmp_path):
+        """A folder holding __main__.py runs it, as `python folder` does."""
+        (tmp_path / "app").mkdir()
+        write_script(tmp_path / "app", PACKAGE_MAIN, "__main__.py")
+        result = runner.invoke(app, ["--out", str(tmp_path / "o"), "--quiet", str(tmp_path / "app"), "x"])
+        assert result.exit_code == 0, result.output
+        assert "name __main__ args ['x']" in result.output
+        assert (tmp_path / "o" / "trace.jsonl").exists()
+
+    def test_python_dash_m_autodiff_trace_runs_a_script(self, tmp_path):
+        """`python -m autodiff_trace script.py` is trace-backward."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--out", str(tmp_path / "o"),
+                               "--quiet", str(script), "z"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "grad 6.0 args ['z']" in done.stdout
+
+    def test_flags_show_no_value_in_help(self):
+        """Boolean options are shown as bare flags: no <bool> anywhere in --help."""
+        result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0
+        assert "<bool>" not in result.output
+        assert "Options go before SCRIPT; everything after SCRIPT is passed to it." in result.output
+
+    def test_a_flag_takes_no_value(self, tmp_path):
+        """`--quiet true s.py` is not a run of a script named true: one line says how to write it."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--quiet", "true", str(script)])
+        assert result.exit_code == 2
+        assert result.output == (f"trace-backward: --quiet takes no value, so 'true' was read as "
+                                 f"the script; write trace-backward --quiet {script}\n")
+
+    def test_everything_after_the_script_is_the_scripts(self, tmp_path, monkeypatch):
+        """`s.py --out x` gives --out x to the script; the files go to the default folder."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["--quiet", str(script), "--out", "x"])
+        assert result.exit_code == 0, result.output
+        assert "args ['--out', 'x']" in result.output
+        assert (tmp_path / "outputs" / "script" / "trace.jsonl").exists() and not (tmp_path / "x").exists()
+
+    @pytest.mark.parametrize("option", ["--show-completion", "--install-completion"])
+    def test_completion_options_are_not_script_names(self, option):
+        """Shell-completion options are refused as unknown options, not run as scripts."""
+        result = runner.invoke(app, [option])
+        assert result.exit_code == 2
+        assert result.output == (f"trace-backward: no such option: {option}; the options are "
+                                 f"listed by trace-backward --help (they go before the script)\n")
+
+    def test_quiet_also_silences_the_wrote_line(self, tmp_path):
+        """--quiet prints nothing of the tool's own on a clean run."""
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--quiet", "--out", str(tmp_path / "o"), str(script)])
+        assert result.exit_code == 0
+        assert result.output == "grad 6.0 args []\n"
+
+    def test_strict_fails_when_nothing_could_be_traced(self, tmp_path):
+        """A script with no traceable node exits 1 under --strict, 0 with the note otherwise."""
+        script = write_script(tmp_path, "print('hello')\n")
+        relaxed = runner.invoke(app, ["--out", str(tmp_path / "o"), str(script)])
+        strict = runner.invoke(app, ["--out", str(tmp_path / "o"), "--strict", str(script)])
+        assert (relaxed.exit_code, strict.exit_code) == (0, 1)
+        assert "made no autodiff nodes" in relaxed.output and "made no autodiff nodes" in strict.output
+
+    def test_open_launches_the_last_pass_svg(self, tmp_path, monkeypatch):
+        """--open hands the last pass's SVG to the system viewer."""
+        import click
+
+        opened = []
+        monkeypatch.setattr(click, "launch", lambda target, **kw: opened.append(target) or 0)
+        script = write_script(tmp_path, OUR_ENGINE + "\n    y.backward()\n")
+        result = runner.invoke(app, ["--open", "--quiet", "--out", str(tmp_path / "o"), str(script)])
+        assert result.exit_code == 0, result.output
+        assert opened == [str(tmp_path / "o" / "pass_2.svg")]
+
+    def test_open_without_a_picture_says_so(self, tmp_path, monkeypatch):
+        """--open with --sink json has nothing to open, and says so instead of opening anything."""
+        import click
+
+        monkeypatch.setattr(click, "launch", lambda target, **kw: pytest.fail("opened " + target))
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(app, ["--open", "--sink", "json", "--out", str(tmp_path / "o"), str(script)])
+        assert "--open: no pass was drawn as SVG, so there is nothing to open" in result.output
+
+
+class TestOneApp:
+    def test_run_subcommand_is_trace_backward(self, tmp_path):
+        """`autodiff-trace run` takes the same options and does the same run as trace-backward."""
+        from autodiff_trace.frontends.cli import app as autodiff_trace
+
+        script = write_script(tmp_path, OUR_ENGINE)
+        result = runner.invoke(autodiff_trace, ["run", "--quiet", "--out", str(tmp_path / "o"),
+                                                str(script), "a"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "grad 6.0 args ['a']\n"
+        assert (tmp_path / "o" / "trace.jsonl").exists()
+
+    def test_one_version_for_both_names(self):
+        """--version reads the same for autodiff-trace and trace-backward."""
+        from autodiff_trace.frontends.cli import app as autodiff_trace
+
+        assert runner.invoke(autodiff_trace, ["--version"]).output == runner.invoke(app, ["--version"]).output
+
+    def test_magic_options_come_from_the_same_table(self):
+        """Every run option marked for the magic is an option of %%trace_backward, with the same flags."""
+        pytest.importorskip("IPython")
+        from autodiff_trace.frontends.magic import PARSER
+        from autodiff_trace.frontends.options import RUN_OPTIONS
+
+        magic_flags = {flag for action in PARSER._actions for flag in action.option_strings}
+        assert magic_flags == {f for o in RUN_OPTIONS if o.in_magic for f in o.flags}

@@ -8,6 +8,7 @@ result is never changed by the tracing.
 from __future__ import annotations
 
 import errno
+import json
 import io
 import os
 import signal
@@ -22,11 +23,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from autodiff_trace import JsonlSink, TraceFileError, Value, diagram, engine, load_events, trace
-from autodiff_trace.frontends.cli import app
+from autodiff_trace.frontends.cli import trace_backward as app
 from autodiff_trace.sinks.dot import DotSink
 from autodiff_trace.sinks.findings import FindingsSink
-from autodiff_trace.sinks.rich_tree import print_report
-from autodiff_trace.testing import ListSink
+from autodiff_trace.views.terminal.report import print_report
+from autodiff_trace.sinks.recorder import Recorder
 
 runner = CliRunner()
 posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGKILL"),
@@ -91,7 +92,7 @@ def user_script(folder: Path, fault: str) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autodiff_trace.frontends.cli", *args],
+    return subprocess.run([sys.executable, "-m", "autodiff_trace", *args],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -158,7 +159,7 @@ class TestStoppedMidBackward:
     def test_our_engine_stopped_mid_pass_closes_the_pass_and_the_tracer(self, tmp_path, how):
         """An exception or Ctrl-C inside Value.backward: the pass is closed, the file loads, tracing is off."""
         path = tmp_path / "trace.jsonl"
-        sink = InterruptAfter(writes=3) if how == "interrupt" else ListSink()
+        sink = InterruptAfter(writes=3) if how == "interrupt" else Recorder()
         expected = KeyboardInterrupt if how == "interrupt" else TypeError
         with pytest.raises(expected):
             with trace(sinks=[sink, JsonlSink(path)]):
@@ -176,7 +177,7 @@ class TestStoppedMidBackward:
         assert 0 < kinds(events).count("grad_accumulated") < 5  # the pass was cut short
 
 
-class InterruptAfter(ListSink):
+class InterruptAfter(Recorder):
     """A sink that presses Ctrl-C (a real SIGINT) after seeing ``writes`` grad writes."""
 
     def __init__(self, writes: int) -> None:
@@ -332,14 +333,17 @@ class TestUnwritableOutputFolder:
 
 
 class DiskFull(io.StringIO):
-    """A text file that fills up after ``room`` characters, as a full disk does."""
+    """A text file that fills up ``room`` characters after its first line, as a full disk does."""
 
     def __init__(self, room: int) -> None:
         super().__init__()
         self.room = room
+        self.header = None  # the first line always fits: its length varies with sys.argv
 
     def write(self, text: str) -> int:
-        if self.tell() + len(text) > self.room:
+        if self.header is None:
+            self.header = len(text)
+        elif self.tell() + len(text) > self.header + self.room:
             raise OSError(errno.ENOSPC, "No space left on device")
         return super().write(text)
 
@@ -353,8 +357,8 @@ class TestDiskFull:
     def test_a_full_disk_mid_trace_detaches_the_sink_with_one_line_and_the_grads_are_unchanged(
             self, capsys):
         """Writes fail after the header: one stderr line names the file and the fix; the run goes on."""
-        recorder = ListSink()
-        with trace(sinks=[JsonlSink(DiskFull(room=300)), recorder]) as t:
+        recorder = Recorder()
+        with trace(sinks=[JsonlSink(DiskFull(room=50)), recorder]) as t:
             x = Value(3.0)
             y = x * x + x.sin()
             y.backward()
@@ -386,18 +390,20 @@ class TestDiskFull:
         ("report.txt", "trace-backward: could not save the report in {out}: [Errno 28] No space "
                        "left on device"),
     ])
-    def test_a_full_disk_under_one_output_is_one_line_and_the_script_result_stands(
+    def test_a_full_disk_under_one_output_is_one_line_and_a_failed_exit(
             self, tmp_path, script, name, message):
-        """An output file on a full disk: its line names it; the script's output and exit code stand."""
+        """An output file on a full disk: its line names it, the script's output stands, the
+        run exits 2 (an output is missing) and no empty file is left behind."""
         out = tmp_path / "out"
         out.mkdir()
         (out / name).symlink_to("/dev/full")
         done = run_cli("--out", str(out), "--no-live", str(script))
-        assert done.returncode == 0
+        assert done.returncode == 2
         assert done.stdout.startswith("grad 6.0\n")
         assert message.format(out=out) in done.stderr
         assert "Traceback" not in done.stderr
         assert (name == "trace.jsonl") or load_events(out / "trace.jsonl")[-1].kind == "backward_finished"
+        assert [p.name for p in out.iterdir() if not p.is_symlink() and p.stat().st_size == 0] == []
 
     @needs_dev_full
     def test_a_full_disk_under_the_trace_file_is_one_line_from_the_cli(self, tmp_path, script):
@@ -437,3 +443,97 @@ def notebook_events() -> list:
         z = x + x
         z.backward()
     return t.events
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_NOTEBOOK = ROOT / "examples" / "notebook_bug.ipynb"
+NODES = """
+from autodiff_trace import Value
+x = Value(3.0, name="x")
+y = x * x
+y.backward()
+"""
+
+
+class TestFrontEndRobustness:
+    def test_a_script_that_changes_folder_writes_every_file_to_the_one_folder(self, tmp_path):
+        """The output folder is fixed at start: os.chdir in the script splits nothing."""
+        (tmp_path / "elsewhere").mkdir()
+        path = tmp_path / "wanders.py"
+        path.write_text("import os\nos.chdir('elsewhere')\n" + NODES + "y.backward()\n")
+        done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--no-live", str(path)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        folder = tmp_path / "outputs" / "wanders"
+        assert {p.name for p in folder.iterdir()} >= {"trace.jsonl", "pass_1.svg", "pass_2.svg",
+                                                      "findings.json", "report.txt"}
+        assert not (tmp_path / "elsewhere" / "outputs").exists()
+        assert f"trace-backward: wrote {folder}/trace.jsonl" in done.stderr
+
+    def test_a_script_and_a_notebook_of_one_name_write_to_different_folders(self, tmp_path, monkeypatch):
+        """x.py goes to outputs/x, x.ipynb to outputs/x_ipynb."""
+        pytest.importorskip("nbformat")
+        (tmp_path / "x.py").write_text(NODES)
+        (tmp_path / "x.ipynb").write_bytes(SEED_NOTEBOOK.read_bytes())
+        monkeypatch.chdir(tmp_path)
+        for name in ("x.py", "x.ipynb"):
+            assert runner.invoke(app, ["--quiet", name]).exit_code == 0
+        scripts = [json.loads((tmp_path / "outputs" / f / "trace.jsonl").read_text().splitlines()[0])
+                   ["script"] for f in ("x", "x_ipynb")]
+        assert scripts == ["x.py", "x.ipynb"]
+
+    def test_a_script_that_replaces_print_does_not_break_the_tool(self, tmp_path):
+        """After a script breaks builtins.print, the tool's own lines still go out."""
+        path = tmp_path / "noprint.py"
+        path.write_text(NODES + "import builtins\n"
+                        "def broken(*args, **kwargs):\n    raise RuntimeError('print is off')\n"
+                        "builtins.print = broken\n")
+        done = run_cli("--out", str(tmp_path / "o"), "--no-live", str(path))
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert f"trace-backward: wrote {tmp_path / 'o'}/trace.jsonl" in done.stderr
+
+    @posix_signals
+    def test_sigterm_is_handled_like_ctrl_c(self, tmp_path):
+        """SIGTERM mid-backward: the pass is closed, the findings and report are written, exit 143."""
+        path = tmp_path / "term.py"
+        path.write_text(USER_ENGINE.replace("{fault}", "print('waiting', flush=True); "
+                                                       "import time; time.sleep(60)"))
+        out = tmp_path / "out"
+        process = subprocess.Popen([sys.executable, "-m", "autodiff_trace", "--out", str(out),
+                                    "--no-live", str(path), "2"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while "waiting" not in process.stdout.readline():
+            pass
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 143, err
+        assert "trace-backward: terminated; the trace so far is kept" in err
+        events = load_events(out / "trace.jsonl")
+        assert [p for p, _ in passes(events)] == [1, 2] and events[-1].kind == "backward_finished"
+        assert (out / "findings.json").exists() and (out / "report.txt").exists()
+
+    def test_nbformat_is_a_core_dependency(self):
+        """Reading a notebook needs no extra: nbformat is installed with the package."""
+        import tomllib
+
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        assert any(d.startswith("nbformat") for d in project["dependencies"])
+        assert not any("nbformat" in d for d in project["optional-dependencies"]["notebook"])
+
+    def test_a_magic_output_folder_that_cannot_exist_is_one_line(self, tmp_path):
+        """%%trace_backward --out /dev/null/sub: a one-line usage error, no traceback."""
+        interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
+        from IPython.utils.capture import capture_output
+
+        shell = interactiveshell.InteractiveShell.instance()
+        shell.run_cell("%load_ext autodiff_trace")
+        try:
+            with capture_output() as captured:
+                result = shell.run_cell("%%trace_backward --out /dev/null/sub\nx = 1\n")
+        finally:
+            shell.run_cell("%unload_ext autodiff_trace")
+        assert not result.success
+        text = captured.stdout + captured.stderr
+        assert "UsageError: cannot create the output folder /dev/null/sub" in text
+        assert "Traceback" not in text

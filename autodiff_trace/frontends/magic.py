@@ -19,17 +19,18 @@ from typing import List, Optional, Tuple
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import MagicArgumentParser
 from rich.console import Console
 
-from .session import DEFAULT_SINKS, SINKS, Session, open_session
+from .options import UsageProblem, add_arguments, chosen_sinks, flags_taking_values, nothing_traced
+from .runner import prepare_folder
+from .session import Session, open_session
 from ..core.sites import label_source
 
 __all__ = ["TraceBackwardMagics", "load_ipython_extension", "unload_ipython_extension",
            "split_options"]
 
-_TAKES_VALUE = {"--out", "-o", "--sink", "-s", "--pass", "--max-nodes", "--engine", "--attr",
-                "--renderer"}
+_TAKES_VALUE = flags_taking_values(in_magic=True)
 _TOKEN = re.compile(r"""("[^"]*"|'[^']*'|\S+)\s*""")
 
 
@@ -83,39 +84,18 @@ class TraceBackwardMagics(Magics):
         self._labelled: set = set()  # IPython's names for earlier cells, already labelled
         self.last: Optional[Session] = None  # the session of the last traced cell
 
-    @magic_arguments()
-    @argument("-o", "--out", help="Folder for trace.jsonl, the SVGs and the findings "
-              "[default: a temporary folder]")
-    @argument("-s", "--sink", action="append", choices=SINKS,
-              help=f"What to produce; repeat to choose several [default: {', '.join(DEFAULT_SINKS)}]")
-    @argument("--pass", dest="pass_no", type=int, help="Draw only this backward pass (1 is the first).")
-    @argument("--max-nodes", type=int, default=300,
-              help="Nodes drawn per diagram; larger graphs are folded into counted groups.")
-    @argument("--check-grads", action="store_true",
-              help="Compare every leaf's gradient with a central difference.")
-    @argument("-q", "--quiet", action="store_true",
-              help="No report; only the findings and the diagrams.")
-    @argument("--strict", action="store_true",
-              help="Raise an error when an error-level finding exists (for CI).")
-    @argument("--engine", help="Your node class as module:Class, when it is not found by itself.")
-    @argument("--attr", action="append", help="Attribute names of your node class, e.g. "
-              "--attr grad=der (keys: value, grad, parents, backward, op).")
-    @argument("--renderer", help="Graphviz renderer: the bundled one by default, 'dot' for "
-              "the system Graphviz, or a path to a dot program.")
     @line_cell_magic
     def trace_backward(self, line: str, cell: Optional[str] = None):
         """Trace the backward passes of this cell (``%%trace_backward [options]``) or of one
         statement (``%trace_backward [options] statement``), and show them under it."""
         tokens, statement = split_options(line)
-        options = self.trace_backward.parser.parse_args(tokens)
+        options = PARSER.parse_args(tokens)
         if cell is None and not statement.strip():
             raise UsageError("%trace_backward needs a statement, e.g. %trace_backward "
                              "backward(z); use %%trace_backward to trace a whole cell")
         if cell is not None and statement.strip():
             raise UsageError(f"%%trace_backward takes options only, not {statement.strip()!r}; "
                              f"put the code on the lines below it")
-        if options.max_nodes < 10 or (options.pass_no is not None and options.pass_no < 1):
-            raise UsageError("--max-nodes must be at least 10 and --pass at least 1")
         from ..adapters import EngineSpecError, parse_attr_options
 
         try:
@@ -173,14 +153,16 @@ class TraceBackwardMagics(Magics):
         code = "\n" * (first_line - 1) + _python(source, filename, shell)
         tree = ast.parse(code, filename)
         shown = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        folder = Path(options.out) if options.out else Path(tempfile.mkdtemp(prefix="autodiff_trace_"))
-        sinks = list(options.sink or DEFAULT_SINKS)
-        if options.quiet and "rich" in sinks:
-            sinks.remove("rich")
+        try:
+            folder = prepare_folder(options.out) if options.out else \
+                Path(tempfile.mkdtemp(prefix="autodiff_trace_"))
+        except UsageProblem as problem:
+            raise UsageError(str(problem)) from None
+        sinks = chosen_sinks(options.sink, options.quiet)
         session = self.last = open_session(
             folder, sinks=sinks, pass_no=options.pass_no, max_nodes=options.max_nodes,
             check_grads=options.check_grads, live=False, console=Console(highlight=False),
-            renderer=options.renderer, metadata={"cell": label})
+            renderer=options.renderer, metadata={"cell": label}, full_report=options.full_report)
         namespace = shell.user_ns
         result = None
         try:
@@ -192,9 +174,9 @@ class TraceBackwardMagics(Magics):
             raise UsageError(str(problem)) from None
         finally:
             self._show(session, quiet=options.quiet)
-        if found.nodes_seen == 0 and session.tracer.event_count == 0:
-            print(f"trace_backward: the cell made no autodiff nodes that could be traced. "
-                  f"{found.describe_search()}")
+        note = nothing_traced(found, session.tracer.event_count, "cell")
+        if note is not None:
+            print(f"trace_backward: {note}")
         if options.strict and session.findings.errors:
             raise UsageError(f"--strict: {len(session.findings.errors)} error-level finding(s); "
                              f"see {folder / 'findings.txt'}")
@@ -206,13 +188,19 @@ class TraceBackwardMagics(Magics):
         from IPython.display import SVG, display
 
         if quiet and session.findings.findings:
-            from ..views.terminal.ledger import FindingsPanel
+            from ..views.terminal.findings import FindingsPanel
 
             Console(highlight=False).print(FindingsPanel(session.findings.findings,
                                                          title="findings", max_findings=200))
         for path in session.dot.written if session.dot else []:
             if path.suffix == ".svg":
                 display(SVG(filename=str(path)))
+
+
+PARSER = MagicArgumentParser(prog="%trace_backward", add_help=False,
+                             description="Trace the backward passes of a cell or a statement.")
+add_arguments(PARSER)
+TraceBackwardMagics.trace_backward.__doc__ += "\n" + PARSER.format_help()
 
 
 def load_ipython_extension(ipython) -> None:

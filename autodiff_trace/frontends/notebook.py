@@ -24,9 +24,6 @@ from ..core.sites import label_source
 __all__ = ["NotebookError", "Cell", "cell_labels", "read_notebook", "run_cells", "run_notebook",
            "without_ipython_lines"]
 
-INSTALL_HINT = "pip install 'autodiff_trace[notebook]'"
-
-
 class NotebookError(Exception):
     """The notebook cannot be read: its message is one line naming the problem and the fix."""
 
@@ -64,8 +61,8 @@ def read_notebook(path: Path) -> List[Cell]:
     try:
         import nbformat
     except ImportError:
-        raise NotebookError(f"reading notebooks needs nbformat; install it with "
-                            f"{INSTALL_HINT}") from None
+        raise NotebookError("reading notebooks needs nbformat, a dependency of autodiff_trace; "
+                            "reinstall autodiff_trace to bring it back") from None
     try:
         notebook = nbformat.read(str(path), as_version=4)
         nbformat.validate(notebook)
@@ -159,7 +156,8 @@ class _Runner:
         first = lines[skipped[0] - 1].strip()
         more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
         print(f"trace-backward: {cell.label}: skipped IPython-only line {skipped[0]} "
-              f"({first}){more}; install IPython to run them: {INSTALL_HINT}", file=self.err)
+              f"({first}){more}; install IPython to run them (the notebook extra of "
+              f"autodiff_trace)", file=self.err)
         return source
 
     def _ipython(self):

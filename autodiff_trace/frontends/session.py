@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import sys
 import tempfile
 from pathlib import Path
@@ -31,26 +32,55 @@ DEFAULT_SINKS = ("rich", "svg", "json")
 
 
 class Session:
-    """The tracer of one run and the sinks that write its files."""
+    """The tracer of one run and the sinks that write its files.
 
-    def __init__(self, tracer: Tracer, out: Optional[Path], findings: FindingsSink,
+    ``findings`` is the sink that writes findings.json and findings.txt; None when the
+    run writes no files (no ``out``).
+    """
+
+    def __init__(self, tracer: Tracer, out: Optional[Path], findings: Optional[FindingsSink],
                  dot: Optional[DotSink], jsonl: Optional[Path]) -> None:
         self.tracer, self.out, self.findings, self.dot, self.jsonl = tracer, out, findings, dot, jsonl
+        self._writers = [s for s in tracer.sinks if isinstance(s, (DotSink, JsonlSink, FindingsSink))]
+        self._failed_to_close: list = []
+        for writer in self._writers:
+            _watch_close(writer, self._failed_to_close)
+
+    @property
+    def output_failed(self) -> bool:
+        """True when a sink that writes files failed (and was detached, or did not close)."""
+        return any(w not in self.tracer.sinks for w in self._writers) or bool(self._failed_to_close)
 
     @property
     def written(self) -> list:
-        """Every file the run wrote, in a stable order."""
+        """Every file the run wrote, in a stable order; an empty one (a failed write) is not."""
         files = [self.jsonl] if self.jsonl else []
         files += self.dot.written if self.dot else []
-        files += self.findings.written
-        return [f for f in files if f is not None and f.exists()]
+        files += self.findings.written if self.findings else []
+        return [f for f in files if f is not None and f.exists()
+                and not (f.is_file() and f.stat().st_size == 0)]
+
+
+def _watch_close(sink, failed: list) -> None:
+    """Note in ``failed`` a sink whose ``close`` raises; the tracer still reports it."""
+    close = sink.close
+
+    def watched_close() -> None:
+        try:
+            close()
+        except Exception:
+            failed.append(sink)
+            raise
+
+    sink.close = watched_close
 
 
 def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
                  pass_no: Optional[int] = None, max_nodes: int = 300, check_grads: bool = False,
                  live: Optional[bool] = None, delay: float = 0.0, console: Optional[Console] = None,
                  renderer: Optional[str] = None, name_prefix: str = "",
-                 metadata: Optional[dict] = None, progress: bool = False) -> Session:
+                 metadata: Optional[dict] = None, progress: bool = False,
+                 full_report: bool = False) -> Session:
     """Build the tracer for a run (not yet started).
 
     Args:
@@ -59,18 +89,18 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         pass_no: draw only this backward pass.
         check_grads: also compare every leaf's grad with a central difference.
         progress: on a terminal, a status line counting events (unless the tree is live).
+        full_report: print every pass's tree and ledger, not only those with findings.
     """
     unknown = [s for s in sinks if s not in SINKS]
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r}; choose from {', '.join(SINKS)}")
     chosen = []
-    tree = RichTreeSink(console, live=live, delay=delay) if "rich" in sinks else None
+    tree = RichTreeSink(console, live=live, delay=delay, full=full_report) if "rich" in sinks else None
     if tree is not None:
         chosen.append(tree)
     if progress and not (tree is not None and tree.live):  # a live tree shows progress itself
         chosen.append(ProgressSink(Console(stderr=True)))
-    findings = FindingsSink(out) if out is not None else FindingsSink(Path("."))
-    jsonl = dot = None
+    findings = jsonl = dot = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         formats = [f for f in ("svg", "png", "pdf") if f in sinks]
@@ -81,6 +111,7 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         if "json" in sinks:
             jsonl = out / "trace.jsonl"
             chosen.append(JsonlSink(jsonl, metadata=metadata))
+        findings = FindingsSink(out)
         chosen.append(findings)
     tracer = Tracer(chosen, analyzers=[Diagnoser(check_grads=check_grads)],
                     record=False, name_prefix=name_prefix)
@@ -106,9 +137,11 @@ def traced(fn: Optional[Callable] = None, *, out: Optional[Path] = None, **optio
     """Decorate a function so each call is traced, with names scoped to the function.
 
     ``@traced`` or ``@traced(out="outputs/f", sinks=("rich", "svg"))``; the function's
-    own result is returned unchanged.
+    own result is returned unchanged. A generator or async function is refused with a
+    TypeError: its body runs after the call returns, where the trace would not see it.
     """
     def decorate(func: Callable) -> Callable:
+        _refuse_deferred_body(func)
         settings = {"name_prefix": f"{func.__qualname__}.", **options}
 
         @functools.wraps(func)
@@ -118,6 +151,21 @@ def traced(fn: Optional[Callable] = None, *, out: Optional[Path] = None, **optio
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
+
+
+_DEFERRED = ((inspect.isasyncgenfunction, "an async generator function"),
+             (inspect.isgeneratorfunction, "a generator function"),
+             (inspect.iscoroutinefunction, "an async function"))
+
+
+def _refuse_deferred_body(func: Callable) -> None:
+    """A function whose body runs after the call returns (it is iterated or awaited later)
+    would be traced as doing nothing: say so at decoration, with the fix."""
+    kind = next((name for test, name in _DEFERRED if test(func)), None)
+    if kind is not None:
+        raise TypeError(f"@traced cannot trace {func.__name__}(), {kind}: its body runs "
+                        f"later, as it is iterated or awaited; trace the code that consumes it "
+                        f"with `with traced_block():` instead")
 
 
 def _in_notebook() -> bool:

@@ -1,32 +1,30 @@
-"""``autodiff-trace``: work with a saved ``trace.jsonl`` without the code that made it.
+"""The replay subcommands of ``autodiff-trace``: work with a saved ``trace.jsonl``
+without the code that made it.
 
-Subcommands: ``render`` (any sink's output, as the live run made it), ``diff`` (two
-traces of one program), ``html`` (a step-by-step player), ``export`` (Chrome/Perfetto
-timeline) and ``stats``. Replay only reads the file: nothing from the trace is
-imported or run. Bad input gives one line on stderr and exit code 2.
+``render`` (any sink's output, as the live run made it; ``--to html`` is the player),
+``diff`` (two traces of one program), ``html`` (the step-by-step player), ``export``
+(Chrome/Perfetto timeline) and ``stats``. Replay only reads the file: nothing from the
+trace is imported or run. Bad input gives one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Dict, Iterable, Iterator, List, Optional
+from typing import Annotated, Iterable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
 
-from .._version import __version__
 from ..core.events import Event
 from ..core.tracefile import TraceFileError, iter_events, read_header
+from .options import UsageProblem
+from .output import write_output
 
-__all__ = ["app", "main", "trace_stats", "format_stats"]
-
-app = typer.Typer(rich_markup_mode="rich", add_completion=False, no_args_is_help=True,
-                  help="Replay, compare, play and export saved autodiff_trace traces.")
+__all__ = ["COMMANDS", "render", "diff", "html", "export", "stats"]
 
 TraceArg = Annotated[str, typer.Argument(help="A trace.jsonl written by trace-backward or JsonlSink "
                                                "(or the folder holding it).", show_default=False)]
@@ -42,10 +40,6 @@ class Target(str, enum.Enum):
     svg = "svg"
     png = "png"
     html = "html"
-
-
-class Problem(Exception):
-    """Bad input to a subcommand: one line on stderr, exit code 2."""
 
 
 def _fail(message: str) -> None:
@@ -65,7 +59,7 @@ def _run(action) -> None:
     warnings.showwarning = _warn_one_line
     try:
         action()
-    except (TraceFileError, Problem, RenderError, ValueError) as problem:
+    except (TraceFileError, UsageProblem, RenderError, ValueError) as problem:
         _fail(str(problem))
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
@@ -79,9 +73,9 @@ def _trace_path(trace: str) -> Path:
     if path.is_dir():
         if (path / "trace.jsonl").is_file():
             return path / "trace.jsonl"
-        raise Problem(f"{trace} is a folder without a trace.jsonl; give the path of a trace file")
+        raise UsageProblem(f"{trace} is a folder without a trace.jsonl; give the path of a trace file")
     if not path.exists():
-        raise Problem(f"{trace}: no such trace file (trace-backward writes one as "
+        raise UsageProblem(f"{trace}: no such trace file (trace-backward writes one as "
                       f"outputs/<script>/trace.jsonl)")
     read_header(path)  # empty file, not a trace, wrong schema version: fail before any output
     return path
@@ -99,20 +93,19 @@ def _out_folder(out: Optional[Path], trace: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise Problem(f"cannot create the output folder {folder}: {exc.strerror or exc}; "
+        raise UsageProblem(f"cannot create the output folder {folder}: {exc.strerror or exc}; "
                       f"choose another with --out") from None
     return folder
 
 
-@app.command()
 def render(
     trace: TraceArg,
     to: Annotated[Target, typer.Option("--to", help="What to produce.")] = Target.rich,
     pass_no: PassOpt = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Folder for the files [default: the trace's folder]", show_default=False)] = None,
-    max_nodes: Annotated[int, typer.Option(help="Nodes drawn per picture (svg, png); larger graphs "
-                                           "are folded.", min=10)] = 300,
+    max_nodes: Annotated[int, typer.Option(help="Nodes drawn per picture (svg, png, html); larger "
+                                           "graphs are folded.", min=10)] = 300,
     renderer: RendererOpt = None,
 ) -> None:
     """Draw a saved trace again: the terminal report, pictures, or the player.
@@ -122,17 +115,15 @@ def render(
     def action() -> None:
         path = _trace_path(trace)
         if to is Target.rich:
-            from ..sinks.rich_tree import print_report
+            from ..views.terminal.report import print_report
 
             print_report(_only_pass(iter_events(path), pass_no), Console(highlight=False))
             return
         folder = _out_folder(out, path)
         if to is Target.html:
-            from ..views.player import write_player
-
             name = f"{path.stem}.html" if pass_no is None else f"{path.stem}_pass_{pass_no}.html"
-            written = [write_player(path, folder / name, pass_no=pass_no, renderer=renderer,
-                                    title=_title(path))]
+            written = [_player(path, folder / name, pass_no=pass_no, max_nodes=max_nodes,
+                               renderer=renderer)]
         else:
             written = _draw(path, folder, to.value, pass_no, max_nodes, renderer)
         print(f"autodiff-trace: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
@@ -152,7 +143,7 @@ def _draw(path: Path, folder: Path, fmt: str, pass_no: Optional[int], max_nodes:
     sink.close()
     pictures = [p for p in sink.written if p.suffix == f".{fmt}"]
     if not pictures:
-        raise Problem(said[0] if said else "nothing was drawn")
+        raise UsageProblem(said[0] if said else "nothing was drawn")
     for message in said:
         print(f"autodiff-trace: {message}", file=sys.stderr)
     return pictures
@@ -164,7 +155,6 @@ def _title(path: Path) -> str:
     return f"{Path(script).name if script else path.name}: backward passes step by step"
 
 
-@app.command()
 def diff(
     a: Annotated[str, typer.Argument(help="The first trace (A).", show_default=False)],
     b: Annotated[str, typer.Argument(help="The second trace (B).", show_default=False)],
@@ -190,12 +180,14 @@ def diff(
         result = diff_traces(_trace_path(a), _trace_path(b), pass_no=passes, limit=limit)
         sys.stdout.write(result.format())
         if out is not None:
-            from ..views.graph.render import render_to_file
+            from ..views.graph.diff import diff_diagram
 
             folder = _out_folder(out, Path(a))
-            source = result.diagram().source
-            (folder / "diff.dot").write_text(source, encoding="utf-8")
-            render_to_file(source, folder / "diff.svg", renderer=renderer)
+            picture = diff_diagram(result)
+            drawn = picture.pipe("svg", renderer=renderer)  # before any file: a failed render writes none
+            write_output(folder / "diff.dot", lambda file: file.write(picture.source), what="the diagram")
+            write_output(folder / "diff.svg", lambda file: file.write(drawn), what="the diagram",
+                         binary=True)
             print(f"autodiff-trace: wrote {folder / 'diff.dot'}, {folder / 'diff.svg'}", file=sys.stderr)
         differ.append(not result.same)
 
@@ -213,13 +205,12 @@ def _parse_passes(text: Optional[str]):
         return None
     parts = text.split(":")
     if len(parts) > 2 or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
-        raise Problem(f"--pass {text!r} should be a pass number N or N:M (pass N of A against "
+        raise UsageProblem(f"--pass {text!r} should be a pass number N or N:M (pass N of A against "
                       f"pass M of B), e.g. --pass 2 or --pass 1:2")
     numbers = tuple(int(p) for p in parts)
     return numbers[0] if len(numbers) == 1 else numbers
 
 
-@app.command()
 def html(
     trace: TraceArg,
     pass_no: PassOpt = None,
@@ -237,18 +228,24 @@ def html(
     One page, event by event: slider, previous/next, play/pause and the arrow keys; the current node is highlighted and its ledger line shown beside the picture. No network is needed to view it.
     """
     def action() -> None:
-        from ..views.player import write_player
-
         path = _trace_path(trace)
         target = out if out is not None else path.with_suffix(".html")
-        written = write_player(path, target, pass_no=pass_no, max_nodes=max_nodes,
-                               max_frames=max_frames, renderer=renderer, title=_title(path))
+        written = _player(path, target, pass_no=pass_no, max_nodes=max_nodes,
+                          max_frames=max_frames, renderer=renderer)
         print(f"autodiff-trace: wrote {written}", file=sys.stderr)
 
     _run(action)
 
 
-@app.command()
+def _player(path: Path, target: Path, **options) -> Path:
+    """The step-by-step player of a trace: ``html`` and ``render --to html`` both write it."""
+    from ..views.player import build_player
+
+    page = build_player(path, title=_title(path), **options)
+    write_output(target, lambda file: file.write(page), what="the player")
+    return target
+
+
 def export(
     trace: TraceArg,
     chrome: Annotated[Path, typer.Option("--chrome", help="Where to write the Chrome trace event "
@@ -263,112 +260,27 @@ def export(
         from ..views.chrome import write_chrome_trace
 
         path = _trace_path(trace)
-        partial = chrome.with_name(chrome.name + ".part")
-        try:
-            chrome.parent.mkdir(parents=True, exist_ok=True)
-            count = write_chrome_trace(iter_events(path), partial,
-                                       metadata={"source": str(path), **read_header(path)})
-            os.replace(partial, chrome)
-        finally:
-            if partial.exists():
-                partial.unlink()
+        metadata = {"source": str(path), **read_header(path)}
+        count = write_output(chrome, lambda file: write_chrome_trace(iter_events(path), file,
+                                                                     metadata=metadata),
+                             what="the timeline")
         print(f"autodiff-trace: wrote {chrome} ({count:,} trace events)", file=sys.stderr)
 
     _run(action)
 
 
-def trace_stats(events: Iterable[Event], *, keep_passes: int = 1000) -> dict:
-    """Counts of a trace, read in one streaming pass: events per kind, nodes, passes (the
-    first ``keep_passes`` in detail, all in the totals) and findings per severity and kind."""
-    kinds: Dict[str, int] = {}
-    findings: Dict[str, Dict[str, int]] = {}
-    passes: Dict[int, dict] = {}
-    totals = {"count": 0, "finished": 0, "seconds": 0.0, "longest": 0.0}
-    nodes = 0
-    first_t = last_t = None
-    for event in events:
-        kind = event.kind
-        kinds[kind] = kinds.get(kind, 0) + 1
-        first_t = event.t if first_t is None else first_t
-        last_t = event.t
-        if kind == "node_created":
-            nodes += 1
-        elif kind == "backward_started":
-            totals["count"] += 1
-            if len(passes) < keep_passes:
-                passes[event.pass_no] = {"pass": event.pass_no, "reachable": len(event.order),
-                                         "fired": 0, "writes": 0, "seconds": None}
-        elif kind in ("backward_fn_fired", "grad_accumulated"):
-            p = passes.get(event.pass_no)
-            if p is not None:
-                p["fired" if kind == "backward_fn_fired" else "writes"] += 1
-        elif kind == "backward_finished":
-            totals["finished"] += 1
-            totals["seconds"] += event.duration
-            totals["longest"] = max(totals["longest"], event.duration)
-            if event.pass_no in passes:
-                passes[event.pass_no]["seconds"] = event.duration
-        elif kind == "diagnostic":
-            by_kind = findings.setdefault(event.severity, {})
-            by_kind[event.finding] = by_kind.get(event.finding, 0) + 1
-    return {"events": sum(kinds.values()), "kinds": kinds, "nodes": nodes,
-            "passes": list(passes.values()), "pass_totals": totals, "findings": findings,
-            "seconds": (last_t - first_t) if first_t is not None else 0.0}
-
-
-def format_stats(stats: dict, *, max_passes: int = 20) -> str:
-    """:func:`trace_stats` as aligned text."""
-    lines = [f"events    {stats['events']:,} over {stats['seconds']:.3f} s"]
-    lines += [f"  {kind:<18} {count:,}" for kind, count in sorted(stats["kinds"].items())]
-    lines.append(f"nodes     {stats['nodes']:,}")
-    passes, totals = stats["passes"], stats["pass_totals"]
-    lines.append(f"passes    {totals['count']:,}" + (
-        f" ({totals['seconds'] * 1e3:.3f} ms in all, the longest {totals['longest'] * 1e3:.3f} ms)"
-        if totals["finished"] else ""))
-    for p in passes[:max_passes]:
-        took = "cut short" if p["seconds"] is None else f"{p['seconds'] * 1e3:.3f} ms"
-        lines.append(f"  pass {p['pass']:<4} {took:>12}  {p['reachable']:,} reachable, "
-                     f"{p['fired']:,} fired, {p['writes']:,} grad writes")
-    if totals["count"] > min(len(passes), max_passes):
-        lines.append(f"  ... and {totals['count'] - min(len(passes), max_passes):,} more passes")
-    total = sum(sum(k.values()) for k in stats["findings"].values())
-    lines.append(f"findings  {total:,}")
-    usual = ("error", "warning", "info")
-    for severity in (*usual, *sorted(set(stats["findings"]) - set(usual))):
-        for finding, count in sorted(stats["findings"].get(severity, {}).items()):
-            lines.append(f"  {severity:<8} {finding:<22} {count:,}")
-    return "\n".join(lines) + "\n"
-
-
-@app.command()
 def stats(
     trace: TraceArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """Count a trace: events per kind, nodes, passes with their time, findings per kind."""
     def action() -> None:
+        from ..replay.summary import format_stats, trace_stats
+
         numbers = trace_stats(iter_events(_trace_path(trace)))
         sys.stdout.write(json.dumps(numbers, indent=2) + "\n" if as_json else format_stats(numbers))
 
     _run(action)
 
 
-def _version(show: bool) -> None:
-    if show:
-        print(f"autodiff_trace {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(version: Annotated[Optional[bool], typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None) -> None:
-    """Replay, compare, play and export saved autodiff_trace traces (trace.jsonl)."""
-
-
-def main() -> None:
-    """Entry point of the ``autodiff-trace`` command."""
-    app(prog_name="autodiff-trace")
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (render, diff, html, export, stats)
