@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import runpy
+import sys
 from pathlib import Path
 
 from autodiff_trace import trace
@@ -21,9 +22,13 @@ def traced_script(path: Path, **options) -> list:
     return its findings."""
     from autodiff_trace.adapters import instrument
 
-    with trace(analyzers=[Diagnoser(**options)]) as t, instrument():
-        with contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_path(str(path), run_name="__main__")
+    saved_argv, sys.argv = sys.argv, [str(path)]  # the script's argv, not pytest's
+    try:
+        with trace(analyzers=[Diagnoser(**options)]) as t, instrument():
+            with contextlib.redirect_stdout(io.StringIO()):
+                runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = saved_argv
     return [e for e in t.events if e.kind == "diagnostic"]
 
 

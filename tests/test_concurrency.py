@@ -134,7 +134,8 @@ class TestForks:
     """A forked child is not traced: the parent's trace holds the parent's passes only."""
 
     @pytest.fixture(scope="class")
-    def forked_run(self, tmp_path_factory):
+    @classmethod
+    def forked_run(cls, tmp_path_factory):
         folder = tmp_path_factory.mktemp("forks")
         script = folder / "forking.py"
         script.write_text(textwrap.dedent(FORKING_SCRIPT))

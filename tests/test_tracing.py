@@ -12,7 +12,7 @@ from autodiff_trace import (
     Diagnoser, JsonlSink, TraceFileError, Value, backward, load_events, read_header, trace, zero_grad,
 )
 from autodiff_trace.core.events import SCHEMA_VERSION, Finding, from_dict, to_dict
-from autodiff_trace.testing import ListSink
+from autodiff_trace.sinks.recorder import Recorder
 
 
 def worked_example():
@@ -132,7 +132,7 @@ class TestEvents:
 class TestTracer:
     def test_sinks_receive_every_event_and_are_closed(self):
         """A sink gets the same events as t.events, then close()."""
-        sink = ListSink()
+        sink = Recorder()
         with trace([sink]) as t:
             (Value(1.0) * 2).backward()
         assert sink.events == t.events and sink.closed
@@ -146,7 +146,7 @@ class TestTracer:
             def close(self):
                 pass
 
-        good = ListSink()
+        good = Recorder()
         with trace([Broken(), good]):
             x = Value(3.0)
             (x * x).backward()
@@ -157,7 +157,7 @@ class TestTracer:
 
     def test_failing_filter_is_detached_not_raised_into_user_code(self, capsys):
         """A filter that raises is reported and dropped; the events still reach the sinks."""
-        sink = ListSink()
+        sink = Recorder()
         with trace([sink], filters=[lambda e: 1 / 0]):
             x = Value(1.0, name="x")
         assert x.name == "x" and [e.kind for e in sink.events] == ["node_created"]
@@ -171,7 +171,7 @@ class TestTracer:
     def test_filters_drop_events_before_sinks(self):
         """A filter returning None drops the event, like a structlog processor."""
         only_writes = lambda e: e if e.kind == "grad_accumulated" else None  # noqa: E731
-        sink = ListSink()
+        sink = Recorder()
         with trace([sink], filters=[only_writes]):
             (Value(1.0) * 2).backward()
         assert {e.kind for e in sink.events} == {"grad_accumulated"}
@@ -198,7 +198,7 @@ class TestTracer:
             def close(self):
                 return []
 
-        sink = ListSink()
+        sink = Recorder()
         with trace([sink], analyzers=[FlagPasses()]):
             (Value(1.0) * 2).backward()
         kinds = [e.kind for e in sink.events]
@@ -217,7 +217,7 @@ class TestTracer:
             def close(self):
                 pass
 
-        sink = ListSink()
+        sink = Recorder()
         with pytest.raises(KeyboardInterrupt):
             with trace([sink, StopAfterFirstFiring()]):
                 ((Value(1.0) * 2) * 3).backward()
@@ -342,7 +342,7 @@ class TestOnePipeline:
 
     def test_a_filtered_event_reaches_no_stage(self, capsys):
         """A filter that drops backward_started drops it for the model, the sinks and the analyzers."""
-        seen = ListSink()
+        seen = Recorder()
 
         def drop_start(event):
             return None if event.kind == "backward_started" else event
@@ -365,7 +365,7 @@ class TestOnePipeline:
 
     def test_no_model_is_folded_when_no_stage_reads_it(self):
         """A tracer with only a recorder folds nothing: the model costs nothing unused."""
-        assert trace([ListSink()]).model is None
+        assert trace([Recorder()]).model is None
 
     def test_an_object_without_handle_and_close_is_refused(self):
         """A stage that is not a sink or analyzer is a TypeError naming it, before tracing starts."""
