@@ -41,7 +41,6 @@ class PassTracer:
         self.recorder = recorder  # the ForwardRecorder: where graphs were cut
         self.roots: Dict[int, Tuple[int, Optional[str], str]] = {}  # root id -> (pass, site, name)
         self.passes: set = set()  # numbers of the passes traced here
-        self.stale_sites: set = set()  # backward() lines already reported as never zeroing
         self.cut_sites: set = set()
         self.duplicates: Optional[rules.GenericDuplicates] = None
 
@@ -155,8 +154,7 @@ class PassTracer:
             if before != 0 and leaf.pass_no and tensor is not None and tensor._version != leaf.version:
                 stale.append((leaf.node, leaf.name, before, leaf.pass_no))
         stale.sort()
-        if stale and site not in self.stale_sites:
-            self.stale_sites.add(site)
+        if stale:  # every pass it happens in: the findings group it as one cause at its line
             self._finding(tracer, rules.stale_gradient(pass_no, site, stale))
 
     def _report_fired(self, tracer, started: "_Started", fired: List[tuple]) -> None:
