@@ -148,9 +148,9 @@ def engine_without_check():
             skipping = indent
             continue
         kept.append(line)
-    spec = importlib.util.spec_from_loader("autodiff_trace._engine_unchecked", loader=None)
+    spec = importlib.util.spec_from_loader("autodiff_trace.engine._unchecked", loader=None)
     module = importlib.util.module_from_spec(spec)
-    module.__package__ = "autodiff_trace"
+    module.__package__ = "autodiff_trace.engine"
     exec(compile("".join(kept), "<engine without tracer checks>", "exec"), module.__dict__)
     return module.Value
 

@@ -17,12 +17,12 @@ def brief(findings) -> list:
     return [(f.finding, f.severity, f.names, f.message) for f in findings]
 
 
-def traced_script(path: Path, **options) -> list:
+def traced_script(path: Path, *args: str, **options) -> list:
     """Run a script under the engine adapters and a Diagnoser, as trace-backward does;
     return its findings."""
     from autodiff_trace.adapters import instrument
 
-    saved_argv, sys.argv = sys.argv, [str(path)]  # the script's argv, not pytest's
+    saved_argv, sys.argv = sys.argv, [str(path), *args]  # the script's argv, not pytest's
     try:
         with trace(analyzers=[Diagnoser(**options)]) as t, instrument():
             with contextlib.redirect_stdout(io.StringIO()):

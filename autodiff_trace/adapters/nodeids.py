@@ -10,15 +10,18 @@ __all__ = ["NodeIds", "as_float"]
 
 
 def as_float(value) -> float:
-    """A grad or value as a float for the event stream; NaN when it is not a number.
+    """A grad or value as a float (a complex stays complex) for the event stream; NaN when it is
+    not a number.
 
-    >>> as_float(2), as_float(None), as_float("x")
-    (2.0, 0.0, nan)
+    >>> as_float(2), as_float(None), as_float("x"), as_float(1 + 2j)
+    (2.0, 0.0, nan, (1+2j))
     """
     if value.__class__ is float:
         return value
     if value is None:
         return 0.0
+    if isinstance(value, complex):  # recorded as it is: the trace file keeps both parts
+        return complex(value)
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError):

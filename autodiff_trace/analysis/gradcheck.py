@@ -66,6 +66,9 @@ class RecordedGraph:
             info = nodes.get(node)
             if info is None or info.op == "?":
                 raise UncheckableGraph(f"node #{node} was made before tracing began, so its op is unknown", node)
+            if isinstance(info.value, complex):
+                raise UncheckableGraph(f"{name(node)} holds a complex value; central differences are "
+                                       f"taken along the real line only", node)
             self.values[node] = info.value
             self.position[node] = position
             if info.op in ("", "const"):

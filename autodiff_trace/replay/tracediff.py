@@ -38,6 +38,8 @@ def _n(x: Optional[float]):
     """
     if x is None or x.__class__ is bool:
         return x
+    if isinstance(x, complex):
+        return ("complex", _n(x.real), _n(x.imag))
     return "nan" if x != x else float(f"{x:.12g}")
 
 
@@ -161,11 +163,11 @@ class _Side:
 _SIGNATURES = {  # kind -> (key of a node id, event) -> what two matched steps must share
     "node_created": lambda k, e: ("node", k(e.node), e.op, _n(e.value)),
     "backward_started": lambda k, e: ("start", k(e.root), _n(e.seed), tuple(sorted(
-        (k(n), _n(g)) for n, g in zip(e.order, e.grads_before) if g != 0))),
+        ((k(n), _n(g)) for n, g in zip(e.order, e.grads_before) if g != 0), key=repr))),
     "backward_fn_fired": lambda k, e: ("fired", k(e.node), _n(e.grad), _n(e.upstream)),
     "grad_accumulated": lambda k, e: ("write", k(e.target), k(e.fired_by), _n(e.contribution),
                                       _n(e.grad_before), _n(e.grad_after)),
-    "grads_zeroed": lambda k, e: ("zeroed", tuple(sorted(k(n) for n in e.nodes))),
+    "grads_zeroed": lambda k, e: ("zeroed", tuple(sorted((k(n) for n in e.nodes), key=repr))),
     "backward_finished": lambda k, e: ("finished", k(e.root)),
 }
 

@@ -7,6 +7,7 @@ Located where the value was made or where the grad was written.
 
 from __future__ import annotations
 
+import cmath
 import math
 from typing import Set, Tuple
 
@@ -16,7 +17,7 @@ from .base import Check
 
 __all__ = ["NonFinite"]
 
-_isfinite = math.isfinite
+_isfinite = cmath.isfinite  # a complex value is finite when both its parts are
 
 
 class NonFinite(Check):

@@ -7,6 +7,7 @@ contributions) and stale starts (a grad left by an earlier pass) stand out.
 
 from __future__ import annotations
 
+import cmath
 import math
 from typing import List, Optional, Sequence
 
@@ -138,7 +139,7 @@ class Ledger:
         text = Text()
         if w.local_grad is not None:
             upstream = p.upstream.get(w.fired_by) if exact_upstream else None
-            if upstream is None and w.local_grad != 0 and math.isfinite(w.local_grad):
+            if upstream is None and w.local_grad != 0 and cmath.isfinite(w.local_grad):
                 upstream = w.contribution / w.local_grad
             product = f"{number(w.local_grad)} × {number(upstream)}"
             text.append(product + (", " if w.replaced else " = "), style=DIM)
