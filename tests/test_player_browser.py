@@ -100,7 +100,7 @@ class TestPlayerInBrowser:
         loaded.find_element(By.ID, "next").click()
         fired = state(loaded)
         assert seeded[2] == f"{first_z}.grad += 1 outside any backward function (0 → 1)"
-        assert fired[0] == "2" and fired[2] == f"{first_z} fires: its grad is 1, it passes on 1"
+        assert fired[0] == "2" and fired[2] == f"{first_z} fires, passing on 1 to its inputs"
         assert fired[1] != before[1] and fired[1].startswith("f1-v")
 
     def test_arrow_keys_step_forward_and_back(self, loaded, first_z):

@@ -82,14 +82,14 @@ def visible(text: object, limit: Optional[int] = 40) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
-def display_name(name: str, node_id: int, limit: Optional[int] = 60) -> str:
+def display_name(name: str, node_id: int, limit: Optional[int] = 100) -> str:
     r"""The name shown for a node: its id added, unless the name already ends with it; a name
     longer than ``limit`` is cut (the trace file keeps it whole).
 
     >>> display_name("x", 1), display_name("add#4", 4), display_name("w[i]", 12)
     ('x #1', 'add#4', 'w[i] #12')
-    >>> display_name("a\nb\x1b[31m", 2), display_name("w" * 100, 3)
-    ('a\\nb\\x1b[31m #2', 'wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww... #3')
+    >>> display_name("a\nb\x1b[31m", 2), len(display_name("w" * 500, 3))
+    ('a\\nb\\x1b[31m #2', 103)
     """
     name = visible(name, limit)
     return name if name.endswith(f"#{node_id}") else f"{name} #{node_id}"
