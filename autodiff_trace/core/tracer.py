@@ -226,7 +226,8 @@ class Tracer:
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
         """Report that the grads of ``nodes`` were set to zero."""
-        self._emit(GradsZeroed, nodes, grads_before)
+        with self._clock.lock:
+            self._emit(GradsZeroed, nodes, grads_before)
 
     def backward_finished(self) -> None:
         """Report the end of the calling thread's backward pass."""
@@ -276,18 +277,19 @@ class Tracer:
 
     # -- dispatch ---------------------------------------------------------------------
     def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
+        """Send the event, or hold it while another thread's pass goes out. The caller holds
+        ``self._clock.lock``: each report takes it once."""
         clock = self._clock
-        with clock.lock:
-            thread = get_ident()
-            state = self._threads.get(thread)
-            if state is not None and state.held is not None:  # a line's nodes go out first
-                self._release(state)
-            if clock.must_wait(thread):  # another thread's pass is going out: wait in line
-                clock.waiting.setdefault(thread, []).append((self, cls, fields, _now(), on_emit))
-                return
-            self._send(cls, fields, _now(), on_emit, thread)
-            if cls is BackwardFinished:
-                self._let_waiting_go()
+        thread = get_ident()
+        state = self._threads.get(thread)
+        if state is not None and state.held is not None:  # a line's nodes go out first
+            self._release(state)
+        if clock.must_wait(thread):  # another thread's pass is going out: wait in line
+            clock.waiting.setdefault(thread, []).append((self, cls, fields, _now(), on_emit))
+            return
+        self._send(cls, fields, _now(), on_emit, thread)
+        if cls is BackwardFinished:
+            self._let_waiting_go()
 
     def _send(self, cls, fields: tuple, t: float, on_emit: Optional[Callable], thread: int) -> None:
         """Stamp the event and deliver it to this tracer and every tracer around it."""
@@ -349,8 +351,9 @@ class Tracer:
     def report_finding(self, finding) -> None:
         """Deliver a finding made outside the analyzers (an adapter's own check) as a
         ``diagnostic`` event, stamped and sent like every other event."""
-        self._emit(Diagnostic, finding.pass_no, finding.finding, finding.severity, finding.message,
-                   tuple(finding.nodes), tuple(finding.names), finding.site, finding.hint)
+        with self._clock.lock:
+            self._emit(Diagnostic, finding.pass_no, finding.finding, finding.severity, finding.message,
+                       tuple(finding.nodes), tuple(finding.names), finding.site, finding.hint)
 
     def _emit_findings(self, findings: Optional[Iterable]) -> None:
         for f in findings or ():
