@@ -521,18 +521,12 @@ class TestFrontEndRobustness:
         assert any(d.startswith("nbformat") for d in project["dependencies"])
         assert not any("nbformat" in d for d in project["optional-dependencies"]["notebook"])
 
-    def test_a_magic_output_folder_that_cannot_exist_is_one_line(self, tmp_path):
+    def test_a_magic_output_folder_that_cannot_exist_is_one_line(self, shell):
         """%%trace_backward --out /dev/null/sub: a one-line usage error, no traceback."""
-        interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
         from IPython.utils.capture import capture_output
 
-        shell = interactiveshell.InteractiveShell.instance()
-        shell.run_cell("%load_ext autodiff_trace")
-        try:
-            with capture_output() as captured:
-                result = shell.run_cell("%%trace_backward --out /dev/null/sub\nx = 1\n")
-        finally:
-            shell.run_cell("%unload_ext autodiff_trace")
+        with capture_output() as captured:
+            result = shell.run_cell("%%trace_backward --out /dev/null/sub\nx = 1\n")
         assert not result.success
         text = captured.stdout + captured.stderr
         assert "UsageError: cannot create the output folder /dev/null/sub" in text

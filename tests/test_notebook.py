@@ -224,22 +224,6 @@ class TestTracingANotebook:
                                  f"before it: trace-backward --out x {SEED_NOTEBOOK}\n")
 
 
-@pytest.fixture
-def shell(monkeypatch):
-    """An in-process IPython shell with the extension loaded and a fresh namespace."""
-    interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
-    from traitlets.config import Config
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ipython = interactiveshell.InteractiveShell.instance(config=config)
-    ipython.reset()
-    monkeypatch.setitem(sys.modules, "__main__", ipython.user_module)  # as IPython runs
-    ipython.run_cell("%load_ext autodiff_trace", store_history=True)
-    yield ipython
-    ipython.run_cell("%unload_ext autodiff_trace", store_history=True)
-
-
 def run(ipython, source: str):
     from IPython.utils.capture import capture_output
 
