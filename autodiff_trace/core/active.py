@@ -7,7 +7,10 @@ file): before a fork, sinks write out what they buffer; in the child, tracing st
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
+
+if TYPE_CHECKING:  # for the annotations only: the tracer imports this module
+    from .tracer import Tracer
 
 __all__ = ["active_tracer", "follow_active", "announce"]
 

@@ -8,7 +8,6 @@ Located where the value was made or where the grad was written.
 from __future__ import annotations
 
 import cmath
-import math
 from typing import Set, Tuple
 
 from ...core.text import number, plural

@@ -103,8 +103,8 @@ class _Builder:
         self.seen = {w.seq for w, s in zip(p.writes, steps) if step is None or s <= step}
         self.current = {w.seq for w, s in zip(p.writes, steps) if step is not None and s == step}
         self.fire_numbers: Dict[int, List[int]] = {}
-        for number, node in enumerate(p.fired, 1):
-            self.fire_numbers.setdefault(node, []).append(number)
+        for fire_number, node in enumerate(p.fired, 1):
+            self.fire_numbers.setdefault(node, []).append(fire_number)
         self.now = p.fired[step - 1] if step and step <= len(p.fired) else None
         self.findings: Dict[int, list] = {}
         self.keys: Dict[str, str] = {}  # legend rows (colour -> meaning) for styles that appear

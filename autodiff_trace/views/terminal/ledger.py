@@ -8,7 +8,6 @@ contributions) and stale starts (a grad left by an earlier pass) stand out.
 from __future__ import annotations
 
 import cmath
-import math
 from typing import List, Optional, Sequence
 
 from rich import box
