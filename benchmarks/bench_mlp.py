@@ -191,6 +191,8 @@ def main() -> None:
         "autodiff_trace, no tracer check": (engine_without_check(), None),
         "autodiff_trace, traced to JSONL": (
             Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
+        "autodiff_trace, trace([JsonlSink])": (  # the default: events also kept in t.events
+            Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")])),
         "autodiff_trace, JSONL + diagnostics": (
             Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
     }, xs, ys, args.repeat)

@@ -120,7 +120,8 @@ needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(),
 class TestDiskFull:
     def test_a_full_disk_mid_trace_detaches_the_sink_with_one_line_and_the_grads_are_unchanged(
             self, capsys):
-        """Writes fail after the header: one stderr line names the file and the fix; the run goes on."""
+        """Writes fail after the header: one stderr line names the file and the fix; the run goes on.
+        Lines go out in batches, so the failure shows when the pass's end writes them."""
         recorder = Recorder()
         with trace(sinks=[JsonlSink(DiskFull(room=50)), recorder]) as t:
             x = Value(3.0)
@@ -129,7 +130,7 @@ class TestDiskFull:
         assert x.grad == 6.0 + __import__("math").cos(3.0)
         assert recorder.events == t.events and t.events[-1].kind == "backward_finished"
         assert capsys.readouterr().err.splitlines() == [
-            "autodiff_trace: JsonlSink failed on a node_created event (OSError: cannot write the "
+            "autodiff_trace: JsonlSink failed on a backward_finished event (OSError: cannot write the "
             "trace to DiskFull: No space left on device; free some disk space); it is detached and "
             "the trace goes on without it"]
 

@@ -23,6 +23,7 @@ __all__ = [
     "GradsZeroed",
     "BackwardFinished",
     "Diagnostic",
+    "PassSummary",
     "Finding",
     "EVENT_TYPES",
     "to_dict",
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 SCHEMA = "autodiff_trace.events"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 2 added ``pass_summary``; a version 1 file reads unchanged
 
 
 class NodeCreated(NamedTuple):
@@ -46,6 +48,7 @@ class NodeCreated(NamedTuple):
     name: str
     site: Optional[str]  # "path/to/file.py:14" where user code created it
     function: Optional[str]  # the function that line belongs to
+    module: Optional[str] = None  # optional: the model part that made it ("model.0"); JSON omits null
     kind = "node_created"
 
 
@@ -144,6 +147,28 @@ class Diagnostic(NamedTuple):
     kind = "diagnostic"
 
 
+class PassSummary(NamedTuple):
+    """A pass whose events a trace file left out (the keep policy): its counts instead.
+
+    It stands where the pass's ``backward_finished`` stood, with that event's ``seq``
+    and ``t``; ``events`` counts the lines it replaces (the pass, and the nodes made
+    since the previous pass), ``made`` the nodes among them, ``reached`` the nodes
+    its root reached.
+    """
+
+    seq: int
+    t: float
+    pass_no: int
+    root: int
+    reached: int
+    made: int
+    events: int
+    fired: int
+    accumulated: int
+    duration: float
+    kind = "pass_summary"
+
+
 class Finding(NamedTuple):
     """What an analyzer reports; the tracer stamps it into a :class:`Diagnostic` event."""
 
@@ -165,6 +190,7 @@ Event = Union[
     GradsZeroed,
     BackwardFinished,
     Diagnostic,
+    PassSummary,
 ]
 
 EVENT_TYPES = {
@@ -177,6 +203,7 @@ EVENT_TYPES = {
         GradsZeroed,
         BackwardFinished,
         Diagnostic,
+        PassSummary,
     )
 }
 
@@ -198,6 +225,8 @@ def to_dict(event: Event) -> dict:
     """
     out = {"kind": event.kind}
     out.update(zip(event._fields, event))
+    if out.get("module", "") is None:  # an optional field: written only when known
+        del out["module"]
     for name in _CHECKED[event.__class__]:
         value = out[name]
         if value.__class__ is float:
@@ -238,6 +267,8 @@ def from_dict(data: Any) -> Event:
         raise ValueError(f"unknown event kind {kind[:40]!r} (known: {known})" if kind.__class__ is str
                          else f"kind must be an event kind, got {shown(kind)} (known: {known})")
     checks = _CHECKS[cls]
+    if cls is NodeCreated and "module" not in data:  # optional: absent means not known
+        data = {**data, "module": None}
     if len(data) != len(checks) + 1 or any(f not in data for f, _ in checks):
         _refuse_fields(kind, cls, data)
     values = []

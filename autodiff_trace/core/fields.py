@@ -194,6 +194,7 @@ def _texts(value: Any) -> Tuple[str, ...]:
 
 FIELD_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "seq": _count, "pass_no": _count, "fired": _count, "accumulated": _count,
+    "reached": _count, "made": _count, "events": _count,
     "node": _node_id, "root": _node_id, "target": _node_id, "fired_by": _or_null(_node_id),
     "t": _seconds, "duration": _seconds,
     "value": _number, "seed": _number, "grad": _number, "upstream": _number,
@@ -202,5 +203,6 @@ FIELD_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "parents": _node_ids, "order": _node_ids, "nodes": _node_ids, "names": _texts,
     "op": _text, "name": _text, "finding": _text, "message": _text, "hint": _text,
     "site": _or_null(_text), "function": _or_null(_text), "severity": _severity, "replaced": _flag,
+    "module": _or_null(_text),
 }
 """Per field name, the check that turns its JSON value into the event's value or raises FieldError."""

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
-    GradsZeroed, NodeCreated,
+    GradsZeroed, NodeCreated, PassSummary,
 )
 
 __all__ = ["NodeInfo", "PassInfo", "TraceModel"]
@@ -20,7 +20,7 @@ __all__ = ["NodeInfo", "PassInfo", "TraceModel"]
 class NodeInfo:
     """One node as the trace knows it; ``grad`` is its latest known gradient."""
 
-    __slots__ = ("id", "name", "op", "value", "parents", "site", "function", "grad")
+    __slots__ = ("id", "name", "op", "value", "parents", "site", "function", "module", "grad")
 
     def __init__(self, event: NodeCreated) -> None:
         self.id = event.node
@@ -30,6 +30,7 @@ class NodeInfo:
         self.parents = event.parents
         self.site = event.site
         self.function = event.function
+        self.module = event.module  # the model part that made it (torch), else None
         self.grad = 0.0
 
     @classmethod
@@ -87,6 +88,7 @@ class TraceModel:
         self.passes: List[PassInfo] = []
         self.diagnostics: List[Diagnostic] = []
         self.zeroed: List[GradsZeroed] = []
+        self.summarised: Dict[int, PassSummary] = {}  # pass number -> its counts, when a file kept only those
         self.last_pass_of: Dict[int, int] = {}  # node id -> the last pass that wrote its grad
         self.name_uses: Dict[str, int] = {}  # name -> how many nodes have it
         self.events = 0
@@ -138,6 +140,9 @@ class TraceModel:
         p = self.passes[-1] if pass_no is None else self.pass_(pass_no)
         if p is None:
             known = ", ".join(str(q.pass_no) for q in self.passes)
+            if pass_no in self.summarised:
+                raise ValueError(f"pass {pass_no} was kept as counts only (the run's --keep); the passes "
+                                 f"kept in full are {known}: choose one, or re-run with --keep all")
             raise ValueError(f"pass {pass_no} is not in the trace (its passes: {known})")
         return p
 
@@ -183,6 +188,9 @@ class TraceModel:
             p.finished = True
             p.duration = event.duration
 
+    def _summarised(self, event: PassSummary) -> None:
+        self.summarised[event.pass_no] = event
+
     def _found(self, event: Diagnostic) -> None:
         self.diagnostics.append(event)
         p = self._pass_for(event.pass_no)
@@ -191,7 +199,7 @@ class TraceModel:
 
     _FOLD = {"node_created": _created, "backward_started": _started, "backward_fn_fired": _fired,
              "grad_accumulated": _written, "grads_zeroed": _zeroed,
-             "backward_finished": _finished, "diagnostic": _found}
+             "backward_finished": _finished, "diagnostic": _found, "pass_summary": _summarised}
 
     def _pass_for(self, pass_no: int) -> Optional[PassInfo]:
         if self.passes and self.passes[-1].pass_no == pass_no:

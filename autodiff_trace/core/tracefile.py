@@ -13,12 +13,12 @@ import platform
 import sys
 import time
 import warnings
-from typing import Any, Iterator, List, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
-from .events import SCHEMA, SCHEMA_VERSION, Event, from_dict
-from .fields import LimitError, shown
+from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
+from .fields import NUMBER_FIELDS, LimitError, shown
 
-__all__ = ["TraceFileError", "MAX_LINE_BYTES", "encode_line", "header_line", "load_events", "iter_events",
+__all__ = ["TraceFileError", "MAX_LINE_BYTES", "encode_line", "encode_event", "header_line", "load_events", "iter_events",
            "read_header"]
 
 
@@ -37,7 +37,59 @@ try:  # several times faster than json for the small dicts we write (benchmarks/
         except TypeError:  # orjson refuses lone surrogates (a name like "x\ud800")
             return _json_line(obj)
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
+    orjson = None
     encode_line = _json_line
+
+
+def _event_encoder(cls: type) -> Callable[[Event], bytes]:
+    """The line of one event class, written without :func:`to_dict` when it can be.
+
+    The common event holds only finite floats: their sum is then a finite float, and
+    the line is one ``orjson.dumps`` of a dict display. Anything else (NaN, ±inf, a
+    complex, an int, a lone surrogate, an optional field that is set) takes
+    :func:`to_dict`'s careful path, which writes exactly the same line for the common
+    event. One generated function per class, so the common case costs one call.
+    """
+    names = cls._fields
+    scalars = [f for f in names if f in NUMBER_FIELDS and f != "t" and f != "grads_before"]
+    lists = [f for f in names if f == "grads_before"]
+    checked = " + ".join([f"(0.0 if {f} is None else {f})" for f in scalars] + [f"sum({f})" for f in lists])
+    optional = [f for f in names if f in cls._field_defaults]  # written only when not None
+    shown = ", ".join(f"{f!r}: {f}" for f in names if f not in optional)
+    source = (f"def encode(event):\n"
+              f"    {', '.join(names)}, = event\n"
+              f"    try:\n"
+              f"        total = {checked or '0.0'}\n"
+              f"        if total.__class__ is float and total - total == 0.0"
+              f"{''.join(f' and {f} is None' for f in optional)}:\n"
+              f"            return dumps({{'kind': {cls.kind!r}, {shown}}}, option=NEWLINE)\n"
+              f"    except TypeError:  # a lone surrogate, or a number JSON has no form for\n"
+              f"        pass\n"
+              f"    return careful(event)\n")
+    scope: dict = {"dumps": orjson.dumps, "NEWLINE": orjson.OPT_APPEND_NEWLINE, "careful": _careful}
+    exec(compile(source, f"<encoder of {cls.kind}>", "exec"), scope)
+    encode = scope["encode"]
+    encode.__doc__ = f"The JSON line of a ``{cls.kind}`` event."
+    return encode
+
+
+def _careful(event: Event) -> bytes:
+    return encode_line(to_dict(event))
+
+
+ENCODERS: Dict[type, Callable[[Event], bytes]] = {
+    cls: (_event_encoder(cls) if orjson is not None and cls.kind != "diagnostic" else _careful)
+    for cls in EVENT_TYPES.values()}
+
+
+def encode_event(event: Event) -> bytes:
+    """The event's line in a trace file: ``encode_line(to_dict(event))``, faster.
+
+    >>> from autodiff_trace.core.events import GradsZeroed
+    >>> encode_event(GradsZeroed(3, 0.5, (1, 2), (2.0, float("nan"))))
+    b'{"kind":"grads_zeroed","seq":3,"t":0.5,"nodes":[1,2],"grads_before":[2.0,"NaN"]}\\n'
+    """
+    return ENCODERS[event.__class__](event)
 
 
 def header_line(metadata: dict) -> dict:
@@ -121,9 +173,10 @@ def _check_header(path, line: bytes) -> dict:
     if header.get("schema") != SCHEMA:
         raise TraceFileError(f"{path}:1: schema {shown(header.get('schema'))} is not {SCHEMA!r}")
     version = header.get("version")
-    if version.__class__ is not int or version != SCHEMA_VERSION:
+    if version.__class__ is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise TraceFileError(f"{path}:1: schema version {shown(version)} is not supported "
-                             f"(this autodiff_trace reads version {SCHEMA_VERSION}); "
+                             f"(this autodiff_trace reads versions {readable}); "
                              f"re-record the trace or use the matching autodiff_trace")
     for key in _HEADER_TEXTS:
         if header.get(key) is not None and header[key].__class__ is not str:

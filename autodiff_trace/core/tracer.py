@@ -26,8 +26,9 @@ from threading import get_ident
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from .active import _stack, active_tracer, announce, follow_active
+from .dispatch import Dispatch, _new, _now
 from .events import (
-    BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
+    BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated,
     GradsZeroed, NodeCreated,
 )
 from .held_line import HeldLine
@@ -39,10 +40,9 @@ from .turns import PassCounts, ThreadState, Turns
 __all__ = ["Sink", "Analyzer", "ReadsModel", "Tracer", "trace", "active_tracer", "follow_active"]
 
 
-_now = time.perf_counter
 
 
-class Tracer:
+class Tracer(Dispatch):
     """Receives reports from engines, and sends events to its sinks.
 
     Args:
@@ -139,7 +139,8 @@ class Tracer:
     # -- reports from engines --------------------------------------------------------
     def node_created(self, node: int, op: str, value: float, parents: tuple,
                      name: Optional[str] = None, *, skip: Iterable = (), obj: object = None,
-                     on_emit: Optional[Callable[[NodeCreated], None]] = None) -> None:
+                     on_emit: Optional[Callable[[NodeCreated], None]] = None,
+                     module: Optional[str] = None) -> None:
         """Report a new node.
 
         A node made on an assignment line (``z = mul(add(x, y), add(x, y))``) is held
@@ -148,7 +149,8 @@ class Tracer:
         ``obj`` is the node itself, when the engine has one (it tells a loop's new
         run of a line from the same run making several nodes); ``on_emit`` receives
         the event once its name is settled; ``skip`` holds code objects to look past
-        when finding the user's line (an adapter's op functions).
+        when finding the user's line (an adapter's op functions); ``module`` is the model
+        part that made it, when the adapter knows one (``model.0``).
         """
         frame = user_frame(skip)
         site = function = assigned = None
@@ -164,7 +166,7 @@ class Tracer:
             if held is None and assigned is not None:
                 held = state.held = HeldLine(frame, assigned, self.name_prefix + assigned)
                 own = True
-            report = (node, op, value, parents, name, site, function, on_emit)
+            report = (node, op, value, parents, name, site, function, on_emit, module)
             if held is None:
                 self._emit_node(*report)
             else:
@@ -184,14 +186,15 @@ class Tracer:
         held, state.held = state.held, None
         result = max((i for i, (r, own) in enumerate(held.reports)
                       if own and r[4] is None and r[1] != "const"), default=None)
-        for i, ((node, op, value, parents, name, site, function, on_emit), _) in enumerate(held.reports):
+        for i, ((node, op, value, parents, name, site, function, on_emit, module), _) in \
+                enumerate(held.reports):
             self._emit_node(node, op, value, parents, held.name if i == result else name,
-                            site, function, on_emit)
+                            site, function, on_emit, module)
 
-    def _emit_node(self, node, op, value, parents, name, site, function, on_emit) -> None:
+    def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None) -> None:
         if name is None:
             name = default_name(node, op, value)
-        self._emit(NodeCreated, node, op, value, parents, name, site, function, on_emit=on_emit)
+        self._emit(NodeCreated, node, op, value, parents, name, site, function, module, on_emit=on_emit)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""
@@ -207,22 +210,45 @@ class Tracer:
 
     def backward_fn_fired(self, node: int, grad: float, upstream: float) -> None:
         """Report that ``node``'s backward function is running."""
-        with self._clock.lock:
-            p = self._state().pass_
-            if p is not None:
-                p.fired += 1
-            self._emit(BackwardFnFired, 0 if p is None else p.pass_no, node, grad, upstream)
+        clock = self._clock
+        with clock.lock:
+            thread = get_ident()
+            state = self._threads.get(thread)
+            if state is None or state.pass_ is None or state.held is not None or clock.waiting \
+                    or clock.streaming != thread:  # held lines, other threads' turns: the full path
+                p = self._state().pass_
+                if p is not None:
+                    p.fired += 1
+                self._emit(BackwardFnFired, 0 if p is None else p.pass_no, node, grad, upstream)
+                return
+            p = state.pass_  # this thread's own pass, going out now: stamp and deliver at once
+            p.fired += 1
+            seq = clock.seq
+            clock.seq = seq + 1
+            self._dispatch(_new(BackwardFnFired, (seq, _now() - clock.t0, p.pass_no, node, grad, upstream)))
 
     def grad_accumulated(self, target: int, fired_by: Optional[int], local_grad: Optional[float],
                          contribution: float, grad_before: float, grad_after: float,
                          replaced: bool = False, site: Optional[str] = None) -> None:
         """Report a write to ``target``'s grad."""
-        with self._clock.lock:
-            p = self._state().pass_
-            if p is not None:
-                p.accumulated += 1
-            self._emit(GradAccumulated, 0 if p is None else p.pass_no, target, fired_by, local_grad,
-                       contribution, grad_before, grad_after, replaced, site)
+        clock = self._clock
+        with clock.lock:
+            thread = get_ident()
+            state = self._threads.get(thread)
+            if state is None or state.pass_ is None or state.held is not None or clock.waiting \
+                    or clock.streaming != thread:  # held lines, other threads' turns: the full path
+                p = self._state().pass_
+                if p is not None:
+                    p.accumulated += 1
+                self._emit(GradAccumulated, 0 if p is None else p.pass_no, target, fired_by, local_grad,
+                           contribution, grad_before, grad_after, replaced, site)
+                return
+            p = state.pass_  # this thread's own pass, going out now: stamp and deliver at once
+            p.accumulated += 1
+            seq = clock.seq
+            clock.seq = seq + 1
+            self._dispatch(_new(GradAccumulated, (seq, _now() - clock.t0, p.pass_no, target, fired_by, local_grad,
+                                                  contribution, grad_before, grad_after, replaced, site)))
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
         """Report that the grads of ``nodes`` were set to zero."""
@@ -274,119 +300,6 @@ class Tracer:
     @property
     def in_pass(self) -> bool:
         return self.pass_no != 0
-
-    # -- dispatch ---------------------------------------------------------------------
-    def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
-        """Send the event, or hold it while another thread's pass goes out. The caller holds
-        ``self._clock.lock``: each report takes it once."""
-        clock = self._clock
-        thread = get_ident()
-        state = self._threads.get(thread)
-        if state is not None and state.held is not None:  # a line's nodes go out first
-            self._release(state)
-        if clock.must_wait(thread):  # another thread's pass is going out: wait in line
-            clock.waiting.setdefault(thread, []).append((self, cls, fields, _now(), on_emit))
-            return
-        self._send(cls, fields, _now(), on_emit, thread)
-        if cls is BackwardFinished:
-            self._let_waiting_go()
-
-    def _send(self, cls, fields: tuple, t: float, on_emit: Optional[Callable], thread: int) -> None:
-        """Stamp the event and deliver it to this tracer and every tracer around it."""
-        clock = self._clock
-        if cls is BackwardStarted:
-            clock.streaming = thread
-        elif cls is BackwardFinished:
-            clock.streaming = None
-        event = cls(clock.seq, t - clock.t0, *fields)
-        clock.seq += 1
-        tracer = self
-        while tracer is not None:  # nested tracers: every one that is listening
-            if tracer.analyzers:
-                tracer._receive(event)
-            else:
-                tracer._deliver(event)
-            tracer = tracer._outer
-        if on_emit is not None:
-            on_emit(event)
-
-    def _let_waiting_go(self) -> None:
-        """Between passes, send what waiting threads held back, a thread at a time."""
-        clock = self._clock
-        while clock.streaming is None and clock.waiting:
-            thread = next(iter(clock.waiting))
-            for tracer, cls, fields, t, on_emit in clock.waiting.pop(thread):
-                tracer._send(cls, fields, t, on_emit, thread)
-
-    def _stamp(self, cls, *fields) -> Event:
-        """The event with the next sequence number and the time since the trace began."""
-        clock = self._clock
-        event = cls(clock.seq, _now() - clock.t0, *fields)
-        clock.seq += 1
-        return event
-
-    def _receive(self, event: Event) -> None:
-        # An analyzer's findings are queued, so every sink sees them after the event
-        # that caused them, never in the middle of another event's delivery.
-        self._queue.append(event)
-        if self._dispatching:
-            return
-        self._dispatching = True
-        try:
-            self._drain()
-        finally:
-            self._dispatching = False
-
-    def _drain(self) -> None:
-        while self._queue:
-            event = self._deliver(self._queue.popleft())
-            if event is None:  # dropped by a filter: for the analyzers too
-                continue
-            for analyzer in self.analyzers:
-                try:
-                    self._emit_findings(analyzer.handle(event))
-                except Exception as exc:
-                    self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
-
-    def report_finding(self, finding) -> None:
-        """Deliver a finding made outside the analyzers (an adapter's own check) as a
-        ``diagnostic`` event, stamped and sent like every other event."""
-        with self._clock.lock:
-            self._emit(Diagnostic, finding.pass_no, finding.finding, finding.severity, finding.message,
-                       tuple(finding.nodes), tuple(finding.names), finding.site, finding.hint)
-
-    def _emit_findings(self, findings: Optional[Iterable]) -> None:
-        for f in findings or ():
-            self._queue.append(self._stamp(Diagnostic, f.pass_no, f.finding, f.severity, f.message,
-                                           tuple(f.nodes), tuple(f.names), f.site, f.hint))
-
-    def _deliver(self, event: Event) -> Optional[Event]:
-        """Filters, model, record, sinks; the event as the filters left it, or None."""
-        for keep in self.filters:
-            try:
-                event = keep(event)
-            except Exception as exc:
-                self.filters = self._detach(self.filters, keep, event, exc)
-            if event is None:
-                return None
-        if self.record:
-            self.events.append(event)
-        if self.model is not None:
-            self.model.handle(event)
-        for sink in self.sinks:
-            try:
-                sink.handle(event)
-            except Exception as exc:
-                self.sinks = self._detach(self.sinks, sink, event, exc)
-        return event
-
-    def _detach(self, group: list, member, event: Event, exc: Exception) -> list:
-        """Report a failing sink or analyzer; the group without it (a new list, so a
-        loop over the old one finishes safely)."""
-        print(f"autodiff_trace: {type(member).__name__} failed on a {event.kind} event "
-              f"({type(exc).__name__}: {exc}); it is detached and the trace goes on without it",
-              file=sys.stderr)
-        return [m for m in group if m is not member]
 
 
 def trace(sinks: Sequence[Sink] = (), *, analyzers: Sequence[Analyzer] = (),

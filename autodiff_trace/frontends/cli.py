@@ -84,7 +84,7 @@ def run(script: Annotated[Optional[str], typer.Argument(
         target = _target(script, args, options)
         if options["module"] is not None and script is not None:
             args.insert(0, script)
-        instrumentation = _instrumentation(options["engine"], options["attr"] or [])
+        instrumentation = _instrumentation(options["engine"], options["attr"] or [], options["sweep"])
         claim = claim_folder(options["out"] if options["out"] is not None
                              else default_folder(target))
     except UsageProblem as problem:
@@ -100,7 +100,7 @@ def run(script: Annotated[Optional[str], typer.Argument(
             folder, sinks=chosen, pass_no=options["pass_no"], max_nodes=options["max_nodes"],
             check_grads=options["check_grads"], live=options["live"], delay=options["delay"],
             console=console, renderer=options["renderer"], progress=True,
-            full_report=options["full_report"],
+            full_report=options["full_report"], keep=options["keep"],
             metadata={"script": target.shown_as, "script_args": args})
     except OSError as problem:  # the trace file cannot be written
         voice.say(str(problem))
@@ -112,6 +112,8 @@ def run(script: Annotated[Optional[str], typer.Argument(
         voice.say(note)
     reports = _save_report(console, folder, target, voice) if "rich" in chosen else []
     if not options["quiet"]:
+        if session.kept_note is not None:
+            voice.say(session.kept_note)
         _summarise(session.written + (reports or []), voice)
     if code == 0 and (session.output_failed or reports is None):
         code = 2
@@ -140,13 +142,13 @@ def _target(script: Optional[str], args: List[str], options: dict) -> Target:
     return target
 
 
-def _instrumentation(engine: Optional[str], attr_options: List[str]):
-    """The adapters' instrumentation for ``--engine`` and ``--attr``; a malformed one is
-    a usage problem, found before the script runs."""
+def _instrumentation(engine: Optional[str], attr_options: List[str], sweep: Optional[str] = None):
+    """The adapters' instrumentation for ``--engine``, ``--attr`` and ``--sweep``; a malformed
+    one is a usage problem, found before the script runs."""
     from ..adapters import EngineSpecError, Instrumentation, parse_attr_options
 
     try:
-        return Instrumentation(engine=engine, attrs=parse_attr_options(attr_options) or None)
+        return Instrumentation(engine=engine, attrs=parse_attr_options(attr_options) or None, sweep=sweep)
     except EngineSpecError as problem:
         raise UsageProblem(str(problem)) from None
 

@@ -162,11 +162,13 @@ class TraceBackwardMagics(Magics):
         session = self.last = open_session(
             folder, sinks=sinks, pass_no=options.pass_no, max_nodes=options.max_nodes,
             check_grads=options.check_grads, live=False, console=Console(highlight=False),
-            renderer=options.renderer, metadata={"cell": label}, full_report=options.full_report)
+            renderer=options.renderer, metadata={"cell": label}, full_report=options.full_report,
+            keep=options.keep)
         namespace = shell.user_ns
         result = None
         try:
-            with session.tracer, instrument(engine=options.engine, attrs=attrs or None) as found:
+            with session.tracer, instrument(engine=options.engine, attrs=attrs or None,
+                                            sweep=options.sweep) as found:
                 exec(compile(tree, filename, "exec"), namespace)
                 if shown is not None:
                     result = eval(compile(ast.Expression(shown.value), filename, "eval"), namespace)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional, Sequence, Tuple
 
+from ..core.keep import DEFAULT_KEEP, KeepPolicy
 from .session import DEFAULT_SINKS, SINKS
 
 __all__ = ["RunOption", "RUN_OPTIONS", "UsageProblem", "typer_parameters", "add_arguments",
@@ -41,6 +42,7 @@ class RunOption:
         negatable: a flag with a ``--no-`` form, ``None`` when neither is given.
         in_magic: also an option of ``%%trace_backward``.
         magic_help: the help text there, when it differs.
+        check: refuses a bad value with a one-line ValueError (the value as given).
     """
 
     name: str
@@ -54,6 +56,7 @@ class RunOption:
     negatable: bool = False
     in_magic: bool = True
     magic_help: Optional[str] = None
+    check: Optional[Callable[[Any], Any]] = None
 
 
 RUN_OPTIONS: Tuple[RunOption, ...] = (
@@ -75,6 +78,10 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
               "when the output is a terminal)", negatable=True, in_magic=False),
     RunOption("delay", ("--delay",), float, 0.0, "Seconds to wait at each event in the live "
               "view, to watch a pass unfold.", minimum=0, in_magic=False),
+    RunOption("keep", ("--keep",), str, DEFAULT_KEEP, "Passes whose every event trace.jsonl "
+              "keeps and the diagrams draw: words joined by commas, from all, first:N, last, "
+              "last:N, findings, every:N; every other pass is analysed, then summarised in "
+              "one line.", check=KeepPolicy.parse),
     RunOption("full_report", ("--full-report",), bool, False, "Print every pass's tree and "
               "ledger; by default only those of passes with findings, when short enough."),
     RunOption("quiet", ("--quiet", "-q"), bool, False, "No terminal report and no 'wrote' "
@@ -90,6 +97,8 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
     RunOption("attr", ("--attr",), str, None, "Attribute names of your node class, e.g. "
               "--attr grad=der --attr parents=_prev (keys: value, grad, parents, backward, op).",
               many=True),
+    RunOption("sweep", ("--sweep",), str, None, "The function of your engine that fills a dict "
+              "of gradients, as module:function, when it is not found by itself."),
     RunOption("renderer", ("--renderer",), str, None, "Graphviz renderer: the bundled one by "
               "default, 'dot' for the system Graphviz, or a path to a dot program."),
 )
@@ -116,10 +125,27 @@ def typer_parameters() -> List[inspect.Parameter]:
                 annotation = Optional[annotation]
         if option.minimum is not None:
             settings["min"] = option.minimum
+        if option.check is not None:
+            settings["callback"] = _typer_check(option.check)
         parameters.append(inspect.Parameter(
             option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default,
             annotation=Annotated[annotation, typer.Option(*flags, **settings)]))
     return parameters
+
+
+def _typer_check(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An option's ``check`` as a Typer callback: a bad value is a usage error."""
+    import typer
+
+    def callback(value: Any) -> Any:
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as problem:
+                raise typer.BadParameter(str(problem)) from None
+        return value
+
+    return callback
 
 
 def _choice(option: RunOption) -> type:
@@ -148,6 +174,11 @@ def _checked(option: RunOption) -> Callable[[str], Any]:
     """The option's type, refusing values under its minimum in argparse's own words."""
     def convert(text: str):
         value = option.kind(text)
+        if option.check is not None:
+            try:
+                option.check(value)
+            except ValueError as problem:
+                raise argparse.ArgumentTypeError(str(problem)) from None
         if option.minimum is not None and value < option.minimum:
             raise argparse.ArgumentTypeError(f"{option.flags[0]} must be at least {option.minimum}")
         return value

@@ -13,7 +13,7 @@ import inspect
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from rich.console import Console
 
@@ -23,7 +23,9 @@ from ..sinks.findings import FindingsSink
 from ..sinks.jsonl import JsonlSink
 from ..sinks.progress import ProgressSink
 from ..sinks.rich_tree import RichTreeSink
+from ..core.keep import DEFAULT_KEEP, KeepPolicy, describe_kept
 from ..core.tracer import Tracer
+from ..adapters.torch import TorchWatch
 
 __all__ = ["SINKS", "Session", "open_session", "traced", "traced_block"]
 
@@ -41,6 +43,7 @@ class Session:
     def __init__(self, tracer: Tracer, out: Optional[Path], findings: Optional[FindingsSink],
                  dot: Optional[DotSink], jsonl: Optional[Path]) -> None:
         self.tracer, self.out, self.findings, self.dot, self.jsonl = tracer, out, findings, dot, jsonl
+        self.jsonl_sink = next((s for s in tracer.sinks if isinstance(s, JsonlSink)), None)
         self._writers = [s for s in tracer.sinks if isinstance(s, (DotSink, JsonlSink, FindingsSink))]
         self._failed_to_close: list = []
         for writer in self._writers:
@@ -50,6 +53,14 @@ class Session:
     def output_failed(self) -> bool:
         """True when a sink that writes files failed (and was detached, or did not close)."""
         return any(w not in self.tracer.sinks for w in self._writers) or bool(self._failed_to_close)
+
+    @property
+    def kept_note(self) -> Optional[str]:
+        """What the trace file kept in full and what it summarised; None when it kept all."""
+        sink = self.jsonl_sink
+        if sink is None or sink.keep is None:
+            return None
+        return describe_kept(sink.kept, sink.summarised, sink.keep, where=str(self.jsonl))
 
     @property
     def written(self) -> list:
@@ -80,7 +91,7 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
                  live: Optional[bool] = None, delay: float = 0.0, console: Optional[Console] = None,
                  renderer: Optional[str] = None, name_prefix: str = "",
                  metadata: Optional[dict] = None, progress: bool = False,
-                 full_report: bool = False) -> Session:
+                 full_report: bool = False, keep: Union[str, KeepPolicy] = DEFAULT_KEEP) -> Session:
     """Build the tracer for a run (not yet started).
 
     Args:
@@ -90,7 +101,10 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         check_grads: also compare every leaf's grad with a central difference.
         progress: on a terminal, a status line counting events (unless the tree is live).
         full_report: print every pass's tree and ledger, not only those with findings.
+        keep: the passes trace.jsonl and the diagrams hold in full (:class:`KeepPolicy`'s
+            words, ``first:3,findings,last`` by default); every pass is analysed.
     """
+    policy = keep if isinstance(keep, KeepPolicy) else KeepPolicy.parse(keep)
     unknown = [s for s in sinks if s not in SINKS]
     if unknown:
         raise ValueError(f"unknown sink {unknown[0]!r}; choose from {', '.join(SINKS)}")
@@ -106,11 +120,11 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         formats = [f for f in ("svg", "png", "pdf") if f in sinks]
         if formats or "dot" in sinks:
             dot = DotSink(out, formats=formats, pass_no=pass_no, max_nodes=max_nodes,
-                          renderer=renderer)
+                          renderer=renderer, keep=policy)
             chosen.append(dot)
         if "json" in sinks:
             jsonl = out / "trace.jsonl"
-            chosen.append(JsonlSink(jsonl, metadata=metadata))
+            chosen.append(JsonlSink(jsonl, metadata=metadata, keep=policy))
         findings = FindingsSink(out)
         chosen.append(findings)
     tracer = Tracer(chosen, analyzers=[Diagnoser(check_grads=check_grads)],
@@ -128,7 +142,7 @@ def traced_block(out: Optional[Path] = None, **options) -> Iterator[Session]:
     if out is None and _in_notebook():
         out = Path(tempfile.mkdtemp(prefix="autodiff_trace_"))
     session = open_session(Path(out) if out is not None else None, **options)
-    with session.tracer:
+    with session.tracer, TorchWatch():  # PyTorch traced if the code uses it (never imported here)
         yield session
     _show_inline(session)
 

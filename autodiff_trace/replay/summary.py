@@ -9,17 +9,19 @@ from __future__ import annotations
 from typing import Dict, Iterable
 
 from ..core.events import Event
+from ..core.text import plural
 
 __all__ = ["trace_stats", "format_stats"]
 
 
 def trace_stats(events: Iterable[Event], *, keep_passes: int = 1000) -> dict:
     """Counts of a trace, read in one streaming pass: events per kind, nodes, passes (the
-    first ``keep_passes`` in detail, all in the totals) and findings per severity and kind."""
+    first ``keep_passes`` in detail, all in the totals, summarised ones from their
+    ``pass_summary``) and findings per severity and kind."""
     kinds: Dict[str, int] = {}
     findings: Dict[str, Dict[str, int]] = {}
     passes: Dict[int, dict] = {}
-    totals = {"count": 0, "finished": 0, "seconds": 0.0, "longest": 0.0}
+    totals = {"count": 0, "finished": 0, "summarised": 0, "seconds": 0.0, "longest": 0.0}
     nodes = 0
     first_t = last_t = None
     for event in events:
@@ -44,6 +46,17 @@ def trace_stats(events: Iterable[Event], *, keep_passes: int = 1000) -> dict:
             totals["longest"] = max(totals["longest"], event.duration)
             if event.pass_no in passes:
                 passes[event.pass_no]["seconds"] = event.duration
+        elif kind == "pass_summary":  # a pass the trace kept as its counts only
+            totals["count"] += 1
+            totals["finished"] += 1
+            totals["summarised"] += 1
+            totals["seconds"] += event.duration
+            totals["longest"] = max(totals["longest"], event.duration)
+            nodes += event.made
+            if len(passes) < keep_passes:
+                passes[event.pass_no] = {"pass": event.pass_no, "reachable": event.reached,
+                                         "fired": event.fired, "writes": event.accumulated,
+                                         "seconds": event.duration, "summarised": True}
         elif kind == "diagnostic":
             by_kind = findings.setdefault(event.severity, {})
             by_kind[event.finding] = by_kind.get(event.finding, 0) + 1
@@ -64,7 +77,10 @@ def format_stats(stats: dict, *, max_passes: int = 20) -> str:
     for p in passes[:max_passes]:
         took = "cut short" if p["seconds"] is None else f"{p['seconds'] * 1e3:.3f} ms"
         lines.append(f"  pass {p['pass']:<4} {took:>12}  {p['reachable']:,} reachable, "
-                     f"{p['fired']:,} fired, {p['writes']:,} grad writes")
+                     f"{p['fired']:,} fired, {p['writes']:,} grad writes"
+                     + ("  (summarised)" if p.get("summarised") else ""))
+    if totals["summarised"]:
+        lines.append(f"  {plural(totals['summarised'], 'pass')} kept as counts only (the trace's keep policy)")
     if totals["count"] > min(len(passes), max_passes):
         lines.append(f"  ... and {totals['count'] - min(len(passes), max_passes):,} more passes")
     total = sum(sum(k.values()) for k in stats["findings"].values())

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence, Union
 from ..views.graph import render as _render
 from ..views.graph.diagram import check_layout, diagram
 from ..core.events import Event
+from ..core.keep import KeepPolicy, NewFindings
 from ..core.model import TraceModel
 from ._errors import cannot_write
 
@@ -42,13 +43,15 @@ class DotSink:
         max_frames: frames per pass at most.
         max_passes: passes drawn at most when ``pass_no`` is None.
         report: where one-line messages go; stderr by default.
+        keep: draw only the passes this policy keeps (the first ones, those with
+            findings, the last); None draws every pass.
     """
 
     def __init__(self, out_dir: Union[str, os.PathLike], *, formats: Sequence[str] = ("svg",),
                  pass_no: Optional[int] = None, max_nodes: int = 300, rankdir: str = "LR",
                  renderer: Optional[str] = None, timeout: float = 30.0, frames: bool = False,
                  max_frames: int = 200, max_passes: int = 50,
-                 report: Callable[[str], None] = _say) -> None:
+                 report: Callable[[str], None] = _say, keep: Optional[KeepPolicy] = None) -> None:
         if isinstance(formats, str):
             formats = (formats,)
         formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -63,6 +66,8 @@ class DotSink:
         self.renderer, self.timeout = renderer, timeout
         self.frames, self.max_frames, self.max_passes = frames, max_frames, max_passes
         self.report = report
+        self.keep = None if keep is None or keep.keeps_everything else keep
+        self._new_findings, self._found_in = NewFindings(), set()  # passes where a finding first showed
         self.model = TraceModel()
         self._folds = True  # until a tracer binds its own model
         self.written: List[Path] = []
@@ -87,12 +92,18 @@ class DotSink:
                         self.model.pass_(event.pass_no) is None and
                         not named.isdisjoint(p.reachable.union(p.fired)))):
                     self._dirty.add(p.pass_no)
+            if self.keep is not None and self._new_findings.is_new(event):
+                self._found_in.add(event.pass_no)
+            found = self.model.pass_(event.pass_no) if self.keep is not None else None
+            if found is not None and found.finished and found.pass_no not in self._drawn \
+                    and self._wanted(found.pass_no) and self._kept(found.pass_no):
+                self._dirty.add(found.pass_no)  # a pass kept for its findings
             return
         if self._dirty:  # findings about a finished pass came right after it; redraw it once
             for pass_no in sorted(self._dirty):
                 self._draw(pass_no)
             self._dirty.clear()
-        if kind == "backward_finished" and self._wanted(event.pass_no):
+        if kind == "backward_finished" and self._wanted(event.pass_no) and self._kept(event.pass_no):
             self._draw(event.pass_no)
 
     def close(self) -> None:
@@ -100,8 +111,10 @@ class DotSink:
         if self.closed:
             return
         self.closed = True
+        last = self.model.passes[-1].pass_no if self.model.passes else 0
         for p in self.model.passes:
-            if (p.pass_no not in self._drawn and self._wanted(p.pass_no)) or p.pass_no in self._dirty:
+            if (p.pass_no not in self._drawn and self._wanted(p.pass_no) and self._kept(p.pass_no, last)) \
+                    or p.pass_no in self._dirty:
                 self._draw(p.pass_no)
         if self.pass_no is not None or not self.model.passes:
             try:
@@ -116,6 +129,17 @@ class DotSink:
         if self.pass_no is not None:
             return pass_no == self.pass_no
         return pass_no in self._drawn or len(self._drawn) < self.max_passes
+
+    def _kept(self, pass_no: int, last: Optional[int] = None) -> bool:
+        """Does the keep policy draw this pass (``last``: the trace's last pass, once known)?"""
+        if self.keep is None or self.pass_no is not None:
+            return True
+        has_findings = pass_no in self._found_in
+        found = self.model.pass_(pass_no)
+        nodes = len(found.reachable) if found is not None else None
+        if last is None:
+            return self.keep.keeps_early(pass_no, has_findings, nodes)
+        return self.keep.keeps(pass_no, has_findings, last, nodes)
 
     def _tell(self, message: str) -> None:
         if message not in self._said:

@@ -1,10 +1,14 @@
-"""A one-line status on a terminal while a long script runs: events and passes so far."""
+"""A one-line status on a terminal while a long script runs: events and passes so far.
+
+It appears once the run has lasted a second (a quick run shows none) and is redrawn
+every few thousand events and at the end of each pass.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import sys
+import time
+from typing import Optional
 
 from rich.console import Console
 from rich.live import Live
@@ -22,11 +26,14 @@ class ProgressSink:
     Args:
         console: where to draw; nothing is drawn unless it is a terminal.
         every: events between two updates of the line (redrawing costs more than counting).
+        after: seconds from the first event before the line appears.
     """
 
-    def __init__(self, console: Console, *, every: int = 5000) -> None:
+    def __init__(self, console: Console, *, every: int = 5000, after: float = 1.0) -> None:
         self.console = console
         self.every = every
+        self.after = after
+        self._began: Optional[float] = None
         self.events = 0
         self.passes = 0
         self._live: Optional[Live] = None
@@ -34,9 +41,16 @@ class ProgressSink:
 
     def handle(self, event: Event) -> None:
         self.events += 1
-        if event.kind == "backward_started":
+        kind = event.kind
+        if kind == "backward_started":
             self.passes += 1
-        if self.events % self.every == 0 and self.console.is_terminal:
+            if self._began is None:
+                self._began = time.perf_counter()
+        elif self._began is None:
+            self._began = time.perf_counter()
+        if (self.events % self.every == 0 or kind == "backward_finished") and self.console.is_terminal:
+            if self._live is None and time.perf_counter() - self._began < self.after:
+                return
             self._spinner.update(text=self.describe())
             if self._live is None:
                 # The script's prints go above the line when they share its terminal; when

@@ -39,7 +39,8 @@ def _svg(picture, frame: int, renderer: Optional[str]) -> str:
 def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *,
                  pass_no: Optional[int] = None, max_nodes: int = 150, max_frames: int = 100,
                  max_bytes: int = 20_000_000, max_passes: int = 20, renderer: Optional[str] = None,
-                 title: str = "backward pass") -> str:
+                 title: str = "backward pass", max_steps: int = 5000,
+                 max_drawn: int = 1_000_000) -> str:
     """The player page as a string.
 
     Args:
@@ -51,14 +52,26 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
         max_bytes: a budget for the pictures' SVG text, to keep the page openable.
         renderer: Graphviz renderer, as for :func:`autodiff_trace.views.graph.render.render`.
         title: shown at the top of the page (escaped).
+        max_steps: steps listed per pass at most; the page says how many it left out.
+        max_drawn: a budget of nodes laid out over a pass's frames (frames × the pass's
+            graph), so a pass over a huge graph gets fewer step pictures, not a hang.
     """
     if isinstance(events, (str, os.PathLike)):
         events = iter_events(events)
-    model, steps_of = TraceModel(), {}  # pass_no -> its events, in order
+    model, steps_of = TraceModel(), {}  # pass_no -> its first max_steps events, in order
+    left_out: Dict[int, int] = {}  # pass_no -> steps not listed
     for event in events:
         model.handle(event)
         if event.kind in ("backward_started", "backward_fn_fired", "grad_accumulated"):
-            steps_of.setdefault(event.pass_no, []).append(event)
+            wanted = event.pass_no == pass_no if pass_no is not None else \
+                event.pass_no in steps_of or len(steps_of) < max_passes
+            if not wanted:
+                continue
+            listed = steps_of.setdefault(event.pass_no, [])
+            if len(listed) < max_steps:
+                listed.append(event)
+            else:
+                left_out[event.pass_no] = left_out.get(event.pass_no, 0) + 1
     if pass_no is None:
         model.require_pass(None, "play")
         chosen = model.passes[:max_passes]
@@ -69,10 +82,11 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
     findings: Dict[int, List[str]] = {}  # pass_no -> what the diagnostics found in it
     for p in chosen:
         frame_of: Dict[Optional[int], int] = {}
+        allowed = len(frames) + max(1, min(max_frames, max_drawn // max(1, len(p.order))))
 
-        def frame(step: Optional[int], p=p, frame_of=frame_of) -> int:
+        def frame(step: Optional[int], p=p, frame_of=frame_of, allowed=allowed) -> int:
             if step not in frame_of:
-                full = len(frames) >= max_frames or sum(map(len, frames)) >= max_bytes
+                full = len(frames) >= min(max_frames, allowed) or sum(map(len, frames)) >= max_bytes
                 if step is not None and full:
                     return frame(None)
                 frame_of[step] = len(frames)
@@ -98,6 +112,10 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
                                    for d in p.diagnostics]
     note = (f"{len(model.passes)} passes in the trace; showing {len(chosen)}"
             if pass_no is None and len(model.passes) > len(chosen) else "")
+    cut = [f"pass {n}: the first {max_steps:,} steps of {max_steps + extra:,}"
+           for n, extra in left_out.items() if any(p.pass_no == n for p in chosen)]
+    if cut:
+        note = "; ".join(filter(None, [note, *cut]))
     return _page(title, frames, {"steps": steps, "findings": findings}, note)
 
 

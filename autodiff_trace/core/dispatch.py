@@ -1,0 +1,143 @@
+"""How the tracer stamps events and delivers them: the second half of :class:`~.tracer.Tracer`.
+
+An event is stamped (its ``seq`` and ``t``) once, then delivered to the tracer that
+received the report and to every tracer around it: filters, model, record, sinks,
+then the analyzers, whose findings are queued and delivered after the event that
+caused them. A thread whose turn has not come (another thread's pass is going out)
+waits in line (:mod:`.turns`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from threading import get_ident
+from typing import Callable, Iterable, Optional
+
+from .events import BackwardFinished, BackwardStarted, Diagnostic, Event
+
+__all__ = ["Dispatch"]
+
+_now = time.perf_counter
+_new = tuple.__new__
+
+
+class Dispatch:
+    """The delivery half of the tracer; :class:`~.tracer.Tracer` holds the state it uses
+    (``_clock``, ``_threads``, ``_outer``, the stages, ``_queue``)."""
+
+    def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
+        """Send the event, or hold it while another thread's pass goes out. The caller holds
+        ``self._clock.lock``: each report takes it once."""
+        clock = self._clock
+        thread = get_ident()
+        state = self._threads.get(thread)
+        if state is not None and state.held is not None:  # a line's nodes go out first
+            self._release(state)
+        if clock.must_wait(thread):  # another thread's pass is going out: wait in line
+            clock.waiting.setdefault(thread, []).append((self, cls, fields, _now(), on_emit))
+            return
+        self._send(cls, fields, _now(), on_emit, thread)
+        if cls is BackwardFinished:
+            self._let_waiting_go()
+
+    def _send(self, cls, fields: tuple, t: float, on_emit: Optional[Callable], thread: int) -> None:
+        """Stamp the event and deliver it to this tracer and every tracer around it."""
+        clock = self._clock
+        if cls is BackwardStarted:
+            clock.streaming = thread
+        elif cls is BackwardFinished:
+            clock.streaming = None
+        event = _new(cls, (clock.seq, t - clock.t0, *fields))  # cls(...) without its Python __new__
+        clock.seq += 1
+        self._dispatch(event)
+        if on_emit is not None:
+            on_emit(event)
+
+    def _dispatch(self, event: Event) -> None:
+        """Deliver a stamped event to this tracer and every tracer around it."""
+        tracer = self
+        while tracer is not None:  # nested tracers: every one that is listening
+            if tracer.analyzers:
+                tracer._receive(event)
+            else:
+                tracer._deliver(event)
+            tracer = tracer._outer
+
+    def _let_waiting_go(self) -> None:
+        """Between passes, send what waiting threads held back, a thread at a time."""
+        clock = self._clock
+        while clock.streaming is None and clock.waiting:
+            thread = next(iter(clock.waiting))
+            for tracer, cls, fields, t, on_emit in clock.waiting.pop(thread):
+                tracer._send(cls, fields, t, on_emit, thread)
+
+    def _stamp(self, cls, *fields) -> Event:
+        """The event with the next sequence number and the time since the trace began."""
+        clock = self._clock
+        event = cls(clock.seq, _now() - clock.t0, *fields)
+        clock.seq += 1
+        return event
+
+    def _receive(self, event: Event) -> None:
+        # An analyzer's findings are queued, so every sink sees them after the event
+        # that caused them, never in the middle of another event's delivery.
+        self._queue.append(event)
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            self._drain()
+        finally:
+            self._dispatching = False
+
+    def _drain(self) -> None:
+        while self._queue:
+            event = self._deliver(self._queue.popleft())
+            if event is None:  # dropped by a filter: for the analyzers too
+                continue
+            for analyzer in self.analyzers:
+                try:
+                    self._emit_findings(analyzer.handle(event))
+                except Exception as exc:
+                    self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
+
+    def report_finding(self, finding) -> None:
+        """Deliver a finding made outside the analyzers (an adapter's own check) as a
+        ``diagnostic`` event, stamped and sent like every other event."""
+        with self._clock.lock:
+            self._emit(Diagnostic, finding.pass_no, finding.finding, finding.severity, finding.message,
+                       tuple(finding.nodes), tuple(finding.names), finding.site, finding.hint)
+
+    def _emit_findings(self, findings: Optional[Iterable]) -> None:
+        for f in findings or ():
+            self._queue.append(self._stamp(Diagnostic, f.pass_no, f.finding, f.severity, f.message,
+                                           tuple(f.nodes), tuple(f.names), f.site, f.hint))
+
+    def _deliver(self, event: Event) -> Optional[Event]:
+        """Filters, model, record, sinks; the event as the filters left it, or None."""
+        for keep in self.filters:
+            try:
+                event = keep(event)
+            except Exception as exc:
+                self.filters = self._detach(self.filters, keep, event, exc)
+            if event is None:
+                return None
+        if self.record:
+            self.events.append(event)
+        if self.model is not None:
+            self.model.handle(event)
+        for sink in self.sinks:
+            try:
+                sink.handle(event)
+            except Exception as exc:
+                self.sinks = self._detach(self.sinks, sink, event, exc)
+        return event
+
+    def _detach(self, group: list, member, event: Event, exc: Exception) -> list:
+        """Report a failing sink or analyzer; the group without it (a new list, so a
+        loop over the old one finishes safely)."""
+        print(f"autodiff_trace: {type(member).__name__} failed on a {event.kind} event "
+              f"({type(exc).__name__}: {exc}); it is detached and the trace goes on without it",
+              file=sys.stderr)
+        return [m for m in group if m is not member]

@@ -1,0 +1,47 @@
+"""Replaying a long trace stays bounded: the player lists at most so many steps per pass,
+draws fewer pictures of a huge graph, and says what it left out."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from autodiff_trace import Value, trace
+from autodiff_trace.views.player import build_player
+
+
+def chain_events(length: int) -> list:
+    """One pass over a chain of ``length`` multiplications."""
+    with trace() as t:
+        x = Value(1.0, name="x")
+        for _ in range(length):
+            x = x * 1.5
+        x.backward()
+    return t.events
+
+
+def page_data(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="steps">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
+
+
+class TestPlayerBounds:
+    def test_steps_beyond_the_cap_are_left_out_and_counted(self):
+        """With max_steps=10 a pass of 60 steps lists 10 and the page names the cut."""
+        page = build_player(chain_events(20), max_steps=10, max_frames=2)
+        assert "the first 10 steps of" in page
+        assert len(page_data(page)["steps"]) == 10
+
+    def test_a_pass_within_the_cap_lists_every_step(self):
+        """A small pass lists every step and notes nothing."""
+        events = chain_events(3)
+        steps = sum(1 for e in events if e.kind in ("backward_started", "backward_fn_fired", "grad_accumulated"))
+        page = build_player(events, max_frames=2)
+        assert len(page_data(page)["steps"]) == steps and "steps of" not in page
+
+    def test_a_huge_graph_gets_fewer_pictures(self):
+        """The drawing budget (frames times nodes) caps the pictures of a big pass."""
+        events = chain_events(40)
+        few = build_player(events, max_drawn=100, max_frames=50)
+        many = build_player(events, max_drawn=100_000, max_frames=50)
+        assert few.count("<svg") < many.count("<svg")
