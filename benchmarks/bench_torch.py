@@ -2,10 +2,14 @@
 
 1. One SGD step of an MLP (width 512, batch 64) untraced, and traced: the forward's
    nodes, the firing order, each node's received-gradient norm and every
-   parameter's gradient before, added and after.
+   parameter's gradient before, added and after; beside them the same step under
+   ``torch.autograd.detect_anomaly()``, which is what hunting a NaN that shows up
+   only now and then costs on every step until it does.
 2. The same step with ``sqrt`` of a value that reaches 0 in the loss: tracing (which
    names the node that made the first non-finite gradient) against
-   ``torch.autograd.detect_anomaly()``, each as a ratio to the untraced step.
+   ``detect_anomaly()``, each as a ratio to the untraced step. Anomaly mode raises at
+   the first NaN, so it skips the rest of that pass; the trace lets the pass finish,
+   as the script does.
 
 Rounds alternate between the variants, so a busy machine slows them alike; the
 ratios are of medians, with the spread (min-max of per-round ratios) beside them:
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 import warnings
@@ -106,10 +111,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # steadier numbers on a shared machine
     print(f"torch {torch.__version__}, width {args.width}, batch 64, {args.rounds} rounds of "
-          f"{args.steps} steps, 1 thread")
+          f"{args.steps} steps, 1 thread, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
     step = make_step(args.width, nan=False)
-    show("training step", compare(step, {"untraced": contextlib.nullcontext, "traced": traced},
-                                  args.rounds, args.steps))
+    show("training step", compare(step, {"untraced": contextlib.nullcontext, "traced": traced,
+                                         "detect_anomaly": anomaly}, args.rounds, args.steps))
     step = make_step(args.width, nan=True)
     show("non-finite gradient: finding its origin",
          compare(step, {"untraced": contextlib.nullcontext, "traced": traced, "detect_anomaly": anomaly},

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TRACE_BACKWARD = str(Path(sys.executable).parent / "trace-backward")
 SCRIPTS = ["torch_correct", "torch_forgot_zero_grad", "torch_sqrt_zero", "torch_detached",
-           "torch_retain_twice"]
+           "torch_retain_twice", "torch_accumulate"]
 
 
 def traced_events(run) -> list:
@@ -73,6 +73,28 @@ class TestOptional:
         after = (torch.autograd.backward, torch.autograd.grad, torch.Tensor.backward,
                  torch.optim.Optimizer.zero_grad, nn.Module.zero_grad)
         assert after == before
+        assert torch.overrides._get_current_function_mode_stack() == []
+
+
+    def test_an_optimizer_step_that_raises_leaves_tracing_whole(self):
+        """A step that raises: the next step's forward is still recorded with its line, and
+        stopping leaves the mode stack empty."""
+        class Failing(torch.optim.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("step failed")
+
+        def run():
+            model = nn.Linear(3, 1)
+            optimizer = Failing(model.parameters(), lr=0.1)
+            for _ in range(2):
+                optimizer.zero_grad()
+                loss = model(torch.randn(4, 3)).pow(2).mean()
+                loss.backward()
+                with pytest.raises(RuntimeError, match="step failed"):
+                    optimizer.step()
+        events = traced_events(run)
+        sites = [e.site for e in events if e.kind == "node_created" and e.op == "linear"]
+        assert len(sites) == 2 and all(site and "test_torch.py:" in site for site in sites)
         assert torch.overrides._get_current_function_mode_stack() == []
 
 
@@ -196,8 +218,60 @@ class TestFindings:
         assert f":{line_of(name, 'retain_graph=True')}" in found[0].message
 
 
+class TestFindingsDecidedLater:
+    """A finding that depends on what the script does next is made once that is known."""
+
+    def test_a_critic_never_zeroed_is_stale(self):
+        """A GAN loop with no critic zero_grad(): the critic's step uses what each generator pass
+        added to the critic's gradients, so those generator passes are stale."""
+        def run():
+            torch.manual_seed(0)
+            generator, critic = nn.Linear(2, 3), nn.Linear(3, 1)
+            g_opt = torch.optim.SGD(generator.parameters(), lr=0.01)
+            d_opt = torch.optim.SGD(critic.parameters(), lr=0.01)
+            for _ in range(3):
+                fake = generator(torch.randn(8, 2))
+                (critic(fake.detach()).mean() - critic(torch.randn(8, 3)).mean()).backward()
+                d_opt.step()
+                g_opt.zero_grad()
+                (-critic(fake).mean()).backward()
+                g_opt.step()
+        found = findings(traced_events(run))
+        assert {f.finding for f in found} == {"stale_gradient"}
+        assert [f.pass_no for f in found] == [2, 4]  # the last generator pass's additions are never used
+        assert all("critic.weight" in f.names and set(f.names) <= {"critic.weight", "critic.bias"}
+                   for f in found)
+
+    def test_a_manual_update_that_never_zeroes_is_stale(self):
+        """w -= lr * w.grad with no zeroing: each pass after an update adds to the used gradient."""
+        def run():
+            torch.manual_seed(0)
+            w = torch.randn(3, requires_grad=True)
+            for _ in range(4):
+                (w * torch.randn(3)).sum().pow(2).backward()
+                with torch.no_grad():
+                    w -= 0.1 * w.grad
+        found = findings(traced_events(run))
+        assert {f.finding for f in found} == {"stale_gradient"} and {2, 3} <= {f.pass_no for f in found}
+
+    def test_a_generator_cut_off_in_every_pass_never_learns(self):
+        """Both GAN passes see the generator through .detach(): it is named at the end of the run."""
+        def run():
+            torch.manual_seed(0)
+            generator, critic = nn.Linear(2, 3), nn.Linear(3, 1)
+            optimizer = torch.optim.SGD([*generator.parameters(), *critic.parameters()], lr=0.01)
+            for _ in range(2):
+                optimizer.zero_grad()
+                fake = generator(torch.randn(8, 2)).detach()
+                (critic(fake).mean() - critic(torch.randn(8, 3)).mean()).backward()
+                optimizer.step()
+        found = findings(traced_events(run))
+        assert [f.finding for f in found] == ["grad_never_reached"]
+        assert set(found[0].names) == {"generator.weight", "generator.bias"}
+
+
 class TestSilence:
-    """Correct programs get no finding."""
+    """Correct programs get no finding (more in test_torch_silence.py)."""
 
     def test_a_correct_training_loop(self):
         """nn.Sequential, SGD and zero_grad() every step: no finding."""
@@ -265,7 +339,8 @@ class TestCommand:
         assert traced.returncode == plain.returncode == 0, traced.stderr.decode()
         assert traced.stdout == plain.stdout
 
-    @pytest.mark.parametrize("name, kind", [("torch_correct", None), ("torch_forgot_zero_grad", "stale_gradient"),
+    @pytest.mark.parametrize("name, kind", [("torch_correct", None), ("torch_accumulate", None),
+                                            ("torch_forgot_zero_grad", "stale_gradient"),
                                             ("torch_sqrt_zero", "non_finite"),
                                             ("torch_detached", "grad_never_reached"),
                                             ("torch_retain_twice", "backward_twice")])

@@ -11,6 +11,7 @@ every node made from the detached tensor: that is where a graph was cut.
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
 from typing import Dict, List, Optional
 
@@ -26,6 +27,9 @@ __all__ = ["Cut", "ForwardRecorder"]
 
 _Tensor = torch.Tensor
 _DETACH = (torch.Tensor.detach, torch.detach)
+_MODULE_CALL = torch.nn.Module._call_impl.__code__  # the frame of every module call
+_stack_depth = torch._C._len_torch_function_stack
+_stack_at = torch._C._get_function_stack_at
 
 
 class Cut:
@@ -47,6 +51,26 @@ class ForwardRecorder(TorchFunctionMode):
         self.registry = registry
         self.cuts: Dict[int, tuple] = {}  # id(detached tensor) -> (weak reference, Cut), while it lives
         self.used: List[Cut] = []  # the cuts whose detached tensor went into a new node
+        self.aside_in: set = set()  # the threads where it stepped aside (see ``step_aside``)
+
+    def step_aside(self) -> bool:
+        """Leave the mode stack while code that builds no graph runs (an optimizer's step,
+        ``zero_grad``): each torch call there, ``p.grad`` included, would pay the mode's
+        dispatch. False when another mode is on top of ours: then it stays."""
+        depth = _stack_depth()
+        if depth and _stack_at(depth - 1) is self:
+            torch._C._pop_torch_function_stack()
+            self.aside_in.add(threading.get_ident())
+            return True
+        return False
+
+    def step_back(self) -> None:
+        """Back on the mode stack, if this thread stepped aside (a step that raised never
+        came back: the next traced entry point calls this)."""
+        thread = threading.get_ident()
+        if thread in self.aside_in:
+            self.aside_in.discard(thread)
+            torch._C._push_on_torch_function_stack(self)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
@@ -67,10 +91,19 @@ class ForwardRecorder(TorchFunctionMode):
         return result
 
     def _made(self, tracer, func, fn, output: torch.Tensor, args) -> None:
-        LIBRARY_CODE.learn(sys._getframe(2))
+        frame = sys._getframe(2)
+        LIBRARY_CODE.learn(frame)
         name = getattr(func, "__name__", "")
         op = None if not name or name.startswith("_") else name  # __mul__: the node's own op, mul
-        node = self.registry.report(tracer, fn, LIBRARY_CODE, op, norm(output), output)
+        module = None
+        while frame is not None:  # the innermost module call under way, if any
+            if frame.f_code is _MODULE_CALL:
+                part = frame.f_locals.get("self")
+                if isinstance(part, torch.nn.Module):
+                    module = self.registry.module_name(part, frame)
+                break
+            frame = frame.f_back
+        node = self.registry.report(tracer, fn, LIBRARY_CODE, op, norm(output), output, module)
         if self.cuts:
             self._note_users(node, args)
 

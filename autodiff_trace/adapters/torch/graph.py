@@ -111,7 +111,8 @@ class Registry:
         self.leaves: Dict[int, Leaf] = {}  # id(tensor) -> Leaf
         self.leaf_of: Dict[int, Leaf] = {}  # node id -> Leaf
         self.made: Dict[int, Tuple[str, Optional[str]]] = {}  # op node id -> (name, site)
-        self._param_names: Dict[int, str] = {}  # id(parameter) -> "model.0.weight"
+        self._param_names: Dict[int, str] = {}  # id(parameter or module) -> "model.0.weight", "model.0"
+        self._modules: Dict[int, Tuple[weakref.ref, str]] = {}  # id(module) -> (it, its name)
 
     def new_id(self) -> int:
         self.issued += 1
@@ -133,12 +134,13 @@ class Registry:
 
     # -- reporting new nodes ------------------------------------------------------------
     def report(self, tracer, fn, skip, op: Optional[str] = None, value: float = 0.0,
-               output: Optional[torch.Tensor] = None) -> int:
+               output: Optional[torch.Tensor] = None, module: Optional[str] = None) -> int:
         """Give ``fn`` and every node under it an id, reporting the new ones, parents first.
 
         ``op``, ``value`` and ``output`` are the torch function that made ``fn``, the norm of
         its output and the output, when the forward was seen; nodes made inside it report
-        0.0 (not seen). ``skip`` is passed to the tracer to find the user's line.
+        0.0 (not seen). ``skip`` is passed to the tracer to find the user's line; ``module``
+        is the name of the model part the call ran in (``model.0``), for every new op node.
         """
         stack: List[Tuple[object, bool]] = [(fn, False)]
         while stack:
@@ -159,7 +161,8 @@ class Registry:
             self.made[node_id] = (op_name(node), None)
             mine = node is fn
             tracer.node_created(node_id, op if mine and op else op_name(node), value if mine else 0.0,
-                                parents, skip=skip, obj=output if mine else None, on_emit=self._settled)
+                                parents, skip=skip, obj=output if mine else None, on_emit=self._settled,
+                                module=module)
         return fn.metadata[KEY]
 
     def _settled(self, event) -> None:
@@ -174,7 +177,8 @@ class Registry:
             leaf = Leaf(self.new_id(), self._leaf_name(tensor), tensor)
             self.leaves[id(tensor)] = self.leaf_of[leaf.node] = leaf
             weakref.finalize(tensor, self._forget, id(tensor), leaf.node)
-            tracer.node_created(leaf.node, "", norm(tensor), (), leaf.name, skip=skip)
+            owner = leaf.name.rpartition(".")[0] if isinstance(tensor, torch.nn.Parameter) else ""
+            tracer.node_created(leaf.node, "", norm(tensor), (), leaf.name, skip=skip, module=owner or None)
         acc.metadata[KEY] = leaf.node
 
     def _forget(self, key: int, node: int) -> None:
@@ -187,6 +191,18 @@ class Registry:
         self.made.clear()
 
     # -- names ----------------------------------------------------------------------------
+    def module_name(self, module: torch.nn.Module, frame: Optional[FrameType]) -> str:
+        """The name the script knows a module by (``model.0``, ``net.encoder``), looked up in
+        the variables of the user's frames from ``frame`` out; else its class's name."""
+        entry = self._modules.get(id(module))
+        if entry is None or entry[0]() is not module:
+            name = self._param_names.get(id(module))
+            if name is None:
+                self._param_names = _names_in_scope(frame)
+                name = self._param_names.get(id(module)) or type(module).__name__
+            entry = self._modules[id(module)] = (weakref.ref(module), name)
+        return entry[1]
+
     def _leaf_name(self, tensor: torch.Tensor) -> str:
         name = self._param_names.get(id(tensor))
         if name is None:
@@ -198,7 +214,8 @@ class Registry:
 
 def _names_in_scope(frame: Optional[FrameType]) -> Dict[int, str]:
     """id(tensor) -> the name the user knows it by, from the variables of the user's frames:
-    ``model.0.weight`` for a parameter of a module ``model``, ``w`` for a tensor ``w``.
+    ``model.0.weight`` for a parameter of a module ``model``, ``w`` for a tensor ``w``, and
+    id(module) -> ``model``, ``model.0`` for the module and its parts.
     The outermost frames come first: the script's own names beat a method's ``self``."""
     frames = []
     while frame is not None:
@@ -221,6 +238,8 @@ def _names_in_scope(frame: Optional[FrameType]) -> Dict[int, str]:
                 elif isinstance(value, torch.nn.Module):
                     for pname, param in value.named_parameters():
                         names.setdefault(id(param), f"{var}.{pname}")
+                    for mname, part in value.named_modules():
+                        names.setdefault(id(part), f"{var}.{mname}" if mname else var)
     return names
 
 

@@ -43,6 +43,10 @@ class PassTracer:
         self.passes: set = set()  # numbers of the passes traced here
         self.cut_sites: set = set()
         self.duplicates: Optional[rules.GenericDuplicates] = None
+        # decided later: pass -> (site, [node, name, before, left by, Leaf, used]) of the gradients
+        # a pass added to after an update; and the cuts whose leaves may learn in another pass
+        self.pending_stale: Dict[int, tuple] = {}
+        self.pending_cuts: List[tuple] = []  # (pass, .detach() site, root name, [Leaf])
 
     # -- zeroing --------------------------------------------------------------------------
     def check_zeroed(self, tracer, leaves: List[Leaf]) -> None:
@@ -52,10 +56,15 @@ class PassTracer:
             if leaf.grad_after != 0:
                 grad, now = leaf.grad_now()
                 if now == 0:
-                    zeroed.append((leaf.node, leaf.grad_after))
-                    leaf.remember(grad, 0.0, leaf.pass_no, leaf.site)
-        if zeroed:
-            tracer.grads_zeroed(tuple(n for n, _ in zeroed), tuple(g for _, g in zeroed))
+                    zeroed.append((leaf, grad))
+        if not zeroed:
+            return
+        if self.pending_stale:
+            self.settle_stale(tracer, {leaf.node for leaf, _ in zeroed})
+        tracer.grads_zeroed(tuple(leaf.node for leaf, _ in zeroed),
+                            tuple(leaf.grad_after for leaf, _ in zeroed))
+        for leaf, grad in zeroed:
+            leaf.remember(grad, 0.0, leaf.pass_no, leaf.site)
 
     def leaves_of(self, tensors) -> List[Leaf]:
         leaves = self.registry.leaves
@@ -104,6 +113,8 @@ class PassTracer:
         and the findings known at its start."""
         site = user_site()
         registry = self.registry
+        if self.pending_stale:
+            self.settle_stale(tracer, set())
         with quiet():
             for fn in fns:
                 registry.report(tracer, fn, EVERYTHING)  # made while the recorder was off
@@ -141,9 +152,12 @@ class PassTracer:
         registry = self.registry
         earlier = self.roots.get(root)
         if earlier is not None:
+            # adds twice only into gradients still holding the first pass's (not zeroed since;
+            # autograd.grad writes none)
             leaves = [leaf.name for leaf, _, before in ledger.values() if before != 0]
-            self._finding(tracer, rules.backward_twice(pass_no, site, root, earlier[2], earlier[0],
-                                                       earlier[1], leaves))
+            if leaves:
+                self._finding(tracer, rules.backward_twice(pass_no, site, root, earlier[2], earlier[0],
+                                                           earlier[1], leaves))
         else:
             if len(self.roots) > 256:
                 self.roots.clear()
@@ -152,14 +166,49 @@ class PassTracer:
         for leaf, _, before in ledger.values():
             tensor = leaf.ref()
             if before != 0 and leaf.pass_no and tensor is not None and tensor._version != leaf.version:
-                stale.append((leaf.node, leaf.name, before, leaf.pass_no))
-        stale.sort()
-        if stale:  # every pass it happens in: the findings group it as one cause at its line
-            self._finding(tracer, rules.stale_gradient(pass_no, site, stale))
+                stale.append([leaf.node, leaf.name, before, leaf.pass_no, leaf, None])
+        if stale:  # a finding once an update uses what this pass adds (see settle_stale)
+            self.pending_stale[pass_no] = (site, sorted(stale, key=lambda entry: entry[0]))
+
+    # -- findings decided later -------------------------------------------------------------
+    def settle_stale(self, tracer, zeroed: Optional[set] = None) -> None:
+        """Decide the passes that added to gradients left from before an update. A gradient
+        an update then used (its parameter's version moved since the trace last saw it) makes
+        the pass a ``stale_gradient``; one in ``zeroed`` first, or never used by the end of
+        the run (``zeroed`` None), was harmless: a GAN's generator pass adds to the critic's
+        gradients, which the critic's ``zero_grad()`` clears before its step."""
+        for pass_no in sorted(self.pending_stale):
+            site, entries = self.pending_stale[pass_no]
+            waiting = False
+            for entry in entries:
+                if entry[5] is None:
+                    leaf = entry[4]
+                    tensor = leaf.ref()
+                    if tensor is not None and tensor._version != leaf.version:
+                        entry[5] = True
+                    elif zeroed is None or leaf.node in zeroed:
+                        entry[5] = False
+                    else:
+                        waiting = True
+            if not waiting:
+                del self.pending_stale[pass_no]
+                used = [tuple(entry[:4]) for entry in entries if entry[5]]
+                if used:  # every pass it happens in: the findings group it as one cause at its line
+                    self._finding(tracer, rules.stale_gradient(pass_no, site, used))
+
+    def finish(self, tracer) -> None:
+        """At the end of the run: the pending stale gradients, and the cuts whose leaves never
+        received a gradient from any pass (a GAN's generator, cut off in the critic's pass,
+        learns in its own)."""
+        self.settle_stale(tracer)
+        for pass_no, site, root_name, leaves in self.pending_cuts:
+            lost = sorted((leaf.node, leaf.name) for leaf in leaves if not leaf.pass_no)
+            if lost:
+                self._finding(tracer, rules.cut_off(pass_no, site, root_name, lost))
+        self.pending_cuts.clear()
 
     def _report_fired(self, tracer, started: "_Started", fired: List[tuple]) -> None:
         pass_no, site, ledger, senders = started.pass_no, started.site, started.ledger, started.senders
-        fn_of = {fn.metadata[KEY]: fn for fn in started.nodes}
         received: List[float] = []
         fired_at: Dict[int, int] = {}
         norms = PassNorms()
@@ -180,10 +229,10 @@ class PassTracer:
                 leaf.remember(grad, after, pass_no, site)
             fired_at[node] = i
             received.append(got)
-        self._report_non_finite(tracer, pass_no, fired, received, senders, fn_of)
-        self._report_cuts(tracer, pass_no, {node for node, _ in fired}, fn_of)
+        self._report_non_finite(tracer, pass_no, fired, received, senders, started.nodes)
+        self._report_cuts(tracer, pass_no, started.nodes)
 
-    def _report_non_finite(self, tracer, pass_no, fired, received, senders, fn_of) -> None:
+    def _report_non_finite(self, tracer, pass_no, fired, received, senders, nodes) -> None:
         first = next((i for i, got in enumerate(received) if not math.isfinite(got)), None)
         if first is None:
             return
@@ -197,12 +246,16 @@ class PassTracer:
         registry = self.registry
         spread = sum(1 for got_i in received[first:] if not math.isfinite(got_i))
         self._finding(tracer, rules.non_finite(
-            pass_no, origin, registry.name(origin), op_name(fn_of[origin]), registry.site(origin), got,
+            pass_no, origin, registry.name(origin),
+            op_name(next(fn for fn in nodes if fn.metadata.get(KEY) == origin)), registry.site(origin), got,
             receiver, registry.name(receiver), received[first], spread))
 
-    def _report_cuts(self, tracer, pass_no: int, fired: set, fn_of) -> None:
-        reached = set(fn_of)
-        for cut in self.recorder.take_cuts():
+    def _report_cuts(self, tracer, pass_no: int, nodes) -> None:
+        cuts = self.recorder.take_cuts()
+        if not cuts:
+            return
+        reached = {fn.metadata[KEY] for fn in nodes}
+        for cut in cuts:
             if cut.site in self.cut_sites or not any(user in reached for user in cut.users):
                 continue
             cut_nodes, _ = walk([cut.source])
@@ -211,12 +264,11 @@ class PassTracer:
                 leaf = self.registry.leaf_of.get(fn.metadata.get(KEY))
                 if leaf is not None and leaf.node not in reached and leaf.ref() is not None \
                         and leaf.ref().requires_grad:
-                    lost.append((leaf.node, leaf.name))
-            if lost:
-                lost.sort()
+                    lost.append(leaf)
+            if lost:  # reported at the end of the run if no pass ever reaches them
                 self.cut_sites.add(cut.site)
-                root = next(iter(fn_of))
-                self._finding(tracer, rules.cut_off(pass_no, cut.site, self.registry.name(root), lost))
+                root = nodes[0].metadata[KEY]
+                self.pending_cuts.append((pass_no, cut.site, self.registry.name(root), lost))
 
     def _finding(self, tracer, finding) -> None:
         if self.duplicates is not None:

@@ -30,20 +30,35 @@ class TensorSummary(NamedTuple):
     finite: bool
 
 
+_vector_norm = torch.linalg.vector_norm
+
+
 def norm(tensor: Optional[torch.Tensor]) -> float:
     """The 2-norm of a tensor as a float; 0.0 for None (PyTorch's "no gradient yet")."""
     if tensor is None:
         return 0.0
-    with quiet(), torch.no_grad():
+    with quiet():
         t = tensor.detach()
-        if t.is_sparse:
-            t = t.coalesce().values()
+        if t.layout is not torch.strided:
+            t = t.coalesce().values() if t.is_sparse else t.to_dense()
         if t.dtype in _LOW_PRECISION:
             t = t.float()
-        value = float(torch.linalg.vector_norm(t))
-        if value == math.inf and bool(torch.isfinite(t).all()):  # only the squares overflowed
-            value = float(torch.linalg.vector_norm(t, dtype=torch.float64))
+        value = _vector_norm(t).item()
+        if value == math.inf:
+            value = _overflowed(t)
     return value
+
+
+def _overflowed(t: torch.Tensor) -> float:
+    """The norm of a tensor whose float norm came out infinite: infinite when it holds an
+    infinity, else (only the squares overflowed) recomputed in float64.
+
+    >>> _overflowed(torch.tensor([3e38, 3e38])) > 4e38, _overflowed(torch.tensor([1.0, float("inf")]))
+    (True, inf)
+    """
+    if t.dtype == torch.float64 and not bool(t.isinf().any()):
+        return _vector_norm(t / t.abs().max()).item() * t.abs().max().item()
+    return _vector_norm(t, dtype=torch.float64).item()
 
 
 class PassNorms:
@@ -58,6 +73,7 @@ class PassNorms:
 
     def __init__(self) -> None:
         self.known: dict = {}
+        self._measured: dict = {}  # id(tensor) -> norm, for the tensors measure() was given
 
     @staticmethod
     def _key(tensor: torch.Tensor):
@@ -69,21 +85,31 @@ class PassNorms:
     def measure(self, tensors) -> None:
         """Take the norms of many tensors at once: one call per dtype rather than one per tensor."""
         groups: dict = {}
+        keyed = []
         for tensor in tensors:
             if tensor is None:
                 continue
             key = self._key(tensor)
-            if key is not None and key not in self.known and tensor.dtype in _BATCHED:
-                groups.setdefault(tensor.dtype, {})[key] = tensor
+            if key is not None and tensor.dtype in _BATCHED:
+                keyed.append((tensor, key))
+                if key not in self.known:
+                    groups.setdefault(tensor.dtype, {})[key] = tensor
         with quiet(), torch.no_grad():
             for group in groups.values():
                 values = torch.stack(torch._foreach_norm([t.detach() for t in group.values()])).tolist()
                 for (key, tensor), value in zip(group.items(), values):
                     self.known[key] = value if value != math.inf else norm(tensor)
+        known = self.known
+        self._measured.update((id(tensor), known[key]) for tensor, key in keyed)
 
     def of(self, tensor: Optional[torch.Tensor]) -> float:
+        """The norm of a tensor: as measured (the tensors given to measure() stay alive for
+        the pass, so their ids are theirs), else computed now."""
         if tensor is None:
             return 0.0
+        value = self._measured.get(id(tensor))
+        if value is not None:
+            return value
         key = self._key(tensor)
         if key is None:
             return norm(tensor)

@@ -13,6 +13,7 @@ import sys
 from typing import List, Optional, Tuple
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from ...core.tracer import active_tracer
 from .forward import ForwardRecorder
@@ -52,6 +53,7 @@ class TorchTracing:
         self.passes = PassTracer(self.registry, self.recorder)
         self.duplicates = self.passes.duplicates = GenericDuplicates(self.passes.passes)
         self._patches: List[Tuple[object, str, object, object]] = []
+        self._hooks: list = []  # the optimizer step hooks' handles
         self._filtered: list = []  # tracers given the duplicates filter
         self._running = False
         self._warned = False
@@ -72,6 +74,9 @@ class TorchTracing:
             lambda opt: [p for group in opt.param_groups for p in group["params"]]))
         self._patch(torch.nn.Module, "zero_grad", self._zero_entry(
             torch.nn.Module.zero_grad, lambda module: module.parameters()))
+        recorder = self.recorder  # an optimizer's step builds no graph: the recorder steps aside
+        self._hooks = [register_optimizer_step_pre_hook(lambda *_: recorder.step_aside() and None),
+                       register_optimizer_step_post_hook(self._after_step)]
         return self
 
     def stop(self) -> None:
@@ -79,6 +84,12 @@ class TorchTracing:
         if not self.active:
             return
         self.active = False
+        tracer = active_tracer()
+        if tracer is not None:
+            try:
+                self.passes.finish(tracer)
+            except Exception as exc:
+                self._warn(exc)
         for owner, name, old, new in reversed(self._patches):
             if owner.__dict__.get(name) is new:
                 if old is _MISSING:
@@ -86,6 +97,10 @@ class TorchTracing:
                 else:
                     setattr(owner, name, old)
         self._patches.clear()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        self.recorder.step_back()
         stack = torch.overrides._get_current_function_mode_stack()
         if stack and stack[-1] is self.recorder:
             self.recorder.__exit__(None, None, None)
@@ -113,6 +128,7 @@ class TorchTracing:
             tracer = active_tracer()
             if tracer is None or tracing._running:
                 return original(*args, **kwargs)
+            tracing.recorder.step_back()  # after an optimizer step that raised
             tracing._running = True
             try:
                 try:
@@ -133,7 +149,13 @@ class TorchTracing:
 
         @functools.wraps(original)
         def zero_grad(owner, *args, **kwargs):
-            result = original(owner, *args, **kwargs)
+            tracing.recorder.step_back()  # after an optimizer step that raised
+            aside = tracing.recorder.step_aside()  # zeroing builds no graph
+            try:
+                result = original(owner, *args, **kwargs)
+            finally:
+                if aside:
+                    tracing.recorder.step_back()
             tracer = active_tracer()
             if tracer is not None and not tracing._running:
                 try:
@@ -142,6 +164,17 @@ class TorchTracing:
                     tracing._warn(exc)
             return result
         return zero_grad
+
+    def _after_step(self, *_) -> None:
+        """An optimizer step is over: the recorder comes back, and a pass that added to stale
+        gradients is a finding if the step used them."""
+        self.recorder.step_back()
+        tracer = active_tracer()
+        if tracer is not None and self.passes.pending_stale and not self._running:
+            try:
+                self.passes.settle_stale(tracer, set())
+            except Exception as exc:
+                self._warn(exc)
 
     def _filter(self, tracer) -> None:
         """The tracer drops the generic findings our rules replace in torch's passes."""

@@ -77,11 +77,15 @@ class TorchWatch:
         self._remove_finder()
         if self.tracing is not None or self not in _watching:
             return
+        tracing = None
         try:
             from .tracing import TorchTracing  # imports torch, which the script has just imported
 
-            self.tracing = TorchTracing().start()
+            tracing = TorchTracing()
+            self.tracing = tracing.start()
         except Exception as exc:  # never break the script's import of torch
+            if tracing is not None:
+                tracing.stop()  # whatever was patched before the failure is put back
             print(f"autodiff_trace: PyTorch will not be traced ({type(exc).__name__}: {exc})",
                   file=sys.stderr)
 

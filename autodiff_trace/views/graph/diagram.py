@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import graphviz
 
 from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STALE
+from .modules import draw_by_module
 from .picture import Diagram
 from .quoting import html_text, plain_text, tooltip
 from ...core.model import NodeInfo, PassInfo, TraceModel
@@ -56,7 +57,7 @@ def _as_model(events_or_model) -> TraceModel:
 
 
 def diagram(events_or_model, pass_no: Optional[int] = None, *, max_nodes: int = 300,
-            rankdir: str = "LR", step: Optional[int] = None) -> Diagram:
+            rankdir: str = "LR", step: Optional[int] = None, modules: bool = True) -> Diagram:
     """Draw one backward pass of a trace.
 
     Args:
@@ -65,11 +66,14 @@ def diagram(events_or_model, pass_no: Optional[int] = None, *, max_nodes: int = 
         max_nodes: above this many value nodes the rest are folded into counted groups.
         rankdir: Graphviz direction: ``"LR"`` (inputs left), ``"TB"``, ``"RL"``, ``"BT"``.
         step: draw the pass as it stood after this many backward functions had fired.
+        modules: box nodes by the module that made them (PyTorch); False draws them unboxed.
     """
     model = _as_model(events_or_model)
     p = model.require_pass(pass_no, "draw")
     check_layout(rankdir, max_nodes)
-    return _Builder(model, p, max_nodes, rankdir, step).build()
+    builder = _Builder(model, p, max_nodes, rankdir, step)
+    builder.by_module = modules
+    return builder.build()
 
 
 def _write_steps(p: PassInfo) -> List[int]:
@@ -108,6 +112,7 @@ class _Builder:
         self.now = p.fired[step - 1] if step and step <= len(p.fired) else None
         self.findings: Dict[int, list] = {}
         self.keys: Dict[str, str] = {}  # legend rows (colour -> meaning) for styles that appear
+        self.by_module = True  # nodes boxed by the module that made them, when they have one
 
     def _fired_yet(self, number: int) -> bool:
         return self.step is None or number <= self.step
@@ -165,8 +170,9 @@ class _Builder:
                        "margin": "0"},
             edge_attr={"fontname": FONT, "fontsize": "10", "color": MUTED, "arrowsize": "0.6",
                        "fontcolor": FLOW})
-        for node in shown:
-            if node in p.reachable:
+        inside = [n for n in shown if n in p.reachable]
+        if not (self.by_module and draw_by_module(g, model, inside, self._node)):
+            for node in inside:
                 self._node(g, node)
         outside = [n for n in shown if n not in p.reachable]
         if outside:
