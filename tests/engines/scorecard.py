@@ -34,7 +34,7 @@ def run(script: Path, out: Path, options: tuple) -> tuple:
     if trace_file.exists():
         for line in trace_file.read_text().splitlines()[1:]:
             try:
-                passes += json.loads(line).get("kind") == "backward_started"
+                passes += json.loads(line).get("kind") in ("backward_started", "pass_summary")
             except ValueError:
                 pass
     if (out / "findings.json").exists():
