@@ -2,7 +2,8 @@
 
 MLP(2, [16, 16, 1]) on 100 points (about 65,000 nodes), micrograd 0.1.0 unmodified,
 traced to JSONL by the adapters: once with the rule check as it runs by default, once
-with it switched off, in turns. Prints the ratio measured in this one run:
+with it switched off, in turns. Prints the medians, their spread and the ratio measured in
+this one run:
 
     python benchmarks/bench_rulecheck.py [--repeat 5]
 
@@ -66,8 +67,11 @@ def main() -> None:
     with_check, without = statistics.median(times[True]), statistics.median(times[False])
     import resource
     print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print(f"traced run, rule check on:  {with_check:.3f} s (median of {args.repeat})")
-    print(f"traced run, rule check off: {without:.3f} s")
+    print(f"traced run, rule check on:  {with_check:.3f} s (median of {args.repeat}; "
+          f"{min(times[True]):.3f} to {max(times[True]):.3f} s)")
+    print(f"traced run, rule check off: {without:.3f} s ({min(times[False]):.3f} to {max(times[False]):.3f} s)")
+    ratios = sorted(on / off for on, off in zip(times[True], times[False]))
+    print(f"turn by turn, on / off: {ratios[0]:.3f} to {ratios[-1]:.3f}")
     print(f"the rule check costs {(with_check / without - 1) * 100:+.1f}% "
           f"({forks} forked re-runs, {checks} rule checks); the forked re-runs themselves "
           f"took {statistics.median(in_forks) * 1e3:.0f} ms")

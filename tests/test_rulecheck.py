@@ -22,100 +22,7 @@ from autodiff_trace.adapters.rulecheck_rerun import Slope, judge, step_for
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "engines"))
 from corpus import designs, materialise  # noqa: E402
-
-# A micrograd-style engine; {mul_self} and {tanh_local} are the rule lines a test may break.
-ENGINE = '''\
-import math
-
-
-class Value:
-    def __init__(self, data, _children=(), _op=''):
-        self.data = data
-        self.grad = 0.0
-        self._backward = lambda: None
-        self._prev = set(_children)
-        self._op = _op
-
-    def __add__(self, other):
-        other = other if isinstance(other, Value) else Value(other)
-        out = Value(self.data + other.data, (self, other), '+')
-
-        def _backward():
-            self.grad += out.grad
-            other.grad += out.grad
-        out._backward = _backward
-        return out
-
-    def __mul__(self, other):
-        other = other if isinstance(other, Value) else Value(other)
-        out = Value(self.data * other.data, (self, other), '*')
-
-        def _backward():
-            self.grad += {mul_self} * out.grad  # mul: self
-            other.grad += self.data * out.grad
-        out._backward = _backward
-        return out
-
-    def __pow__(self, k):
-        out = Value(self.data ** k, (self,), f'**{{k}}')
-
-        def _backward():
-            self.grad += k * self.data ** (k - 1) * out.grad
-        out._backward = _backward
-        return out
-
-    def tanh(self):
-        x = self.data
-        t = math.tanh(x)
-        out = Value(t, (self,), 'tanh')
-
-        def _backward():
-            self.grad += {tanh_local} * out.grad  # tanh
-        out._backward = _backward
-        return out
-
-    def relu(self):
-        out = Value(self.data if self.data > 0 else 0.0, (self,), 'ReLU')
-
-        def _backward():
-            self.grad += (out.data > 0) * out.grad
-        out._backward = _backward
-        return out
-
-    def exp(self):
-        out = Value(math.exp(self.data), (self,), 'exp')
-
-        def _backward():
-            self.grad += out.data * out.grad
-        out._backward = _backward
-        return out
-
-    def backward(self):
-        topo, seen, stack = [], set(), [(self, False)]
-        while stack:
-            v, done = stack.pop()
-            if done:
-                topo.append(v)
-            elif v not in seen:
-                seen.add(v)
-                stack.append((v, True))
-                stack.extend((c, False) for c in v._prev)
-        self.grad = 1.0
-        for v in reversed(topo):
-            v._backward()
-
-    def __radd__(self, other):
-        return self + other
-
-    def __rmul__(self, other):
-        return self * other
-'''
-CORRECT = {"mul_self": "other.data", "tanh_local": "(1 - t**2)"}
-
-
-def engine(**rules: str) -> str:
-    return ENGINE.format(**{**CORRECT, **rules})
-
+from rulechecking import DESIGNS, QUEUE_TOO_EARLY, engine  # noqa: E402
 
 def line_with(source: str, text: str) -> int:
     return next(n for n, line in enumerate(source.splitlines(), 1) if text in line)
@@ -238,6 +145,11 @@ class TestCorrectRulesStaySilent:
         assert wrong(findings) == []
         assert not any(name == "relu" for name, _ in check.checks)
 
+    def test_a_rule_run_again_unannounced_is_not_judged(self, tmp_path):
+        """A queue that runs a node's rule at each consumer's visit: the reruns, with no call
+        to mark them, are not read as one rule's derivative (more writes than operands)."""
+        assert wrong(run(tmp_path, QUEUE_TOO_EARLY)[0]) == []
+
     def test_micrograd_demo_is_silent(self):
         """micrograd 0.1.0's own engine, training a small MLP: every rule agrees."""
         imported = set(sys.modules)
@@ -253,14 +165,16 @@ class TestCorrectRulesStaySilent:
         assert found.reporter.rulecheck.checks
 
     @pytest.mark.parametrize("design", [d for d in designs() if d.name in (
-        "closures_set_parents", "functional_api", "notebook_export")], ids=lambda d: d.name)
+        "closures_set_parents", "functional_api", "notebook_export", "val_der", "v_backprop", "int_tape",
+        "cs231n_gates")], ids=lambda d: d.name)
     def test_correct_corpus_designs_are_silent(self, tmp_path, design):
-        """The corpus's correct drivers, traced with the default options: no wrong_derivative."""
+        """The corpus's correct drivers, traced with the default options: no wrong_derivative, no note."""
         script, _ = materialise(design, None, tmp_path)
         done = subprocess.run([str(Path(sys.executable).parent / "trace-backward"), "--out",
                                str(tmp_path / "out"), "-q", "-s", "json", str(script)],
                               capture_output=True, text=True, cwd=script.parent)
-        assert "wrong_derivative" not in (tmp_path / "out" / "findings.json").read_text(), done.stderr
+        findings = (tmp_path / "out" / "findings.json").read_text()
+        assert "wrong_derivative" not in findings and "rule_not_checked" not in findings, done.stderr
 
 
 class TestTheScriptIsUnchanged:
@@ -372,8 +286,36 @@ class TestJudging:
         """relu at 0: left slope 0, right slope 1."""
         assert judge(0.0, 0.0, Slope(0.0, 1e-6, 0.0, 1e-6, 0.0, 2.0 ** -52)) is None
 
+    def test_a_write_lost_in_rounding_is_undecided(self):
+        """1e-60 added to a grad of 1 leaves it at 1: the rule's derivative cannot be read."""
+        slope = Slope(0.5, 1e-6, 0.25, 0.25 + 1e-6, 0.25 - 1e-6, 2.0 ** -52)
+        assert judge(0.0, 4 * 2.0 ** -52 * 2 / 1e-60, slope) is None
+
     def test_rounding_of_huge_outputs_is_allowed_for(self):
         """A sum near 1e8 nudged by 1e-6 moves by rounding steps: slope 1 still agrees."""
         f0 = 1e8 + 1.0
         slope = Slope(1.0, 1e-6, f0, f0 + 1e-6, f0 - 1e-6, 2.0 ** -52)
         assert judge(1.0, 0.0, slope) is True and judge(0.0, 0.0, slope) is False
+
+
+class TestEveryDesignIsChecked:
+    """Stored local derivatives, integer tapes, gate objects and path sums are checked too."""
+
+    @pytest.mark.parametrize("design", DESIGNS)
+    def test_correct_rules_give_no_warning_and_are_checked(self, tmp_path, design):
+        """The correct engine: no warning or error, no note, and its mul and tanh were checked."""
+        template, mul, tanh, *_ = DESIGNS[design]
+        findings, check, _ = run(tmp_path, template.format(mul=mul, tanh=tanh))
+        assert [f.finding for f in findings if f.severity != "info" or f.finding == "rule_not_checked"] == []
+        assert sum(check.checks.values()) >= 2, check.checks
+
+    @pytest.mark.parametrize("design", DESIGNS)
+    @pytest.mark.parametrize("broken", ["mul", "tanh"])
+    def test_a_wrong_rule_is_named_at_the_line_that_computes_it(self, tmp_path, design, broken):
+        """mul using self's value for self, or tanh using its input: one finding, at the rule's line."""
+        template, mul, tanh, bad_mul, bad_tanh = DESIGNS[design]
+        rules = {"mul": bad_mul, "tanh": tanh} if broken == "mul" else {"mul": mul, "tanh": bad_tanh}
+        source = template.format(**rules)
+        findings = wrong(run(tmp_path, source)[0])
+        marker = "# mul: self" if broken == "mul" else "# tanh"
+        assert [f.site.rsplit(":", 1)[1] for f in findings] == [str(line_with(source, marker))]

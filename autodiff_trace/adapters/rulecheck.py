@@ -6,7 +6,8 @@ that made the node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-r
 the parents' values nudged either way, in a forked copy of the process (see
 :mod:`.rulecheck_rerun`), and the central difference is compared with the rule. Each
 op is checked a few times, then no more; a rule that disagrees is one
-``wrong_derivative`` finding at the line of its grad write.
+``wrong_derivative`` finding at the line that computes the local derivative (see
+:mod:`.rulecheck_lines`). Which firing a write belongs to is :mod:`.rulecheck_credit`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import weakref
 from types import FrameType, FunctionType
 from typing import Dict, List, Optional, Tuple
 
@@ -23,14 +23,15 @@ from ..core.events import Finding
 from ..core.text import number
 from .detect import Vocabulary
 from .roles import static_attr
-from .rulecheck_lines import own_rule, return_line, rule_code, site_at, storing_line, writes_inside
-from .rulecheck_ops import candidates, display_names, op_name
+from .rulecheck_lines import (asked_methods, own_rule, return_line, rule_code, site_at, stored_rule,
+                              storing_line, writes_inside)
+from .rulecheck_credit import WriteCredit
+from .rulecheck_ops import candidates, display_names, made_from_arguments, op_name
 from .rulecheck_rerun import Candidate, Job, judge, rerun_in_child, why_no_fork
+from .rulecheck_state import AGREEING_CHECKS, MAX_TRIES, Firing, Made, Op, Rule, is_number
 
 __all__ = ["RuleCheck", "AGREEING_CHECKS", "MAX_TRIES"]
 
-AGREEING_CHECKS = 3  # checks of an (op, rule line) that agree before it is left alone
-MAX_TRIES = 8  # firings of one op queued for checking, conclusive or not
 BATCH = 16  # firings checked in one forked child
 _RECENT = 4  # nodes per op remembered until they fire (the latest made fire first)
 _DEPTH = 4  # frames above a node's __init__ searched for the op that made it
@@ -38,94 +39,33 @@ _FIRST, _EVERY = 16, 64  # an op's first 16 nodes are remembered, then one in 64
 _EPS = 2.0 ** -52
 
 
-class _Made:
-    """A node made by an op that is still being checked: what is needed to re-run it."""
-
-    __slots__ = ("ref", "op", "frames", "init_frame")
-
-    def __init__(self, node, op, frames: list, init_frame) -> None:
-        try:
-            self.ref = weakref.ref(node)
-        except TypeError:  # __slots__ without __weakref__: hold it (a few per op at most)
-            self.ref = lambda node=node: node
-        self.op, self.frames, self.init_frame = op, frames, init_frame
-
-
-class _Rule:
-    """How the checks of one rule (an op's backward function, or its stored derivatives) stand."""
-
-    __slots__ = ("tries", "pending", "agreed", "reported", "failure")
-
-    def __init__(self) -> None:
-        self.tries = self.pending = 0
-        self.agreed: Dict[str, int] = {}  # rule line -> agreeing checks
-        self.reported: set = set()  # rule lines already named in a finding
-        self.failure: Optional[str] = None  # why it could not be re-run, until it is
-
-    @property
-    def done(self) -> bool:
-        if self.tries >= MAX_TRIES:
-            return True
-        settled = sum(self.agreed.values()) >= AGREEING_CHECKS and all(
-            n >= AGREEING_CHECKS or site in self.reported for site, n in self.agreed.items())
-        return settled or (bool(self.reported) and not self.pending and self.tries >= AGREEING_CHECKS)
-
-
-class _Op:
-    """The nodes made by one op (keyed by the code that made them), and their rules: one
-    helper such as ``_result(value, fn)`` may make the nodes of every op."""
-
-    __slots__ = ("recent", "made", "rules")
-
-    def __init__(self) -> None:
-        self.recent: List[int] = []  # id() of the latest nodes remembered
-        self.made = 0
-        self.rules: Dict[object, _Rule] = {}  # rule code (or None) -> its checks
-
-    @property
-    def pending(self) -> int:
-        return sum(r.pending for r in self.rules.values())
-
-    @property
-    def done(self) -> bool:
-        return bool(self.rules) and all(r.done for r in self.rules.values())
-
-
-class _Firing:
-    """One firing of a remembered node: what its rule wrote, and the values it ran on."""
-
-    __slots__ = ("made", "node", "node_id", "upstream", "pass_no", "parents", "values", "node_value",
-                 "rule", "writes")
-
-    def __init__(self, made: _Made, node, node_id: int, upstream: float, pass_no: int,
-                 parents: list, values: list, node_value, rule) -> None:
-        self.made, self.node, self.node_id, self.upstream, self.pass_no = made, node, node_id, upstream, pass_no
-        self.parents, self.values, self.node_value = parents, values, node_value  # as the rule ran
-        self.rule = rule  # the code of the node's backward function, if it has one
-        self.writes: List[Tuple[object, float, float, bool, Optional[str]]] = []
-
-
-class RuleCheck:
+class RuleCheck(WriteCredit):
     """Owned by one :class:`EngineReporter`: remembers how nodes were made, collects what
     their rules apply, and checks a bounded number of firings per op."""
 
     def __init__(self, reporter) -> None:
         self.reporter = reporter
-        self.ops: Dict[object, _Op] = {}
-        self.made: Dict[int, _Made] = {}
+        self.ops: Dict[object, Op] = {}
+        self.made: Dict[int, Made] = {}
         self.forks = 0
         self.fork_seconds = 0.0  # time spent forking and waiting for re-runs
         self.checks: Dict[Tuple[str, str], int] = {}  # (op, rule line) -> checks run
         self.off = False  # set when the check itself failed
-        self._open: Dict[int, _Firing] = {}  # node id -> its firing, until the pass is over
-        self._queue: List[Tuple[_Firing, Job, list, list, _Rule]] = []
+        self._open: Dict[int, Firing] = {}  # node id -> its firing, until the pass is over
+        self._queue: List[Tuple[Firing, Job, list, list, Rule]] = []
         self._files: Dict[type, frozenset] = {}
         self._key_of: Dict[tuple, object] = {}  # (creator code, its caller's code, class) -> op key
         self._with_parents: set = set()  # classes whose nodes know their parents when made
         self._reported: set = set()  # (op, rule line) named in a finding
         self._site_ops: Dict[str, set] = {}  # grad-write line -> ops whose rules wrote there
+        self._rule_ops: Dict[object, set] = {}  # rule code -> the op functions whose nodes ran it
         self._subclass_rules: Dict[type, object] = {}
         self._no_fork_said = False
+        self._walking = False  # one call runs every node's rule: writes are credited by the loop's node
+        self._late: set = set()  # id() of the node whose writes were under way when that was found
+        self._made_in_child: list = []  # in a forked copy: the nodes a re-run made
+        self._unsure: set = set()  # ids of nodes whose writes this pass cannot be told apart
+        self._nested = False  # a node fired within another node's backward function
 
     # -- reports from the reporter ------------------------------------------------------
     def node_made(self, node, vocab: Vocabulary, creator: FrameType) -> None:
@@ -157,13 +97,17 @@ class RuleCheck:
         except Exception as exc:
             self._give_up(exc)
 
-    def wrote(self, fired_by: Optional[int], target, before: float, after: float,
-              replaced: bool, site: Optional[str]) -> None:
-        """The rule of node ``fired_by`` changed ``target``'s grad from ``before`` to ``after``."""
-        if self._open:
-            firing = self._open.get(fired_by)
-            if firing is not None:
-                firing.writes.append((target, before, after, replaced, site))
+    def returned(self) -> None:
+        """The outermost backward function returned: when the rules of other nodes ran
+        within it (a whole pass), their firings are complete and checked now, while the
+        nodes are alive (a script may drop its graph before the next forward step)."""
+        if self._nested and not self.off:
+            self._nested = False
+            try:
+                self._close_firings()
+                self.flush()
+            except Exception as exc:
+                self._give_up(exc)
 
     def finish(self) -> None:
         """Tracing stops: check what is queued, and say once which ops could not be checked."""
@@ -184,27 +128,31 @@ class RuleCheck:
         """Remember how the node was made (a new op's first node, or one the sampling keeps:
         past an op's first 16 nodes, one in 64 is enough to have some that fire early)."""
         cls = type(node)
+        parents = self.reporter.parents(node, vocab)
         if key is None:
             code, caller = creator.f_code, creator.f_back and creator.f_back.f_code
             key = cls
+            if made_from_arguments(creator, parents, self.reporter.is_node):
+                key = code  # a gate's forward(u0, u1): an op of its own
             if self._is_engine(code, cls):  # a helper that makes every op's nodes: key by its caller too
                 key = (code, caller) if caller is not None and caller.co_name != "<module>" \
                     and self._is_engine(caller, cls) else code
             self._key_of[code, caller, cls] = key
             if key not in self.ops:
-                self.ops[key] = _Op()
+                self.ops[key] = Op()
             op = self.ops[key]
             op.made += 1
             if op.pending >= AGREEING_CHECKS or op.done:
                 return
         op = self.ops[key]
-        if self.reporter.parents(node, vocab):
+        if parents:
             self._with_parents.add(cls)
         elif cls in self._with_parents:
             return  # a leaf: it never fires
         frames, frame = [], creator
         while frame is not None and len(frames) < _DEPTH and frame.f_code.co_name != "<module>" \
-                and self._is_engine(frame.f_code, cls):
+                and (self._is_engine(frame.f_code, cls)
+                     or frame is creator and made_from_arguments(frame, parents, self.reporter.is_node)):
             frames.append((frame, frame.f_lineno))
             frame = frame.f_back
         init_frame = sys._getframe(1)  # the hooked __init__: the frame ``creator`` called
@@ -216,11 +164,14 @@ class RuleCheck:
         recent.append(id(node))
         if len(recent) > _RECENT:
             self.made.pop(recent.pop(0), None)
-        self.made[id(node)] = _Made(node, key, frames, init_frame)
+        self.made[id(node)] = Made(node, key, frames, init_frame)
 
     def _fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
         if node_id in self._open:  # fired again: its first firing is complete
             self._close(self._open.pop(node_id))
+        if node_id in self._unsure:
+            return
+        self._nested = self._nested or bool(self.reporter.firing)  # within another's backward function
         made = self.made.get(id(node))
         if made is None or made.ref() is not node:
             return
@@ -230,9 +181,9 @@ class RuleCheck:
         vocab = reporter.vocabulary(node)
         parents = reporter.parents(node, vocab)
         values = [static_attr(p, reporter.vocabulary(p).value) for p in parents]
-        if parents and all(_is_number(v) for v in values):
+        if parents and all(is_number(v) for v in values):
             rule = rule_code(node, vocab.backward) or self._subclass_rule(type(node))
-            self._open[node_id] = _Firing(made, node, node_id, upstream, pass_no, parents, values,
+            self._open[node_id] = Firing(made, node, node_id, upstream, pass_no, parents, values,
                                           static_attr(node, vocab.value), rule)
 
     def _subclass_rule(self, cls: type):
@@ -260,14 +211,18 @@ class RuleCheck:
     # -- a firing, finished -------------------------------------------------------------
     def _close_firings(self) -> None:
         opened, self._open = self._open, {}
+        self._late.clear()
+        self._unsure.clear()
         for firing in opened.values():
             self._close(firing)
 
-    def _close(self, firing: _Firing) -> None:
-        op = self.ops[firing.made.op].rules.setdefault(firing.rule, _Rule())
+    def _close(self, firing: Firing) -> None:
+        op = self.ops[firing.made.op].rules.setdefault(firing.rule, Rule())
         for *_, site in firing.writes:
             self._site_ops.setdefault(site, set()).add(firing.made.op)
         upstream = firing.upstream
+        if firing.own is not None:  # a sum over paths: judged on a node's first visit only
+            upstream = firing.own[1] if firing.own[0] == 0.0 else math.nan
         if not firing.writes or op.done or op.pending >= AGREEING_CHECKS \
                 or not math.isfinite(upstream) or upstream == 0.0 \
                 or any(replaced for _, _, _, replaced, _ in firing.writes):
@@ -283,21 +238,33 @@ class RuleCheck:
             applied.append(sum(after - before for _, before, after, _, _ in writes) / upstream
                            if writes else None)
             slack = sum(4 * _EPS * (abs(b) + abs(a)) for _, b, a, _, _ in writes) / abs(upstream)
-            where.append((slack, [s for *_, s in writes if s]))
+            where.append((slack, [s for *_, s in writes if s], len(writes)))
         if all(a is None for a in applied):
             return
         vocab = self.reporter.vocabulary(firing.node)
-        job = Job(found, parents, firing.values, firing.node_value, vocab.value, self._read_value)
+        asked = asked_methods(firing.rule, type(firing.node)) if firing.rule is not None else ()
+        job = Job(found, parents, firing.values, firing.node_value, vocab.value, self._read_value,
+                  firing.node, asked)
         op.tries += 1
         op.pending += 1
         self._queue.append((firing, job, applied, where, op))
         if len(self._queue) >= BATCH:
             self.flush()
 
+    def _in_child(self) -> None:
+        """In the forked copy: remember the nodes each re-run makes (the copy's own reporter)."""
+        self._made_in_child = []
+        self.reporter.node_made = lambda node, vocab, creator: self._made_in_child.append(node)
+
     def _read_value(self, result) -> Optional[float]:
+        """The value of the node an op re-run made: what it returned, or, when it returns a
+        handle (``Var(tape, index)``), the last node it made."""
+        made, self._made_in_child = self._made_in_child, []
+        if not isinstance(result, self.reporter.node_types) and made and not is_number(result):
+            result = made[-1]
         vocab = self.reporter.vocabulary(result) if isinstance(result, self.reporter.node_types) else None
         value = static_attr(result, vocab.value) if vocab is not None else result
-        return float(value) if _is_number(value) else None
+        return float(value) if is_number(value) else None
 
     def _is_engine(self, code, cls: type) -> bool:
         """Code of the engine: a method of the node classes, an op function, or code in
@@ -307,8 +274,8 @@ class RuleCheck:
         files = self._files.get(cls)
         if files is None:
             files = self._files[cls] = frozenset(
-                v.__code__.co_filename for k in cls.__mro__[:-1] for v in vars(k).values()
-                if isinstance(v, FunctionType))
+                getattr(v, "__wrapped__", v).__code__.co_filename for k in cls.__mro__[:-1]
+                for v in vars(k).values() if isinstance(v, FunctionType))
         return code.co_filename in files
 
     # -- checking -------------------------------------------------------------------------
@@ -329,27 +296,35 @@ class RuleCheck:
             return
         self.forks += 1
         started = time.perf_counter()
-        results = rerun_in_child([job for _, job, *_ in queue])
+        results = rerun_in_child([job for _, job, *_ in queue], self._in_child)
         self.fork_seconds += time.perf_counter() - started
-        for (firing, job, applied, where, op), result in zip(queue, results or [(None, [])] * len(queue)):
-            index, slopes = result
+        failed = results is None
+        results = results or [(None, [], [])] * len(queue)
+        for (firing, job, *_), (index, *_) in zip(queue, results):
+            if index is not None:
+                self._rule_ops.setdefault(firing.rule, set()).add(job.candidates[index].fn)
+        for (firing, job, applied, where, op), (index, slopes, answers) in zip(queue, results):
             if index is None:
                 op.failure = op.failure or ("re-running it did not give the node's value again"
-                                            if results is not None else "re-running it failed or took too long")
+                                            if not failed else "re-running it failed or took too long")
                 continue
             op.failure = None
-            self._judge(firing, job, job.candidates[index], applied, where, slopes, op)
+            self._judge(firing, job, job.candidates[index], applied, where, slopes, op, answers)
 
-    def _judge(self, firing: _Firing, job: Job, candidate: Candidate, applied: list,
-               where: list, slopes: list, op: _Rule) -> None:
+    def _judge(self, firing: Firing, job: Job, candidate: Candidate, applied: list,
+               where: list, slopes: list, op: Rule, answers: list) -> None:
         names = display_names(candidate)
-        for i, (rate, (slack, sites), slope) in enumerate(zip(applied, where, slopes)):
-            if rate is None or slope is None:
-                continue
+        for i, (rate, (slack, sites, count), slope) in enumerate(zip(applied, where, slopes)):
+            if rate is None or slope is None or count > len(candidate.slots[i]):
+                continue  # more writes than operand slots: the rule ran more than once
             verdict = judge(rate, slack, slope)
             if verdict is None:
                 continue
-            site = self._rule_site(firing, candidate, sites, candidate.slots[i][0])
+            site = self._rule_site(firing, candidate, sites, candidate.slots[i][0], firing.parents[i])
+            answered = [site_at(job.asked[k].__code__, line) for k, line, numbers in answers
+                        if any(abs(n - rate) <= 1e-9 * max(1.0, abs(rate)) for n in numbers)]
+            if answered:
+                site = answered[0]  # the method that gave the rule this parent's local derivative
             if site is None or site in op.reported:
                 continue
             key = (candidate.name, site)
@@ -363,20 +338,25 @@ class RuleCheck:
                 self._reported.add(key)
                 self._report(firing, candidate, names, job.values, i, rate, slope, site)
 
-    def _rule_site(self, firing: _Firing, candidate: Candidate, sites: list, arg_name: str) -> Optional[str]:
+    def _rule_site(self, firing: Firing, candidate: Candidate, sites: list, arg_name: str,
+                   parent) -> Optional[str]:
         """The line to name for a parent's rule (see :mod:`.rulecheck_lines`): the write in
-        the rule, the rule's return, or, when one loop writes for every op, the op's line
-        that stored the local derivative."""
+        the op's own rule, or its return; when one rule or loop serves every op, the
+        local-derivative function the node stores for the parent, or the op's line that
+        stored the local derivative."""
         rule = firing.rule
-        if rule is not None:
+        if rule is not None and len(self._rule_ops.get(rule, ())) <= 1:
             inside = [s for s in sites if writes_inside(rule, s)]
             return inside[0] if inside else site_at(rule, return_line(rule))
-        loop = any(len(self._site_ops.get(s, ())) > 1 for s in sites)
-        if loop and candidate.code is not None:
-            return site_at(candidate.code, storing_line(candidate.code, candidate.made_at, arg_name))
+        if any(len(self._site_ops.get(s, ())) > 1 for s in sites):  # one line writes for every op
+            stored = stored_rule(firing.node, parent)
+            if stored is not None:
+                return site_at(stored, return_line(stored))
+            if candidate.code is not None:
+                return site_at(candidate.code, storing_line(candidate.code, candidate.made_at, arg_name))
         return sites[0] if sites else None
 
-    def _report(self, firing: _Firing, candidate: Candidate, names: list, values: list,
+    def _report(self, firing: Firing, candidate: Candidate, names: list, values: list,
                 i: int, rate: float, slope, site: str) -> None:
         tracer = active.active_tracer()
         if tracer is None:
@@ -393,8 +373,3 @@ class RuleCheck:
         shown = tuple(model.name(n) for n in nodes) if model is not None else ()
         tracer.report_finding(Finding(firing.pass_no, "wrong_derivative", "error", message,
                                       nodes, shown, site, hint))
-
-
-def _is_number(value) -> bool:
-    """A real number an op can be re-run around (numpy scalars included, bools not)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or hasattr(value, "dtype")

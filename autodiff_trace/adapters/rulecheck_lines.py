@@ -9,18 +9,26 @@ named at the op's line that stores the one for that parent.
 
 from __future__ import annotations
 
+import ast
 import dis
+import inspect
 import linecache
+import textwrap
+import tokenize
 from types import CodeType, FunctionType, SimpleNamespace
 from typing import Dict, FrozenSet, Optional
 
 from ..core.sites import format_site
-from .roles import static_attr
+from .roles import instance_items, static_attr
 
-__all__ = ["rule_code", "own_rule", "site_at", "writes_inside", "return_line", "storing_line"]
+_LARGEST = 256  # a container longer than this is a model's data, not one node's parents
+
+__all__ = ["rule_code", "own_rule", "stored_rule", "site_at", "writes_inside", "return_line", "storing_line",
+           "asked_methods"]
 
 _sites: Dict[CodeType, FrozenSet[str]] = {}
 _returns: Dict[CodeType, Optional[int]] = {}
+_asked: Dict[tuple, tuple] = {}
 
 
 def rule_code(node, backward_attr: Optional[str]) -> Optional[CodeType]:
@@ -47,6 +55,23 @@ def own_rule(cls: type) -> Optional[CodeType]:
     found = [v.__code__ for k, v in vars(cls).items()
              if isinstance(v, FunctionType) and not k.startswith("__") and v.__code__.co_argcount >= 2]
     return found[0] if len(found) == 1 else None
+
+
+def stored_rule(node, parent) -> Optional[CodeType]:
+    """The code of the local-derivative function ``node`` stores for ``parent``: the
+    function paired with it (``[(parent, lambda: other.val)]``, ``{parent: fn}``), if any."""
+    for _, held in instance_items(node):
+        if isinstance(held, dict) and len(held) <= _LARGEST:
+            pairs = list(held.items())
+        elif isinstance(held, (list, tuple)) and len(held) <= _LARGEST:
+            pairs = [item for item in held if isinstance(item, tuple) and len(item) == 2]
+        else:
+            continue
+        for first, fn in pairs:
+            code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+            if first is parent and isinstance(code, CodeType):
+                return code
+    return None
 
 
 def site_at(code: CodeType, line: int) -> str:
@@ -90,12 +115,77 @@ def return_line(code: CodeType) -> int:
 
 
 def storing_line(code: CodeType, made_at: int, arg_name: str) -> int:
-    """In an op that stores local derivatives, the first line after the node was made
-    that starts with ``arg_name.`` (``self.children.append(...)``), else the line that
-    made the node (``return Node(t, ((a, 1 - t * t),))``)."""
+    """In an op that stores local derivatives, the line of the statement that made the node
+    holding the pair for ``arg_name`` (``(self.index, other.value)``), else the first line
+    after it that starts with ``arg_name.`` (``self.children.append(...)``), else the line
+    that made the node (``return Node(t, ((a, 1 - t * t),))``)."""
+    paired = _pair_line(code, made_at, arg_name)
+    if paired is not None:
+        return paired
     last = max((line for _, _, line in code.co_lines() if line is not None), default=made_at)
     prefix = f"{arg_name}."
     for line in range(made_at + 1, last + 1):
         if linecache.getline(code.co_filename, line).lstrip().startswith(prefix):
             return line
     return made_at
+
+
+def _pair_line(code: CodeType, made_at: int, arg_name: str) -> Optional[int]:
+    """In the statement of ``code`` running at ``made_at``, the line of a pair whose first
+    item is ``arg_name`` or read from it (``(self.index, w)``, ``(x, lambda: 1 - t * t)``),
+    not a plain tuple of names (``(self, other)``); None when there is none."""
+    statement = _statement_at(code, made_at)
+    if statement is None:
+        return None
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2 and _reads(node.elts[0], arg_name) \
+                and not all(isinstance(e, ast.Name) for e in node.elts):
+            return node.lineno
+    return None
+
+
+def _reads(expr: ast.AST, name: str) -> bool:
+    """``name`` itself, or an attribute or item read from it (``self.index``)."""
+    while isinstance(expr, (ast.Attribute, ast.Subscript)):
+        expr = expr.value
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
+def _statement_at(code: CodeType, line: int) -> Optional[ast.stmt]:
+    """The innermost statement of the function ``code`` that spans ``line``, parsed from its source."""
+    lines = linecache.getlines(code.co_filename)
+    start = code.co_firstlineno - 1
+    if not lines or start >= len(lines):
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent("".join(inspect.getblock(lines[start:]))))
+    except (SyntaxError, IndentationError, tokenize.TokenError):
+        return None
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and node.lineno + start <= line <= node.end_lineno + start:
+            if found is None or node.lineno >= found.lineno and node.end_lineno <= found.end_lineno:
+                found = node
+    if found is not None:
+        ast.increment_lineno(found, start)
+    return found
+
+
+def asked_methods(rule: CodeType, cls: type) -> tuple:
+    """Methods of the node's class that its rule calls on the node with no arguments
+    (``self.local_grads()``): where a rule shared by every op gets each op's local derivatives."""
+    key = (rule, cls)
+    if key not in _asked:
+        found = []
+        if rule.co_argcount:
+            instructions = list(dis.get_instructions(rule))
+            for ins, after in zip(instructions, instructions[1:]):
+                if ins.opname == "LOAD_FAST" and ins.argval == rule.co_varnames[0] \
+                        and after.opname in ("LOAD_METHOD", "LOAD_ATTR") and after.argval != rule.co_name:
+                    method = inspect.getattr_static(cls, after.argval, None)
+                    if isinstance(method, FunctionType) and method.__code__.co_argcount == 1 \
+                            and method not in found:
+                        found.append(method)
+        _asked[key] = tuple(found)
+    return _asked[key]

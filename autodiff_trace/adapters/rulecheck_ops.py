@@ -8,9 +8,13 @@ import inspect
 from types import CodeType, FrameType
 from typing import List, Optional, Tuple
 
+from .roles import called_with, instance_items
 from .rulecheck_rerun import Candidate
 
-__all__ = ["op_name", "candidates", "display_names"]
+_GENERIC = ("forward", "__call__", "apply", "call")  # op methods named by their class
+_PLAIN = (int, float, complex, str, bytes, bool, tuple, list, dict, set, frozenset, type)
+
+__all__ = ["op_name", "candidates", "display_names", "refers_to", "made_from_arguments"]
 
 
 def op_name(key) -> str:
@@ -45,6 +49,15 @@ def candidates(cls: type, init_frame: Optional[FrameType], frames: List[Tuple[Fr
     return found
 
 
+def made_from_arguments(frame: FrameType, parents: list, is_node) -> bool:
+    """Did the function running in ``frame`` make the node from arguments holding every
+    parent (a gate's ``forward(u0, u1)``), rather than being a node's own method?"""
+    if not parents or frame.f_code.co_name == "<module>":
+        return False
+    held = called_with(frame, is_node)
+    return all(any(h is p for h in held) for p in parents)
+
+
 def display_names(candidate: Candidate) -> List[str]:
     """How a message names each parent: ``x`` for an op of one input, else its argument name."""
     if len(candidate.slots) == 1:
@@ -72,14 +85,37 @@ def _class_arguments(cls: type, args: tuple, kwargs: dict) -> list:
 
 
 def _slots(parents: list, named: list) -> Optional[Tuple[Tuple[str, ...], ...]]:
-    """Per parent, the argument names holding it (by identity), or None if one has none."""
+    """Per parent, the argument names holding it (by identity, or through a handle that
+    names it), or None if one has none."""
     slots = []
     for parent in parents:
-        holding = tuple(n for n, value in named if value is parent)
+        holding = tuple(n for n, value in named if value is parent) \
+            or tuple(n for n, value in named if refers_to(value, parent))
         if not holding:
             return None
         slots.append(holding)
     return tuple(slots)
+
+
+def refers_to(handle, node) -> bool:
+    """Does ``handle`` name ``node`` without being it: an object holding it in an attribute,
+    or a handle into a tape (``Var(tape, index)``: a list attribute whose item at an int
+    attribute is the node)?
+
+    >>> class Var:
+    ...     def __init__(self, tape, index): self.tape, self.index = tape, index
+    >>> entry = object()
+    >>> refers_to(Var([None, entry], 1), entry), refers_to(Var([entry, None], 1), entry)
+    (True, False)
+    """
+    if isinstance(handle, _PLAIN) or handle is None:
+        return False
+    items = list(instance_items(handle))
+    if any(value is node for _, value in items):
+        return True
+    indices = [v for _, v in items if type(v) is int]
+    return any(type(v) is list and -len(v) <= i < len(v) and v[i] is node
+               for _, v in items for i in indices)
 
 
 def _frame_candidate(frame: FrameType, made_at: int, parents: list) -> Optional[Candidate]:
@@ -106,7 +142,10 @@ def _frame_candidate(frame: FrameType, made_at: int, parents: list) -> Optional[
     fn = _function_of(frame) if slots is not None else None
     if fn is None:
         return None
-    return Candidate(op_name(code), fn, tuple(args), kwargs, slots, code, made_at)
+    name = op_name(code)
+    if code.co_name in _GENERIC and args and not any(isinstance(args[0], type(p)) for p in parents):
+        name = type(args[0]).__name__  # a gate's forward(u0, u1): named by its class
+    return Candidate(name, fn, tuple(args), kwargs, slots, code, made_at)
 
 
 def _function_of(frame: FrameType):

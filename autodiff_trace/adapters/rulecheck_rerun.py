@@ -42,12 +42,14 @@ class Candidate(NamedTuple):
 class Job:
     """One firing to check: the op's candidates, the parents and their values at firing."""
 
-    __slots__ = ("candidates", "parents", "values", "node_value", "value_attr", "read_value")
+    __slots__ = ("candidates", "parents", "values", "node_value", "value_attr", "read_value", "node", "asked")
 
     def __init__(self, candidates: Sequence[Candidate], parents: list, values: list,
-                 node_value: float, value_attr: str, read_value: Callable) -> None:
+                 node_value: float, value_attr: str, read_value: Callable,
+                 node=None, asked: Sequence[Callable] = ()) -> None:
         self.candidates, self.parents, self.values = list(candidates), parents, values
         self.node_value, self.value_attr, self.read_value = node_value, value_attr, read_value
+        self.node, self.asked = node, list(asked)  # methods the node's rule asks for its local derivatives
 
 
 class Slope(NamedTuple):
@@ -107,8 +109,9 @@ def step_for(value) -> float:
 
 
 def judge(applied: float, slack: float, slope: Slope) -> Optional[bool]:
-    """Does the applied derivative agree with the op's own slope? None when the slope
-    cannot decide: a kink (one-sided differences disagree), or numbers that are not finite.
+    """Does the applied derivative agree with the op's own slope? None when it cannot be
+    told: a kink (one-sided differences disagree), numbers that are not finite, or a write
+    whose rounding (``slack``) is a sizeable part of the slope.
 
     >>> judge(1.0, 0.0, Slope(0.0, 1e-6, 0.0, 1e-6, 0.0, 2.0 ** -52)) is None  # relu at 0
     True
@@ -122,6 +125,8 @@ def judge(applied: float, slack: float, slope: Slope) -> Optional[bool]:
     if abs(left - right) > KINK * max(abs(left), abs(right)) + noise:
         return None
     central = slope.central
+    if slack > KINK * abs(central) + noise:
+        return None  # the write was lost in rounding (a tiny amount added to a large grad)
     allowed = RTOL * max(abs(applied), abs(central)) + abs(left - right) + noise + slack
     return abs(applied - central) <= allowed
 
@@ -162,16 +167,49 @@ def _slopes_in_child(job: Job) -> Tuple[Optional[int], list]:
     return None, []
 
 
-def _child(jobs: List[Job], write_end: int) -> None:
+def _answers_in_child(job: Job) -> list:
+    """(index, line of the ``return`` it ran, the numbers it returned) for each method the
+    rule asks (``self.local_grads()``), called on the node as it was when the rule ran."""
+    if not job.asked:
+        return []
+    setattr(job.node, job.value_attr, job.node_value)
+    found = []
+    for index, method in enumerate(job.asked):
+        code, lines = method.__code__, []
+
+        def watch(frame, event, arg):
+            if frame.f_code is not code:
+                return None
+            if event == "return":
+                lines.append(frame.f_lineno)
+            return watch
+
+        sys.settrace(watch)
+        try:
+            answer = method(job.node)
+        except Exception:
+            answer = None
+        finally:
+            sys.settrace(None)
+        items = answer if isinstance(answer, (tuple, list)) else (answer,)
+        numbers = [float(n) for n in items if isinstance(n, (int, float)) and not isinstance(n, bool)]
+        if lines and numbers:
+            found.append((index, lines[-1], numbers))
+    return found
+
+
+def _child(jobs: List[Job], write_end: int, prepare: Optional[Callable]) -> None:
     try:
         active._stack.clear()  # no tracer listens: re-run ops report nothing
+        if prepare is not None:
+            prepare()
         active.announce()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
         sys.stdout = sys.stderr = open(os.devnull, "w")
         sys.settrace(None)
-        results = [_slopes_in_child(job) for job in jobs]
+        results = [(*_slopes_in_child(job), _answers_in_child(job)) for job in jobs]
         data = pickle.dumps(results)
         view = memoryview(data)
         while view:
@@ -180,14 +218,15 @@ def _child(jobs: List[Job], write_end: int) -> None:
         os._exit(0)
 
 
-def rerun_in_child(jobs: List[Job]) -> Optional[list]:
-    """Each job's (candidate index, slopes), computed in a forked child with tracing off;
-    None when the child failed or took longer than ``TIMEOUT`` seconds."""
+def rerun_in_child(jobs: List[Job], prepare: Optional[Callable] = None) -> Optional[list]:
+    """Each job's (candidate index, slopes, answers), computed in a forked child with tracing off
+    (``prepare()`` runs first, in the child); None when the child failed or took longer
+    than ``TIMEOUT`` seconds."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        _child(jobs, write_end)
+        _child(jobs, write_end, prepare)
     os.close(write_end)
     chunks, deadline = [], time.monotonic() + TIMEOUT
     try:

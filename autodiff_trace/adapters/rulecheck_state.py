@@ -1,0 +1,85 @@
+"""What the derivative-rule check keeps while a script runs: how nodes were made, each
+op's rules and how their checks stand, and the firings being collected."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Dict, List, Optional, Tuple
+
+__all__ = ["AGREEING_CHECKS", "MAX_TRIES", "Made", "Rule", "Op", "Firing", "is_number"]
+
+AGREEING_CHECKS = 3  # checks of an (op, rule line) that agree before it is left alone
+MAX_TRIES = 8  # firings of one op queued for checking, conclusive or not
+
+
+class Made:
+    """A node made by an op that is still being checked: what is needed to re-run it."""
+
+    __slots__ = ("ref", "op", "frames", "init_frame")
+
+    def __init__(self, node, op, frames: list, init_frame) -> None:
+        try:
+            self.ref = weakref.ref(node)
+        except TypeError:  # __slots__ without __weakref__: hold it (a few per op at most)
+            self.ref = lambda node=node: node
+        self.op, self.frames, self.init_frame = op, frames, init_frame
+
+
+class Rule:
+    """How the checks of one rule (an op's backward function, or its stored derivatives) stand."""
+
+    __slots__ = ("tries", "pending", "agreed", "reported", "failure")
+
+    def __init__(self) -> None:
+        self.tries = self.pending = 0
+        self.agreed: Dict[str, int] = {}  # rule line -> agreeing checks
+        self.reported: set = set()  # rule lines already named in a finding
+        self.failure: Optional[str] = None  # why it could not be re-run, until it is
+
+    @property
+    def done(self) -> bool:
+        if self.tries >= MAX_TRIES:
+            return True
+        settled = sum(self.agreed.values()) >= AGREEING_CHECKS and all(
+            n >= AGREEING_CHECKS or site in self.reported for site, n in self.agreed.items())
+        return settled or (bool(self.reported) and not self.pending and self.tries >= AGREEING_CHECKS)
+
+
+class Op:
+    """The nodes made by one op (keyed by the code that made them), and their rules: one
+    helper such as ``_result(value, fn)`` may make the nodes of every op."""
+
+    __slots__ = ("recent", "made", "rules")
+
+    def __init__(self) -> None:
+        self.recent: List[int] = []  # id() of the latest nodes remembered
+        self.made = 0
+        self.rules: Dict[object, Rule] = {}  # rule code (or None) -> its checks
+
+    @property
+    def pending(self) -> int:
+        return sum(r.pending for r in self.rules.values())
+
+    @property
+    def done(self) -> bool:
+        return bool(self.rules) and all(r.done for r in self.rules.values())
+
+
+class Firing:
+    """One firing of a remembered node: what its rule wrote, and the values it ran on."""
+
+    __slots__ = ("made", "node", "node_id", "upstream", "pass_no", "parents", "values", "node_value",
+                 "rule", "writes", "own")
+
+    def __init__(self, made: Made, node, node_id: int, upstream: float, pass_no: int,
+                 parents: list, values: list, node_value, rule) -> None:
+        self.made, self.node, self.node_id, self.upstream, self.pass_no = made, node, node_id, upstream, pass_no
+        self.parents, self.values, self.node_value = parents, values, node_value  # as the rule ran
+        self.rule = rule  # the code of the node's backward function, if it has one
+        self.writes: List[Tuple[object, float, float, bool, Optional[str]]] = []
+        self.own: Optional[Tuple[float, float]] = None  # (grad before, added): writes to its own grad
+
+
+def is_number(value) -> bool:
+    """A real number an op can be re-run around (numpy scalars included, bools not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or hasattr(value, "dtype")
