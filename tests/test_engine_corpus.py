@@ -37,18 +37,35 @@ PARAMETERS = {
     "val_der": ("w1", "w2", "b"),
     "value_adjoint": ("w1", "w2", "b"),
     "wengert_tape": ("w1", "w2", "b"),
+    "dataclass_checkpoint": ("w1", "w2", "b"),
+    "dataclass_registry": ("w1", "w2", "b"),
+    "deep_unroll": ("w", "u", "b"),
+    "function_ctx": ("w1", "w2", "b"),
+    "functional_grad": None,
+    "handle_arrays": ("w1", "w2", "b"),
+    "inline_id_map": ("w1", "w2", "b"),
+    "kahn_queue": ("w1", "w2", "b"),
+    "leaf_grads": ("w1", "w2", "b"),
+    "module_params": None,
+    "scalar_stack": ("w1", "w2", "b"),
+    "weak_registry": ("w1", "w2", "b"),
+    "compare_nodes": ("w1", "w2", "b"),
+    "frame_named_ops": ("w1", "w2", "b"),
 }
 
-# What is not traced right yet, per design and per check ("passes", "findings", "grads").
-_PATH_PAIRS = ("grads assigned from a returned {node: grad} dict after a recursion over paths "
-               "are read as plain writes, not as a pass")
-_NO_WRITE = "the gradient lives only in a dict ({why}): there is no write to a node to watch"
-NOT_YET = {
-    "path_pairs": {"passes": _PATH_PAIRS, "findings": _PATH_PAIRS},
-    "tape_context": dict.fromkeys(("passes", "findings", "grads"),
-                                  _NO_WRITE.format(why="local to Tape.gradient")),
-    "wengert_tape": dict.fromkeys(("passes", "findings", "grads"),
-                                  _NO_WRITE.format(why="keyed by variable id")),
+# What is not traced right yet, per design and per check ("output": the traced run prints
+# and exits as the plain run does, with or without a bug; "passes", "findings", "grads").
+NOT_YET: dict = {
+    "frame_named_ops": {"output": "the constructor's sys._getframe(1) sees the tool's wrapper, not the op "
+                                  "method, so the op symbols printed are lost"},
+    "function_ctx": dict.fromkeys(("passes", "findings"), "the parents sit in `_ctx.parents`, set on the "
+                                  "result after it is made (`ret._ctx = ctx`), so no pass is seen"),
+    "functional_grad": dict.fromkeys(("passes", "findings"), "the gradient slot is named `ct` and the "
+                                     "value `primal`: no node class is recognised"),
+    "handle_arrays": dict.fromkeys(("passes", "findings", "grads"), "value and grad are properties over "
+                                   "the graph's flat lists: no write to a node to watch"),
+    "inline_id_map": dict.fromkeys(("passes", "findings", "grads"), "the slots are named `x` and `dx` and "
+                                   "the parents live in a module-level dict keyed by id: no node class"),
 }
 
 
@@ -70,7 +87,7 @@ class Run:
 
     @property
     def passes(self) -> int:
-        return sum(1 for e in self.events if e["kind"] == "backward_started")
+        return sum(1 for e in self.events if e["kind"] in ("backward_started", "pass_summary"))  # kept or summarised
 
     def final_grads(self) -> dict:
         """name -> the grad of the last node of that name when the trace ends."""
@@ -118,7 +135,7 @@ def correct_runs(tmp_path_factory):
 class TestCorrectDriversAreUnchanged:
     """Tracing never changes what a correct driver prints or how it exits."""
 
-    @pytest.mark.parametrize("name", sorted(DESIGNS))
+    @pytest.mark.parametrize("name", [_mark(n, "output") for n in sorted(DESIGNS)])
     def test_stdout_and_exit_code_are_the_plain_runs(self, name, correct_runs):
         """The traced run prints byte for byte what the plain run prints, and exits alike."""
         plain, traced = correct_runs(name)
@@ -172,25 +189,19 @@ class TestCorrectDriversWithEveryCheck:
                 if f["severity"] in ("warning", "error")] == []
 
 
-BUGGY = [pytest.param(d.name, i, id=f"{d.name}-{i}-{b.name.replace(' ', '_')}")
+BUGGY = [pytest.param(d.name, i, id=f"{d.name}-{i}-{b.name.replace(' ', '_')}",
+                      marks=[pytest.mark.xfail(strict=True, reason=NOT_YET[d.name]["output"])]
+                      if "output" in NOT_YET.get(d.name, {}) else [])
          for d in DESIGNS.values() for i, b in enumerate(d.bugs)]
 
 # Injected bugs whose finding is not (yet) made at the right line, as measured.
 UNDIAGNOSED = {
-    *(('class_list', i) for i in (3,)),
-    *(('cs231n_gates', i) for i in (1, 2, 4)),
-    *(('grad_wrt', i) for i in (5,)),
-    *(('int_tape', i) for i in (1, 2, 5)),
-    *(('lazy_pull', i) for i in (0, 1, 2, 3, 4)),
+    *(('lazy_pull', i) for i in (1, 2)),
     *(('minitorch_scalar', i) for i in (0, 1, 2)),
-    *(('v_backprop', i) for i in (1, 2, 3)),
-    *(('val_der', i) for i in (1, 2, 5)),
+    *(('wengert_tape', i) for i in (5,)),
+    *(('deep_unroll', i) for i in (1,)),
+    *(('leaf_grads', i) for i in (0, 1, 2, 3)),
 }
-
-
-# Bugs whose printed numbers hang on the order of a set of nodes (by memory address), which
-# changes from run to run under python too: their lines, not their numbers, are compared.
-ORDER_DEPENDENT = {("closures_set_parents", 0)}
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +213,7 @@ def buggy_runs(tmp_path_factory):
         if (name, index) not in cache:
             folder = tmp_path_factory.mktemp(f"{name}-{index}")
             script, at = materialise(DESIGNS[name], DESIGNS[name].bugs[index], folder)
-            plain = [run(script, traced=False), run(script, traced=False)]
-            cache[name, index] = (plain, run(script, traced=True, out=folder / "out"), at)
+            cache[name, index] = (run(script, traced=False), run(script, traced=True, out=folder / "out"), at)
         return cache[name, index]
 
     return get
@@ -215,10 +225,10 @@ class TestBuggyEnginesAreUnchanged:
     @pytest.mark.parametrize("name, index", BUGGY)
     def test_a_buggy_engine_prints_and_exits_as_it_does_plain(self, name, index, buggy_runs):
         """With one injected bug, the traced run's stdout and exit code are the plain run's
-        (a bug that makes the output hang on set order, which differs from run to run under
-        python too, leaves the lines printed and the exit code to compare)."""
-        (plain, again), traced, _ = buggy_runs(name, index)
-        if plain.stdout == again.stdout and (name, index) not in ORDER_DEPENDENT:
+        (a bug marked not deterministic, whose numbers hang on the order of a set of nodes
+        and differ from run to run under python too, leaves the lines printed and the exit code)."""
+        plain, traced, _ = buggy_runs(name, index)
+        if DESIGNS[name].bugs[index].deterministic:
             assert traced.stdout == plain.stdout, traced.stderr
         else:
             assert [line.split()[0] for line in traced.stdout.splitlines()] == \

@@ -3,11 +3,14 @@ one class per op, passes found by the roles of attributes, and the script never 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import runpy
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import FunctionType
 
 import pytest
 
@@ -15,7 +18,8 @@ from autodiff_trace import Diagnoser, trace
 from autodiff_trace.adapters import instrument
 from autodiff_trace.core.text import number
 
-from adapting import of_kind, run_source
+from adapting import of_kind, run_source, run_traced
+from diagnosing import traced_script
 
 
 class TestEnginesWhoseRulesReturnGradients:
@@ -288,3 +292,101 @@ class TestPassesFoundByRole:
         """)
         assert capsys.readouterr().out == "2.0\n"
         assert [e.root for e in of_kind(events, "backward_started")] == [3, 3]
+
+
+PULL_ENGINE = """\
+class Var:
+    def __init__(self, value):
+        self.value = value
+        self.children = []  # (weight, child) for each consumer
+        self.grad_value = None
+    def grad(self):
+        if self.grad_value is None:
+            total = 0.0
+            for weight, child in self.children:
+                total += weight * child.grad()
+            self.grad_value = total
+        return self.grad_value
+    def zero_grad(self):
+        self.grad_value = None
+        self.children = []
+    def __mul__(self, other):
+        z = Var(self.value * other.value)
+        self.children.append((other.value, z))
+        other.children.append((self.value, z))
+        return z
+    def __add__(self, other):
+        z = Var(self.value + other.value)
+        self.children.append((1.0, z))
+        other.children.append((1.0, z))
+        return z
+
+w, b = Var(0.5), Var(0.1)
+for step in range(3):
+    for p in (w, b):
+        p.zero_grad()
+    h = w * w + b
+    out = h * h
+    out.grad_value = 1.0
+    grads = [p.grad() for p in (w, b)]
+    for p, g in zip((w, b), grads):
+        p.value -= 0.1 * g
+print(round(w.value, 6), round(b.value, 6))
+"""
+
+
+class TestPullEngines:
+    """Engines whose ``grad()`` sums each consumer's ``weight * child.grad()`` on demand."""
+
+    def script(self, tmp_path, find: str = "", replace: str = ""):
+        assert find in PULL_ENGINE
+        path = tmp_path / "pull.py"
+        path.write_text(PULL_ENGINE.replace(find, replace, 1) if find else PULL_ENGINE)
+        return path
+
+    def serious(self, path):
+        return [(f.finding, f.site.rpartition(":")[2]) for f in traced_script(path)
+                if f.severity in ("warning", "error")]
+
+    def test_each_consumer_passes_on_its_weighted_gradient_as_it_returns(self, tmp_path, capsys):
+        """Pulling w asks h, which asks out: each answer is a write credited to the consumer."""
+        path = self.script(tmp_path)
+        runpy.run_path(str(path))
+        plain = capsys.readouterr().out
+        events, _ = run_traced(path)
+        assert capsys.readouterr().out == plain == "0.370792 -0.04128\n"
+        assert len(of_kind(events, "backward_started")) == 3
+        names = {e.node: e.name for e in of_kind(events, "node_created")}
+        first = [e for e in of_kind(events, "grad_accumulated") if e.pass_no == 1 and e.fired_by]
+        assert [(names[e.fired_by], names[e.target]) for e in first] == [
+            ("out", "h"), ("out", "h"), ("h", "leaf#3"), ("leaf#3", "w"), ("leaf#3", "w"), ("h", "b")]
+        assert [e.contribution for e in first][:2] == [0.35, 0.35]  # h.value, once per operand
+
+    def test_a_correct_pull_engine_gets_no_finding(self, tmp_path):
+        """Memoised pulls, reset memos and fresh consumer lists: nothing to report."""
+        assert self.serious(self.script(tmp_path)) == []
+
+    def test_a_sum_overwritten_in_the_loop_is_found_at_that_line(self, tmp_path):
+        """``total = weight * child.grad()`` keeps only the last consumer's part."""
+        path = self.script(tmp_path, "total += weight", "total = weight")
+        assert ("overwritten_grad", "10") in self.serious(path)
+
+    def test_a_memo_never_reset_is_a_stale_gradient_at_the_pulling_line(self, tmp_path):
+        """The cached grads of the last step are returned again: the pass begins stale."""
+        path = self.script(tmp_path, "        self.grad_value = None\n        self.children",
+                           "        self.children")
+        assert ("stale_gradient", "33") in self.serious(path)  # one line fewer above
+
+    def test_consumers_kept_from_the_last_step_fire_outside_the_graph(self, tmp_path):
+        """The consumer list made in ``__init__`` outlives the pass: that line is named."""
+        path = self.script(tmp_path, "        self.children = []\n    def __mul__",
+                           "        pass\n    def __mul__")
+        assert ("fired_outside_graph", "4") in self.serious(path)
+
+    def test_the_pull_method_is_given_back_exactly(self, tmp_path):
+        """After tracing, the class holds the user's own function again."""
+        with trace(), instrument(), contextlib.redirect_stdout(io.StringIO()):
+            namespace = runpy.run_path(str(self.script(tmp_path)))
+        assert type(namespace["Var"].__dict__["grad"]) is FunctionType
+        assert set(namespace["Var"].__dict__) == {"__module__", "__init__", "grad", "zero_grad", "__mul__",
+                                                  "__add__", "__dict__", "__weakref__", "__doc__"}

@@ -4,14 +4,23 @@ in the engine loop that holds it."""
 
 from __future__ import annotations
 
-from types import FrameType
-from typing import Dict, List, Optional, Set
+from types import CodeType, FrameType
+from typing import Dict, List, Optional, Set, Tuple
 
+from .nodeids import as_float
 from .roles import MISSING, called_with, held_nodes, newer_held, static_attr
 
-__all__ = ["NodeGraph"]
+__all__ = ["NodeGraph", "FrameKey", "frame_key"]
 
 _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
+
+FrameKey = Tuple[int, CodeType]
+
+
+def frame_key(frame: FrameType) -> FrameKey:
+    """What names a running call without holding its frame: a frame kept would keep every
+    node its locals hold alive after the call returns (a weak registry would count them)."""
+    return id(frame), frame.f_code
 
 
 class NodeGraph:
@@ -19,11 +28,11 @@ class NodeGraph:
 
     def __init__(self, reporter) -> None:
         self.reporter = reporter
-        self._parents: Dict[int, tuple] = {}  # node id -> parent nodes, as made
+        self._parents: Dict[int, tuple] = {}  # node id -> its parents' keepers (see NodeIds), as made
         self._with_parents: Set[type] = set()  # classes some of whose nodes held parents
-        self._consumed: Optional[Dict[int, list]] = None  # node id -> parents, from consumers
+        self._consumed: Optional[Dict[int, list]] = None  # node id -> parents' keepers, from consumers
         self._container: Optional[list] = None  # a tape (list) whose indices nodes name
-        self.found_in: Optional[FrameType] = None  # the engine function the last root was found in
+        self.found_in: Optional[FrameKey] = None  # the engine call the last root was found in
 
     # -- learning -----------------------------------------------------------------------
     def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
@@ -42,8 +51,9 @@ class NodeGraph:
                 found.sort(key=known)  # a set of parents comes in creation order, every run alike
         else:
             found = [p for p in called_with(creator, is_node) if earlier(p)]
-        if found:
-            self._parents[node_id] = tuple(found)
+        if found:  # held weakly: a graph the script dropped is freed by one collection, as untraced
+            keeper = reporter.ids.keeper
+            self._parents[node_id] = tuple([keeper(p) for p in found])
         return tuple(found)
 
     def forget(self, node_id: int) -> None:
@@ -51,7 +61,13 @@ class NodeGraph:
 
     def learn_container(self, frame: FrameType, node) -> None:
         """A write from a function holding a list that holds the node: a tape, whose
-        indices the nodes' parent entries may name."""
+        indices the nodes' parent entries may name. Only for nodes that name parents by
+        index: any other list (a topological order) is never kept, nor its nodes alive."""
+        vocab = self.reporter.vocabulary(node)
+        held = static_attr(node, vocab.parents, MISSING) if vocab is not None and vocab.parents else ()
+        if not isinstance(held, (list, tuple)) or not any(
+                type(item) is int or type(item) is tuple and item and type(item[0]) is int for item in held):
+            return
         for value in list(frame.f_locals.values()):
             if type(value) is list and any(item is node for item in value):
                 self._container = value
@@ -67,11 +83,39 @@ class NodeGraph:
     def parents(self, node) -> List:
         reporter = self.reporter
         node_id = reporter.ids.known(node)
-        found = list(self._parents.get(node_id, ())) if node_id is not None else []
+        kept = reporter.ids.kept
+        found = [p for p in map(kept, self._parents.get(node_id, ())) if p is not None] \
+            if node_id is not None else []
         if type(node) not in self._with_parents:
-            found.extend(p for p in self._from_consumers().get(node_id, ()) if p not in found)
+            found.extend(p for p in map(kept, self._from_consumers().get(node_id, ()))
+                         if p is not None and p not in found)
             found.extend(self._by_index(node))
         return found
+
+    def order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
+        """Ids of the nodes ``root`` depends on, root first, each before its parents, and
+        their grads (``known`` gives grads as they were before writes already made)."""
+        post, visited, stack = [], set(), [(root, False)]
+        reporter = self.reporter
+        vocab_of, id_of = reporter.vocab_of, reporter.ids.of
+        self.pass_started()
+        while stack:
+            node, parents_done = stack.pop()
+            if parents_done:
+                post.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend([(p, False) for p in self.parents(node) if id(p) not in visited])
+        post.reverse()
+        ids = tuple([id_of(n) for n in post])
+        grads = []
+        for node_id, node in zip(ids, post):
+            vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
+            grads.append(known[node_id] if node_id in known else as_float(static_attr(node, vocab.grad)))
+        return ids, tuple(grads)
 
     def has_parent(self, node, target) -> bool:
         return any(p is target for p in self.parents(node))
@@ -81,13 +125,13 @@ class NodeGraph:
         a pass: a node made later and listed by an earlier node is that node's child."""
         if self._consumed is None:
             reporter = self.reporter
-            known, is_node = reporter.ids.known, reporter.is_node
+            known, is_node, keeper = reporter.ids.known, reporter.is_node, reporter.ids.keeper
             consumed: Dict[int, list] = {}
             for node_id, node in list(reporter.ids.live()):
                 if type(node) in self._with_parents:
                     continue
                 for child in newer_held(node, is_node, lambda c: (known(c) or 0) > node_id):
-                    consumed.setdefault(known(child), []).append(node)
+                    consumed.setdefault(known(child), []).append(keeper(node))
             self._consumed = consumed
         return self._consumed
 
@@ -118,16 +162,17 @@ class NodeGraph:
             for name in frame.f_code.co_varnames[:frame.f_code.co_argcount]:
                 value = local.get(name)
                 if is_node(value) and value is not target and self._reaches(value, target):
-                    self.found_in = frame
+                    self.found_in = frame_key(frame)
                     return value
             frame, levels = frame.f_back, levels - 1
         return None
 
     @staticmethod
-    def runs_in(frame: Optional[FrameType], engine: FrameType) -> bool:
-        """True while ``engine`` is ``frame`` or a frame above it (it has not returned)."""
+    def runs_in(frame: Optional[FrameType], engine: FrameKey) -> bool:
+        """True while the call ``engine`` names is ``frame`` or a frame above it (it has not
+        returned)."""
         while frame is not None:
-            if frame is engine:
+            if id(frame) == engine[0] and frame.f_code is engine[1]:
                 return True
             frame = frame.f_back
         return False

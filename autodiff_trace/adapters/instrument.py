@@ -21,6 +21,9 @@ from .detect import (
     match_vocabulary, parse_engine_spec, survey,
 )
 from .hooks import MISSING, BackwardHook, GradHook, grad_hook, init_hook
+from .pull import PullHook, pull_method
+from .gradmaps import held_apart, parse_sweep_spec, value_only_vocabulary
+from .gradsweep import SweepWatch
 from ..core.sites import PACKAGE_DIR
 from .reporter import EngineReporter
 
@@ -94,15 +97,18 @@ class Instrumentation:
             is traced. Without it, classes are recognised by their attribute names.
         attrs: role -> attribute name, for names the search does not know, e.g.
             ``{"value": "val", "grad": "der", "parents": "parents", "backward": "backprop"}``.
+        sweep: ``"module:function"``, the function that fills a dict of gradients.
     """
 
-    def __init__(self, *, engine: Optional[str] = None, attrs: Optional[dict] = None) -> None:
+    def __init__(self, *, engine: Optional[str] = None, attrs: Optional[dict] = None,
+                 sweep: Optional[str] = None) -> None:
         self.engine = parse_engine_spec(engine) if engine else None
         self.attrs = check_attrs(attrs)
         self.classes: List[Recognised] = []
         self.near_misses: List[Tuple[str, Dict[str, str]]] = []  # (class, roles found)
         self.considered: List[Tuple[str, str]] = []  # (a class of the script's own, why not a node)
         self.reporter = EngineReporter()
+        self.sweeps = SweepWatch(self.reporter, parse_sweep_spec(sweep) if sweep else None)
         self._patches: List[Tuple[type, str, bool, object, object]] = []
         self._hooked: set = set()  # every class hooked, subclasses included
         self._original_build_class = None
@@ -144,6 +150,7 @@ class Instrumentation:
             return
         self.active = False
         try:
+            self.sweeps.stop()
             self.reporter.finish()
         finally:
             if sys.gettrace() is _no_tracing:  # a decorated class whose statement never ended
@@ -255,6 +262,10 @@ class Instrumentation:
         found = survey(cls)
         strict = is_library_module(cls.__module__)
         name = f"{cls.__module__}:{cls.__qualname__}"
+        held = value_only_vocabulary(cls, found, self.attrs, sweep_named=bool(self.sweeps.named))
+        if held is not None:  # a node carrying only a value: its gradients live in a dict
+            self._hook(cls, held, how)
+            return
         if found is None:
             if not strict:
                 self.considered.append((name, "its code names no gradient"))
@@ -278,9 +289,13 @@ class Instrumentation:
     def _hook(self, cls: type, vocab: Vocabulary, how: str) -> None:
         reporter = self.reporter
         self._hooked.add(cls)
-        self._patch(cls, vocab.grad, grad_hook(cls, vocab.grad, vocab, reporter))
+        if not held_apart(vocab):
+            self._patch(cls, vocab.grad, grad_hook(cls, vocab.grad, vocab, reporter))
         if vocab.backward:
             self._patch(cls, vocab.backward, BackwardHook(cls, vocab.backward, vocab, reporter))
+        pull = pull_method(cls, vocab)  # a grad() summing its consumers' grads on demand
+        if pull:
+            self._patch(cls, pull, PullHook(cls.__dict__[pull], reporter.pulls))
         self._patch(cls, "__init__", init_hook(cls, vocab, reporter))
         reporter.add_type(cls, vocab)
         for klass in cls.__mro__[:-1]:  # the engine's own methods: the user's line is their caller's
@@ -289,6 +304,7 @@ class Instrumentation:
                     if isinstance(function, FunctionType):
                         reporter.skip.add(function.__code__)
         self.classes.append(Recognised(cls, vocab, how))
+        self.sweeps.watch(cls, vocab)
         stack = list(cls.__subclasses__())
         while stack:
             sub = stack.pop()
@@ -347,6 +363,7 @@ class Instrumentation:
             lines.append(f"Considered {name}: {why}.")
         if len(self.considered) > _SHOWN:
             lines.append(f"... and {len(self.considered) - _SHOWN} more classes.")
+        lines.append(self.sweeps.describe())
         lines.append(f"Point the tool at your class with {engine_option} module:Class (use the "
                      f"script's name as module for a class it defines), and name its attributes "
                      f"with {attr_option} ROLE=NAME, e.g. {attr_option} grad=der {attr_option} "
@@ -358,7 +375,8 @@ class Instrumentation:
 
 
 @contextlib.contextmanager
-def instrument(*, engine: Optional[str] = None, attrs: Optional[dict] = None) -> Iterator[Instrumentation]:
+def instrument(*, engine: Optional[str] = None, attrs: Optional[dict] = None,
+               sweep: Optional[str] = None) -> Iterator[Instrumentation]:
     """Trace user-defined node classes while the block runs; restore them afterwards.
 
     Node classes already imported, or created in the block, that look like autodiff
@@ -368,12 +386,13 @@ def instrument(*, engine: Optional[str] = None, attrs: Optional[dict] = None) ->
         engine: ``"module:Class"`` names the node class explicitly.
         attrs: overrides attribute names per role (value, grad, parents, backward, op),
             e.g. ``{"grad": "der", "backward": "backprop"}``.
+        sweep: ``"module:function"`` names the function that fills a dict of gradients.
 
     Raises:
         EngineSpecError: ``engine`` or ``attrs`` is malformed, or the named class lacks
             a required attribute.
     """
-    instrumentation = Instrumentation(engine=engine, attrs=attrs)
+    instrumentation = Instrumentation(engine=engine, attrs=attrs, sweep=sweep)
     instrumentation.start()
     try:
         yield instrumentation

@@ -6,7 +6,7 @@ import math
 import weakref
 from typing import Callable, Dict, Optional
 
-__all__ = ["NodeIds", "as_float"]
+__all__ = ["NodeIds", "ToolRef", "as_float", "lifetime_observed"]
 
 
 def as_float(value) -> float:
@@ -29,7 +29,23 @@ def as_float(value) -> float:
 
 
 class _Ref(weakref.ref):
+    """A weak reference the tool holds (never the script's own)."""
+
     __slots__ = ("key",)
+
+
+ToolRef = _Ref
+
+
+def lifetime_observed(node) -> bool:
+    """Can the script see when ``node`` dies: does it hold weak references of its own to
+    it (a weak registry) or define ``__del__``? Then the tool must not keep it alive."""
+    if getattr(type(node), "__del__", None) is not None:
+        return True
+    try:
+        return any(not isinstance(ref, _Ref) for ref in weakref.getweakrefs(node))
+    except TypeError:
+        return False
 
 
 class NodeIds:
@@ -60,6 +76,19 @@ class NodeIds:
             keep = node
         self._keep[key] = keep
         return node_id
+
+    def keeper(self, node):
+        """What stands for ``node`` without keeping it alive (a weak reference; the node
+        itself when it takes none): :meth:`kept` gives the node back, or None once it died."""
+        key = id(node)
+        if key not in self._keep:
+            self._add(node)
+        return self._keep[key]
+
+    @staticmethod
+    def kept(keeper):
+        """The node a :meth:`keeper` stands for, or None once it died."""
+        return keeper() if isinstance(keeper, _Ref) else keeper
 
     def known(self, node) -> Optional[int]:
         """The node's id if it has one, without giving it one."""

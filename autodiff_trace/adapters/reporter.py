@@ -19,10 +19,14 @@ from types import BuiltinMethodType, FrameType, FunctionType, MethodType
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..core.tracer import active_tracer
+from .credit import credited_to
+from .firing_call import FiringCall
+from .engine_code import register, unregister
+from .pull import PullWatch
 from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
 from .detect import Vocabulary
 from .rulecheck import RuleCheck
-from .graph import NodeGraph
+from .graph import FrameKey, NodeGraph, frame_key
 from .nodeids import NodeIds, as_float
 from .roles import rule_owner, static_attr
 from ..core.sites import element_name
@@ -36,22 +40,18 @@ _REPORT_FRAMES = 200  # as hooks.REPORT_FRAMES: room lent to report one firing
 _CALL_DEPTH = 3  # recursion depth a reporting call adds: the slot call, __call__ and fire
 
 
-class FiringCall:
-    """A node's backward function as read from the node: calling it reports the firing."""
-
-    __slots__ = ("fn", "node", "vocab", "reporter")
-
-    def __init__(self, fn, node, vocab: Vocabulary, reporter: "EngineReporter") -> None:
-        self.fn, self.node, self.vocab, self.reporter = fn, node, vocab, reporter
-
-    def __call__(self, *args, **kwargs):
-        return self.reporter.fire(self, args, kwargs)
-
-    def __getattr__(self, name):  # __name__, __code__, ... of the user's function
-        return getattr(self.fn, name)
-
-    def __repr__(self) -> str:
-        return repr(self.fn)
+def _called_from(frame: Optional[FrameType], key: tuple) -> Optional[tuple]:
+    """Where its callers are (their instructions, a few levels up) in the call ``key``
+    names, if ``frame`` runs inside it; None once it has returned."""
+    while frame is not None:
+        if id(frame) == key[0] and frame.f_code is key[1]:
+            callers, frame = [], frame.f_back
+            while frame is not None and len(callers) < 6:
+                callers.append(frame.f_lasti)
+                frame = frame.f_back
+            return tuple(callers)
+        frame = frame.f_back
+    return None
 
 
 class _Seed:
@@ -72,6 +72,7 @@ class EngineReporter:
         self.ids = NodeIds()
         self.constructing: Set[int] = set()  # id() of nodes inside their __init__
         self.firing: List[int] = []  # ids of nodes whose backward function is running
+        self._firing_nodes: list = []  # the nodes themselves, in the same order
         self.skip: Set = set()  # code of op functions: the user's line is their caller's
         self.vocab_of: Dict[type, Vocabulary] = {}
         self.node_types: Tuple[type, ...] = ()
@@ -80,13 +81,19 @@ class EngineReporter:
         self._zeroed: List[Tuple[int, float]] = []
         # The node whose backward function returned last, and the frame that called it:
         # engines whose backward functions return local grads write them in that frame.
-        self._returned: Optional[Tuple[int, FrameType]] = None
-        self._method_firing: Optional[Tuple[int, FrameType]] = None  # (node, its rule's frame)
+        # Calls are named by frame_key, never held: a frame keeps its locals' nodes alive.
+        self._returned: Optional[Tuple[int, FrameKey]] = None
+        self._method_firing: Optional[Tuple[int, FrameKey]] = None  # (node, its rule's call)
+        self._root_frame: Optional[FrameKey] = None  # the call running the root's rule
+        self._sweep_frame: Optional[tuple] = None  # (id, code) of the engine loop writing this pass:
+        # not the frame, which would keep every node its locals hold alive after it returns
+        self._pass_call: Optional[FrameKey] = None  # the call that wrote the seed
         self.graph = NodeGraph(self)
         self.ids.on_forget = self.graph.forget
         self._fired: Set[int] = set()  # nodes credited with a write in this pass
-        self._engine_frame: Optional[FrameType] = None  # the function running a pass it found
+        self._engine_frame: Optional[tuple] = None  # (*FrameKey, caller's offset): the call running a pass it found
         self._broken = False
+        self.pulls = PullWatch(self)  # pull engines' grad() calls under way
         self.rulecheck = RuleCheck(self)  # derivative rules checked against their forward ops
 
     def failed(self, exc: BaseException) -> None:
@@ -143,13 +150,16 @@ class EngineReporter:
         before_f, after_f = as_float(before), as_float(after)
         writer = self.firing[-1] if self.firing else \
             self._rule_method_of(node, frame, tracer, (node_id, before_f))
+        credited = credited_to(self._firing_nodes, node, frame, self.is_node, self.graph.has_parent)
+        if credited is not None:
+            writer = self._credit(tracer, credited)
         if writer is not None:
             if self._zeroed:
                 self._flush_zeroed(tracer)
             site, replaced = write_site(frame)
             tracer.grad_accumulated(node_id, writer, None, after_f - before_f,
                                     before_f, after_f, replaced, site)
-            self.rulecheck.wrote(writer, node, before_f, after_f, replaced, site)
+            self.rulecheck.wrote(writer, node, before_f, after_f, replaced, site, frame)
             return
         current, seed = self._pass, self._seed
         in_pass = current is not None and node_id != current[0] and node_id in current[1]
@@ -157,6 +167,10 @@ class EngineReporter:
                 and node_id in self._seed_order_ids(before_f, node_id):
             self._confirm(tracer)  # the engine's own loop is applying the chain rule
             current, in_pass = self._pass, True
+        if not in_pass and current is not None and (self._sweep_frame == (id(frame), frame.f_code) or (
+                self._pass_call is not None and self.graph.runs_in(frame, self._pass_call))) \
+                and rule_owner(frame, node, self.is_node, self.graph.has_parent) is not None:
+            in_pass = True  # the pass's own sweep (or call) going on to nodes of other graphs
         if after_f == 0.0:
             if before is None and (in_pass or self.graph.root_in_stack(frame, node) is not None):
                 return  # an engine loop making None 0 before it adds: nothing changed
@@ -167,43 +181,64 @@ class EngineReporter:
         site, replaced = write_site(frame)
         seed = self._seed
         engine = self._engine_frame
-        if in_pass and engine is not None and not self.graph.runs_in(frame, engine):
+        if in_pass and engine is not None and _called_from(frame, engine) != engine[2]:
             in_pass = False  # the engine function that held the root has returned: a new call
         if not in_pass and (seed is None or node_id != seed.node_id):
             root = self.graph.root_in_stack(frame, node)
             if root is not None:  # an engine loop on a root it holds, with no seed written
-                self._between_passes(tracer)
+                found = self.graph.found_in  # and where it was called from: one line's two calls
+                self._between_passes(tracer)  # may share a frame's id
                 self._start_at(tracer, root, self.vocabulary(root), {node_id: before_f})
-                self._engine_frame = self.graph.found_in
+                self._engine_frame = found and (*found, _called_from(frame, found))
                 in_pass = True
+        if in_pass and self.pulls.wrote_sum(node, after_f):
+            return
         if in_pass:
             self._report_write(tracer, node_id, node, before_f, after_f, frame, site, replaced)
             return
         self._between_passes(tracer)
         self.graph.learn_container(frame, node)
         self._seed = _Seed(node, vocab, node_id, before_f, after_f, site, replaced)
+        self._pass_call = frame_key(frame)  # the call that wrote the seed runs the pass
 
     def _report_write(self, tracer, node_id: int, node, before_f: float, after_f: float,
                       frame: FrameType, site=None, replaced=None) -> None:
         """A contribution within the pass, credited to the node whose rule made it."""
         if site is None:
             site, replaced = write_site(frame)
-        returned = self._returned
-        fired_by = returned[0] if returned is not None and returned[1] is frame else None
+        returned, self._sweep_frame = self._returned, frame_key(frame)
+        fired_by = returned[0] if returned is not None and returned[1] == self._sweep_frame else None
         if fired_by is None and node is not None:
             owner = rule_owner(frame, node, self.is_node, self.graph.has_parent)
             if owner is not None:
-                fired_by = self.ids.of(owner)
-                if fired_by not in self._fired:
-                    self._fired.add(fired_by)
-                    vocab = self.vocabulary(owner)
-                    grad = as_float(static_attr(owner, vocab.grad)) if vocab else 0.0
-                    tracer.backward_fn_fired(fired_by, grad, grad)
-                    self.rulecheck.fired(owner, fired_by, grad, tracer.pass_no)
+                self._root_again(tracer, owner, frame, node_id, before_f)
+                fired_by = self._credit(tracer, owner)
         tracer.grad_accumulated(node_id, fired_by, None, after_f - before_f, before_f,
                                 after_f, replaced, site)
         if node is not None:
-            self.rulecheck.wrote(fired_by, node, before_f, after_f, replaced, site)
+            self.rulecheck.wrote(fired_by, node, before_f, after_f, replaced, site, frame)
+
+    def _root_again(self, tracer, owner, frame: FrameType, node_id: int, before_f: float) -> None:
+        """The root's rule run again by a new call after other nodes fired: the whole
+        backward pass was run again (``backprop(gates)`` twice), so a new pass begins."""
+        if self._pass is None or self.ids.of(owner) != self._pass[0]:
+            return
+        if self._pass[0] in self._fired and len(self._fired) > 1 and frame_key(frame) != self._root_frame:
+            self._between_passes(tracer)
+            self._start_at(tracer, owner, self.vocabulary(owner), {node_id: before_f})
+        self._root_frame = frame_key(frame)
+
+    def _credit(self, tracer, owner) -> int:
+        """The id of the node a write is credited to, reported firing at its first write
+        of the pass (its rule was run by the engine's loop, not called through a hook)."""
+        fired_by = self.ids.of(owner)
+        if fired_by not in self._fired:
+            self._fired.add(fired_by)
+            vocab = self.vocabulary(owner)
+            grad = as_float(static_attr(owner, vocab.grad)) if vocab else 0.0
+            tracer.backward_fn_fired(fired_by, grad, grad)
+            self.rulecheck.fired(owner, fired_by, grad, tracer.pass_no)
+        return fired_by
 
     def _rule_method_of(self, target, frame: FrameType, tracer,
                         writing: Tuple[int, float]) -> Optional[int]:
@@ -221,8 +256,8 @@ class EngineReporter:
         if vocab is None or not any(p is target for p in self.parents(owner, vocab)):
             return None
         owner_id = self.ids.of(owner)
-        if self._method_firing != (owner_id, frame):
-            self._method_firing = (owner_id, frame)
+        if self._method_firing != (owner_id, frame_key(frame)):
+            self._method_firing = (owner_id, frame_key(frame))
             self._fire_now(tracer, owner, vocab, writing)
         return owner_id
 
@@ -247,13 +282,17 @@ class EngineReporter:
         finally:
             sys.setrecursionlimit(limit + _CALL_DEPTH)
         self.firing.append(node_id)
+        self._firing_nodes.append(call.node)
         try:  # the limit stays raised by what this call adds: the script keeps its depth
             return call.fn(*args, **kwargs)
         finally:
             if sys.getrecursionlimit() == limit + _CALL_DEPTH:
                 sys.setrecursionlimit(limit)
             self.firing.pop()
-            self._returned = (node_id, sys._getframe(2))  # the engine loop that called it
+            self._firing_nodes.pop()
+            self._returned = (node_id, frame_key(sys._getframe(2)))  # the engine loop that called it
+            if not self.firing:
+                self.rulecheck.returned()  # the outermost backward function returned
 
     def _fire_now(self, tracer, node, vocab: Vocabulary,
                   writing: Optional[Tuple[int, float]] = None) -> int:
@@ -267,8 +306,9 @@ class EngineReporter:
             self._between_passes(tracer)  # the root's recursive rule called by hand again:
             self._start_at(tracer, node, vocab)  # a new pass
         elif self._pass is None and not self.firing:
-            self._start_at(tracer, node, vocab)  # a backward function called by hand
+            self._start_at(tracer, node, vocab, dict([writing]) if writing else None)  # called by hand
         node_id = self.ids.of(node)
+        self._fired.add(node_id)
         grad = as_float(static_attr(node, vocab.grad))
         tracer.backward_fn_fired(node_id, grad, grad)
         self.rulecheck.fired(node, node_id, grad, tracer.pass_no)
@@ -282,6 +322,7 @@ class EngineReporter:
             self._flush_zeroed(tracer)
             self.rulecheck.finish()
         self._seed = self._pass = None
+        unregister(self)
 
     # -- passes -----------------------------------------------------------------------
     def _between_passes(self, tracer) -> None:
@@ -292,13 +333,13 @@ class EngineReporter:
 
     def _end_pass(self, tracer) -> None:
         seed, self._seed = self._seed, None
-        self._returned = self._method_firing = None
+        self._returned = self._method_firing = self._root_frame = self._sweep_frame = None
         if seed is not None:
             self._flush_zeroed(tracer)
             tracer.grad_accumulated(seed.node_id, None, None, seed.after - seed.before,
                                     seed.before, seed.after, seed.replaced, seed.site)
         if self._pass is not None:
-            self._pass = self._engine_frame = self.graph.found_in = None
+            self._pass = self._engine_frame = self.graph.found_in = self._pass_call = None
             self.graph.pass_ended()
             if tracer.in_pass:
                 tracer.backward_finished()
@@ -311,7 +352,7 @@ class EngineReporter:
     def _seed_order_ids(self, before: float, written: int) -> frozenset:
         seed = self._seed
         if seed.order is None:
-            seed.order = self._order(seed.node, {seed.node_id: seed.before, written: before})
+            seed.order = self.graph.order(seed.node, {seed.node_id: seed.before, written: before})
         return frozenset(seed.order[0])
 
     def _confirm(self, tracer, writing: Optional[Tuple[int, float]] = None) -> None:
@@ -322,9 +363,10 @@ class EngineReporter:
             known = {seed.node_id: seed.before}
             if writing is not None:
                 known.setdefault(*writing)
-            seed.order = self._order(seed.node, known)
+            seed.order = self.graph.order(seed.node, known)
         order, grads_before = seed.order
         seed_value = seed.after if seed.replaced else seed.after - seed.before
+        register(self)  # the analysis steps out of this engine's files to the user's call
         tracer.backward_started(seed.node_id, seed_value, order, grads_before)
         self._pass = (seed.node_id, frozenset(order))
         self._fired = set()
@@ -332,35 +374,11 @@ class EngineReporter:
                                 seed.before, seed.after, seed.replaced, seed.site)
 
     def _start_at(self, tracer, node, vocab: Vocabulary, known: Optional[dict] = None) -> None:
-        order, grads_before = self._order(node, known or {})
+        order, grads_before = self.graph.order(node, known or {})
+        register(self)  # the analysis steps out of this engine's files to the user's call
         tracer.backward_started(order[0], grads_before[0], order, grads_before)
         self._pass = (order[0], frozenset(order))
         self._fired = set()
-
-    def _order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
-        """Ids of the nodes ``root`` depends on, root first, each before its parents, and
-        their grads (``known`` gives grads as they were before writes already made)."""
-        post, visited, stack = [], set(), [(root, False)]
-        vocab_of, id_of = self.vocab_of, self.ids.of
-        self.graph.pass_started()
-        while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
-                post.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            vocab = vocab_of.get(type(node)) or self.vocabulary(node)
-            stack.extend([(p, False) for p in self.parents(node, vocab) if id(p) not in visited])
-        post.reverse()
-        ids = tuple([id_of(n) for n in post])
-        grads = []
-        for node_id, node in zip(ids, post):
-            vocab = vocab_of.get(type(node)) or self.vocabulary(node)
-            grads.append(known[node_id] if node_id in known else as_float(static_attr(node, vocab.grad)))
-        return ids, tuple(grads)
 
     # -- reading user nodes -----------------------------------------------------------
     def parents(self, node, vocab: Optional[Vocabulary]) -> list:

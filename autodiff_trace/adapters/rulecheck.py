@@ -12,6 +12,7 @@ op is checked a few times, then no more; a rule that disagrees is one
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -22,6 +23,8 @@ from ..core import active
 from ..core.events import Finding
 from ..core.text import number
 from .detect import Vocabulary
+from .framecopy import FrameCopy
+from .nodeids import lifetime_observed
 from .roles import static_attr
 from .rulecheck_lines import (asked_methods, own_rule, return_line, rule_code, site_at, stored_rule,
                               storing_line, writes_inside)
@@ -153,22 +156,27 @@ class RuleCheck(WriteCredit):
         while frame is not None and len(frames) < _DEPTH and frame.f_code.co_name != "<module>" \
                 and (self._is_engine(frame.f_code, cls)
                      or frame is creator and made_from_arguments(frame, parents, self.reporter.is_node)):
-            frames.append((frame, frame.f_lineno))
+            frames.append((FrameCopy(frame), frame.f_lineno))
             frame = frame.f_back
         init_frame = sys._getframe(1)  # the hooked __init__: the frame ``creator`` called
         while init_frame is not None and init_frame.f_back is not creator:
             init_frame = init_frame.f_back
         if init_frame is not None and init_frame.f_locals.get("self") is not node:
             init_frame = None
+        elif init_frame is not None:
+            init_frame = FrameCopy(init_frame, ("args", "kwargs"))
         recent = op.recent
         recent.append(id(node))
         if len(recent) > _RECENT:
             self.made.pop(recent.pop(0), None)
-        self.made[id(node)] = Made(node, key, frames, init_frame)
+        self.made[id(node)] = Made(node, key, frames, init_frame, functools.partial(self._made_died, id(node)))
 
     def _fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
         if node_id in self._open:  # fired again: its first firing is complete
             self._close(self._open.pop(node_id))
+        if (self._open or self._queue) and not self.reporter.firing and lifetime_observed(node):
+            self._close_firings()  # the script sees nodes die: a sweep's earlier firings are
+            self.flush()  # complete, checked now while their nodes live (it may drop the graph)
         if node_id in self._unsure:
             return
         self._nested = self._nested or bool(self.reporter.firing)  # within another's backward function
@@ -184,7 +192,24 @@ class RuleCheck(WriteCredit):
         if parents and all(is_number(v) for v in values):
             rule = rule_code(node, vocab.backward) or self._subclass_rule(type(node))
             self._open[node_id] = Firing(made, node, node_id, upstream, pass_no, parents, values,
-                                          static_attr(node, vocab.value), rule)
+                                          static_attr(node, vocab.value), rule,
+                                          functools.partial(self._firing_died, node_id))
+
+    def _made_died(self, key: int, ref) -> None:
+        """A remembered node died unfired: its op's arguments are let go with it."""
+        made = self.made.get(key)
+        if made is not None and made.ref is ref:
+            del self.made[key]
+            recent = self.ops[made.op].recent
+            if key in recent:
+                recent.remove(key)
+
+    def _firing_died(self, node_id: int, ref) -> None:
+        """A node died while its firing was open (the script dropped its graph before the next
+        forward step): the firing is dropped unchecked, its parents let go."""
+        firing = self._open.get(node_id)
+        if firing is not None and firing.ref is ref:
+            del self._open[node_id]
 
     def _subclass_rule(self, cls: type):
         """The rule method of an op class (a subclass of a traced node class), if it has one."""

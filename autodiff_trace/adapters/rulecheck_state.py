@@ -3,8 +3,9 @@ op's rules and how their checks stand, and the firings being collected."""
 
 from __future__ import annotations
 
-import weakref
 from typing import Dict, List, Optional, Tuple
+
+from .nodeids import ToolRef, lifetime_observed
 
 __all__ = ["AGREEING_CHECKS", "MAX_TRIES", "Made", "Rule", "Op", "Firing", "is_number"]
 
@@ -17,12 +18,21 @@ class Made:
 
     __slots__ = ("ref", "op", "frames", "init_frame")
 
-    def __init__(self, node, op, frames: list, init_frame) -> None:
+    def __init__(self, node, op, frames: list, init_frame, on_death=None) -> None:
+        self.ref = _held_weakly(node, on_death)
+        self.op, self.frames, self.init_frame = op, frames, init_frame  # FrameCopy, never frames
+
+
+def _held_weakly(node, on_death=None):
+    """A weak reference to ``node`` (``on_death`` is told when it dies) when the script can
+    see the node die (a weak registry, a ``__del__``): the check never keeps such a node
+    alive, and drops what it kept of it with it. Any other node is held until checked."""
+    if lifetime_observed(node):
         try:
-            self.ref = weakref.ref(node)
-        except TypeError:  # __slots__ without __weakref__: hold it (a few per op at most)
-            self.ref = lambda node=node: node
-        self.op, self.frames, self.init_frame = op, frames, init_frame
+            return ToolRef(node, on_death)
+        except TypeError:  # a __del__ on a node that takes no weak reference
+            pass
+    return lambda node=node: node
 
 
 class Rule:
@@ -68,16 +78,21 @@ class Op:
 class Firing:
     """One firing of a remembered node: what its rule wrote, and the values it ran on."""
 
-    __slots__ = ("made", "node", "node_id", "upstream", "pass_no", "parents", "values", "node_value",
+    __slots__ = ("made", "ref", "node_id", "upstream", "pass_no", "parents", "values", "node_value",
                  "rule", "writes", "own")
 
     def __init__(self, made: Made, node, node_id: int, upstream: float, pass_no: int,
-                 parents: list, values: list, node_value, rule) -> None:
-        self.made, self.node, self.node_id, self.upstream, self.pass_no = made, node, node_id, upstream, pass_no
+                 parents: list, values: list, node_value, rule, on_death=None) -> None:
+        self.made, self.node_id, self.upstream, self.pass_no = made, node_id, upstream, pass_no
+        self.ref = _held_weakly(node, on_death)  # a firing ends with its node: dropped, never checked
         self.parents, self.values, self.node_value = parents, values, node_value  # as the rule ran
         self.rule = rule  # the code of the node's backward function, if it has one
         self.writes: List[Tuple[object, float, float, bool, Optional[str]]] = []
         self.own: Optional[Tuple[float, float]] = None  # (grad before, added): writes to its own grad
+
+    @property
+    def node(self):
+        return self.ref()
 
 
 def is_number(value) -> bool:

@@ -19,10 +19,13 @@ __all__ = ["FiredTwice", "FiredTooEarly", "traversal"]
 
 def traversal(ctx, node: int, writing: Optional[str] = None) -> Tuple[Optional[str], Optional[str]]:
     """(site, source text) of the traversal firing ``node`` now, else the node's own site
-    (``writing``: the site of the write under way, see :func:`firing_site`)."""
+    (``writing``: the site of the write under way, see :func:`firing_site`). A worklist
+    loop's nodes fire when the test that puts them on it says: that test is named."""
     where = firing_site(writing)
     if where is None:
         return ctx.site_of(node), None
+    if where.ready_site is not None:
+        return where.ready_site, where.ready_code
     return where.site, where.code
 
 
@@ -63,6 +66,8 @@ def _out_of_proportion(firings: List[list], increments: List[float]) -> Optional
 def _the_traversal(site: Optional[str], code: Optional[str]) -> str:
     if not site:
         return "the traversal"
+    if code and code.startswith("if "):
+        return f"the traversal, through the test at {site} (`{code}`) that makes a node ready to fire,"
     return f"the traversal at {site}" + (f" (`{code}`)" if code else "")
 
 
@@ -151,8 +156,10 @@ class FiredTooEarly(Check):
         self.pushed[writer] = True
         # A grad received before the node's firing has pushed anything (a recursive
         # backprop(bp) adds bp to itself first) is on time.
+        # A target that pushed has parents, even where they were only found in the pass
+        # (consumer lists read backwards).
         if not self.pushed.get(target) or writer not in p.reachable or target == writer \
-                or target in self.late or ctx.is_parentless(target):
+                or target in self.late:
             return
         relation = "which uses it" if target in ctx.model.node(writer).parents else "which writes to it"
         site, code = traversal(ctx, target, event.site)

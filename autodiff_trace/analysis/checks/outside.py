@@ -46,6 +46,8 @@ class FiredOutsideGraph(Check):
         if firing is None or firing[0] != event.fired_by or self.ctx.in_pass(event.pass_no) is None:
             return
         added = firing[1]
+        if not added and event.site and firing[2] is not None and firing[2].site == event.site:
+            firing[2] = firing_site(event.site) or firing[2]  # noticed at its first write: step out of the rule
         added[event.target] = added.get(event.target, 0.0) + event.contribution
         into = self.into.setdefault(event.target, {})
         into[event.fired_by] = into.get(event.fired_by, 0.0) + event.contribution
@@ -62,7 +64,7 @@ class FiredOutsideGraph(Check):
         node, added, where = self.firing
         self.firing = None
         ctx, p = self.ctx, self.ctx.pass_
-        site = (where.list_site or where.site) if where is not None else ctx.site_of(node)
+        site = (where.step_site or where.list_site or where.site) if where is not None else ctx.site_of(node)
         if where is not None:
             self.site = self.site or site
         detail = (p.root, self.graph_of.get(node), added, p.upstream.get(node), where)
@@ -134,6 +136,12 @@ def _hint(where: Optional[LoopSite]) -> str:
         return ("the list of nodes to visit outlives the pass (a module-level order list or visited "
                 f"set, say); {fix}")
     loop = f"the loop at {where.site}" + (f" (`{where.code}`)" if where.code else "")
+    if where.list_name and "." in where.list_name:  # a node's own list of consumers
+        return (f"`{where.list_name}` is set at {where.list_site} and keeps the consumers of earlier "
+                f"graphs, so {loop} visits them: empty it whenever the gradients are reset")
+    if where.list_name and where.step_site:  # a list the script keeps and hands to the engine
+        return (f"`{where.list_name}` is made once, at {where.list_site}, and outlives the pass, so {loop} "
+                f"visits nodes of earlier graphs: empty it at the start of each step ({where.step_site})")
     if where.list_name:
         return (f"`{where.list_name}` is made once, at {where.list_site}, and outlives the pass, so {loop} "
                 f"visits nodes of earlier graphs: {fix} (and any visited set kept with it)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
+from ...core.sites import default_name
 from ...core.text import number
 from ..causes import Cause, passes_text
 from .base import Check
@@ -20,12 +21,28 @@ class GradNeverReached(Check):
 
     def on_pass_end(self, p) -> None:
         ctx = self.ctx
+        later_names = {}
+        for node in p.order:
+            info = ctx.model.nodes.get(node)
+            if info is not None:
+                later_names[info.name] = max(later_names.get(info.name, node), node)
         for node in p.order:
             if node not in p.writes_to:
                 info = ctx.model.nodes.get(node)
-                if info is not None and info.op == "":
+                if info is not None and info.op == "" and not self._out_of_reach(p, info, later_names):
                     ctx.report("grad_never_reached", "info", info.site, p.pass_no, (node,),
                                (p.root, p.grads_before.get(node, 0.0)), self.describe)
+
+    def _out_of_reach(self, p, info, later_names: dict) -> bool:
+        """True for a leaf whose gradient the script cannot read, so an engine may skip it
+        on purpose (a constant): a number an op wrapped (never named, and used at once on
+        the line that made it), or a start value whose name a later node of the graph took
+        (``loss = Value(0.0)`` and then ``loss = loss + err``)."""
+        if later_names.get(info.name, info.id) > info.id:
+            return True
+        nxt = self.ctx.model.nodes.get(info.id + 1)
+        return info.name == default_name(info.id, info.op, info.value) and nxt is not None \
+            and nxt.site == info.site and (bool(nxt.parents) or nxt.id in p.fire_number)
 
     def describe(self, cause: Cause) -> Tuple[str, str]:
         ctx = self.ctx
@@ -39,5 +56,8 @@ class GradNeverReached(Check):
             name = ctx.name(o.nodes[0])
             return (f"{name} received no gradient in backward pass {o.pass_no} although {root} depends on "
                     f"it, so {name}.grad stayed {number(o.detail[1])}"), hint
+        if len(nodes) == 1:
+            return (f"{hint_of} received no gradient in {passes_text(cause.passes)} although the "
+                    f"pass's root depends on it"), hint
         return (f"{len(nodes)} leaves ({hint_of}) received no gradient in "
                 f"{passes_text(cause.passes)} although the pass's root depends on them"), hint

@@ -3,12 +3,18 @@
 Found from ``backward_started``: every node of the pass's order whose grad is not zero
 (constants aside). Located at the user's call that began the pass (``loss.backward()``),
 where the zeroing is missing; all the nodes and passes begun at that line are one cause.
+
+Adding up the gradients of several losses before one update (a mini-batch, one backward
+pass per example) is meant: a run that zeroes gradients, whose stale leaves all came from
+passes of other roots and hold the values they held when that group of passes began, is
+accumulating, and is left silent.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Set, Tuple
 
+from ...adapters.engine_code import values_of
 from ...core.events import GradAccumulated
 from ...core.text import number, plural
 from ..callers import source_line
@@ -27,13 +33,22 @@ class StaleGradient(Check):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.last_write: Dict[int, GradAccumulated] = {}  # node -> the write that set its grad
+        self.roots: Dict[int, int] = {}  # pass -> its root
+        self.roots_into: Dict[int, Set[int]] = {}  # node -> the roots of the passes that wrote it
+        self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
+        self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
 
     def on_grad_accumulated(self, event) -> None:
         self.last_write[event.target] = event
+        if event.pass_no in self.roots:
+            self.roots_into.setdefault(event.target, set()).add(self.roots[event.pass_no])
 
     def on_grads_zeroed(self, event) -> None:
+        self.zeroes = True
         for node in event.nodes:
             self.last_write.pop(node, None)
+            self.group_values.pop(node, None)
+            self.roots_into.pop(node, None)
 
     def on_backward_started(self, event) -> None:
         ctx, model = self.ctx, self.ctx.model
@@ -43,10 +58,36 @@ class StaleGradient(Check):
                  if g != 0 and model.node(n).op != "const"]
         stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
         site = ctx.begin_sites.get(p.pass_no)
+        self.roots[p.pass_no] = p.root
+        if self._accumulating(event, stale):
+            return
         for node, before in stale:
             source = self._source(node)
             ctx.stale_from[node] = self._source_text(source)
             ctx.report("stale_gradient", "warning", site, p.pass_no, (node,), (before, source), self.describe)
+
+    def _accumulating(self, event, stale) -> bool:
+        """True when the stale grads add up a group's gradients: the run zeroes, every stale
+        node is a leaf whose grad came from passes of other roots, and no leaf's value
+        changed since its grad began to add up (no update inside the group)."""
+        if not self.zeroes:
+            return False
+        leaves = [n for n in event.order if self.ctx.is_parentless(n)]
+        held: Set[int] = {n for n, _ in stale}
+        now = values_of(leaves)
+        for node in leaves:
+            if node not in held and node in now:
+                self.group_values[node] = now[node]  # its grad begins to add up in this pass
+        if not stale:
+            return False
+        for node in held:
+            write = self.last_write.get(node)
+            if not self.ctx.is_parentless(node) or write is None or not write.pass_no \
+                    or event.root in self.roots_into.get(node, {event.root}):
+                return False
+            if node not in now or self.group_values.get(node) != now[node]:
+                return False
+        return True
 
     def _source(self, node: int) -> Source:
         write = self.last_write.get(node)
