@@ -63,8 +63,6 @@ NOT_YET: dict = {
                                   "method, so the op symbols printed are lost"},
     "function_ctx": dict.fromkeys(("passes", "findings"), "the parents sit in `_ctx.parents`, set on the "
                                   "result after it is made (`ret._ctx = ctx`), so no pass is seen"),
-    "functional_grad": dict.fromkeys(("passes", "findings"), "the gradient slot is named `ct` and the "
-                                     "value `primal`: no node class is recognised"),
     "handle_arrays": dict.fromkeys(("passes", "findings", "grads"), "value and grad are properties over "
                                    "the graph's flat lists: no write to a node to watch"),
     "inline_id_map": dict.fromkeys(("passes", "findings", "grads"), "the slots are named `x` and `dx` and "
@@ -199,7 +197,7 @@ BUGGY = [pytest.param(d.name, i, id=f"{d.name}-{i}-{b.name.replace(' ', '_')}",
 
 # Injected bugs whose finding is not (yet) made at the right line, as measured.
 UNDIAGNOSED = {
-    *(('lazy_pull', i) for i in (1, 2)),
+    *(('functional_grad', i) for i in (1,)),
     *(('minitorch_scalar', i) for i in (0, 1, 2)),
     *(('wengert_tape', i) for i in (5,)),
     *(('deep_unroll', i) for i in (1,)),

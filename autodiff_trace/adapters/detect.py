@@ -25,8 +25,9 @@ ROLES = ("value", "grad", "parents", "backward", "op")
 
 # Names learners and libraries use for each role, most common first.
 CANDIDATES: Dict[str, Tuple[str, ...]] = {
-    "value": ("data", "value", "val", "_data", "_value", "v"),
-    "grad": ("grad", "der", "_grad", "gradient", "adjoint", "derivative", "deriv", "grad_value", "g"),
+    "value": ("data", "value", "val", "_data", "_value", "v", "primal"),
+    "grad": ("grad", "der", "_grad", "gradient", "adjoint", "derivative", "deriv", "grad_value", "g",
+             "cotangent", "ct"),
     "parents": ("_prev", "parents", "_parents", "prev", "children", "_children",
                 "inputs", "_inputs", "deps", "srcs"),
     "backward": ("_backward", "backward_fn", "backprop", "_backprop", "grad_fn", "_grad_fn",
