@@ -51,15 +51,13 @@ class WriteCredit:
                    after: float) -> Optional[Firing]:
         """A rule adding what it is passed into its own grad (``self.g += bp``, then
         ``inp.backprop(bp * d)``: a sum over paths): its upstream on this visit, and a
-        write of the rule that called it (credited to that rule already, or not)."""
+        write of the rule that called it when the reporter credited it there
+        (:func:`.credit.credited_to`)."""
         own = self._open.get(running)
         if own is not None:
             before_visit, added = own.own or (before, 0.0)
             own.own = (before_visit, added + after - before)
-        if fired_by == running:
-            calling = self.reporter.firing[-2:-1]
-            fired_by = calling[0] if calling else None
-        caller = self._open.get(fired_by)
+        caller = self._open.get(fired_by) if fired_by != running else None
         return caller if caller is not None and any(p is target for p in caller.parents) else None
 
     def _ambiguous(self, frame: FrameType, target, credited) -> bool:
