@@ -14,6 +14,8 @@ import inspect
 from types import FrameType, FunctionType, MemberDescriptorType, MethodType, ModuleType
 from typing import Callable, Iterator, List, Optional
 
+from .framecopy import argument_names
+
 __all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "called_with", "newer_held",
            "rule_owner"]
 
@@ -120,8 +122,7 @@ def called_with(frame: FrameType, is_node: Callable) -> List:
     code = frame.f_code
     if code.co_name == "<module>":
         return []
-    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount
-                             + bool(code.co_flags & inspect.CO_VARARGS)]
+    names = argument_names(code)  # a **kwargs dict is neither a node nor a tuple: passed over
     local = frame.f_locals
     if names and names[0] == "self" and is_node(local.get("self")):
         return []  # a node's own method making a constant: not an op on its arguments
