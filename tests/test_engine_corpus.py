@@ -59,10 +59,6 @@ PARAMETERS = {
 NOT_YET: dict = {
     "leaf_grads": {"check_grads": "--check-grads finds central differences of 0 for every leaf of this "
                                   "leaves-only engine and reports a gradient_mismatch"},
-    "frame_named_ops": {"output": "the constructor's sys._getframe(1) sees the tool's wrapper, not the op "
-                                  "method, so the op symbols printed are lost"},
-    "function_ctx": dict.fromkeys(("passes", "findings"), "the parents sit in `_ctx.parents`, set on the "
-                                  "result after it is made (`ret._ctx = ctx`), so no pass is seen"),
     "handle_arrays": dict.fromkeys(("passes", "findings", "grads"), "value and grad are properties over "
                                    "the graph's flat lists: no write to a node to watch"),
     "inline_id_map": dict.fromkeys(("passes", "findings", "grads"), "the slots are named `x` and `dx` and "
@@ -202,6 +198,7 @@ UNDIAGNOSED = {
     *(('wengert_tape', i) for i in (5,)),
     *(('deep_unroll', i) for i in (1,)),
     *(('leaf_grads', i) for i in (0, 1, 2, 3)),
+    *(('function_ctx', i) for i in (1, 2, 5)),
 }
 
 

@@ -74,22 +74,36 @@ def assigns_over(code: CodeType, offset: int) -> bool:
         if op.opname.startswith("INPLACE_") or (op.opname == "BINARY_OP" and op.argrepr.endswith("=")):
             return False  # augmented assignment: x.g += ...
     target = _source_of(code, store)
+    line = _line_of(store)
     j = i - 1
     while j >= 0:
         ins = instructions[j]
-        if ins.opname in _STATEMENT_ENDS or ins.opname.startswith(("POP_JUMP", "JUMP")):
-            break
-        if ins.opname == "LOAD_ATTR" and ins.argval == store.argval:
+        branching = ins.opname.startswith(("POP_JUMP", "JUMP"))
+        if ins.opname in _STATEMENT_ENDS or branching and (line is None or _line_of(ins) != line):
+            break  # a branch inside the line (``g if x.g is None else x.g + g``) is still its right side
+        if ins.opname == "LOAD_ATTR" and ins.argval == store.argval and not _only_tested(instructions, j):
             source = _source_of(code, ins)
             if target is None or source is None:
                 if _same_loader(instructions, i, j):
                     return False
             elif source == target:
                 return False  # x.g = x.g + ...: an update written out in full
-        if ins.is_jump_target:
+        if ins.is_jump_target and (line is None or _line_of(ins) != line):
             break
         j -= 1
     return True
+
+
+def _line_of(ins: dis.Instruction) -> Optional[int]:
+    pos = getattr(ins, "positions", None)
+    return None if pos is None else pos.lineno
+
+
+def _only_tested(instructions: List[dis.Instruction], load: int) -> bool:
+    """Is the value loaded at ``load`` only tested (``x.g is None``), not added to?"""
+    after = [ins.opname for ins in instructions[load + 1:load + 4] if ins.opname not in _NO_OP_NAMES]
+    return bool(after) and (after[0].startswith(("POP_JUMP", "JUMP_IF")) or
+                            after[0] == "LOAD_CONST" and len(after) > 1 and after[1] in ("IS_OP", "COMPARE_OP"))
 
 
 def _same_loader(instructions: List[dis.Instruction], store: int, load: int) -> bool:
@@ -134,15 +148,25 @@ _returning: dict = {}
 
 
 def returns_what_it_makes(frame: FrameType) -> bool:
-    """True when the frame is making a node on a ``return`` line: an op function such as
-    ``def mul(a, b): return Var(a.value * b.value, (a, b), ...)``."""
+    """True when the frame is making a node it returns: an op function such as
+    ``def mul(a, b): return Var(a.value * b.value, (a, b), ...)``, or one that names it
+    first (``ret = Tensor(...)``; ``ret._ctx = ctx``; ``return ret``)."""
     code = frame.f_code
     key = (code.co_filename, code.co_name, frame.f_lineno)
     hit = _returning.get(key)
     if hit is None:
-        line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals)
-        hit = _returning[key] = line.lstrip().startswith("return ")
+        line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals).strip()
+        name, sep, _ = line.partition("=")
+        hit = line.startswith("return ") or bool(sep) and name.strip() in _returned_locals(code)
+        _returning[key] = hit
     return hit
+
+
+def _returned_locals(code: CodeType) -> set:
+    """Local names a function returns as they are (``return ret``)."""
+    instructions, _ = _read(code)
+    work = [ins for ins in instructions if ins.opname not in _NO_OP_NAMES]
+    return {a.argval for a, b in zip(work, work[1:]) if a.opname == "LOAD_FAST" and b.opname == "RETURN_VALUE"}
 
 
 def builds_rules(code: CodeType, grad_attr: str) -> bool:

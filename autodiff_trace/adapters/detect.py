@@ -15,10 +15,12 @@ import sysconfig
 from types import CodeType, FunctionType
 from typing import Dict, Iterable, Iterator, NamedTuple, Optional, Set, Tuple
 
+from ..core.sites import PACKAGE_DIR
+
 __all__ = [
     "ROLES", "CANDIDATES", "EngineSpecError", "Vocabulary", "ClassSurvey",
     "survey", "match_vocabulary", "parse_engine_spec", "parse_attr_options", "check_attrs",
-    "is_library_module",
+    "is_library_module", "reads_frames",
 ]
 
 ROLES = ("value", "grad", "parents", "backward", "op")
@@ -160,6 +162,23 @@ def survey(cls: type) -> Optional[ClassSurvey]:
             for function in _functions(value):
                 attrs.update(stored_attributes(function.__code__))
     return ClassSurvey(attrs, methods, own_attrs)
+
+
+_FRAME_READERS = frozenset({"_getframe", "currentframe", "stack", "getouterframes", "extract_stack", "f_back"})
+
+
+def reads_frames(cls: type) -> bool:
+    """True when the class's own code looks at the frames that called it
+    (``sys._getframe(1).f_code.co_name`` to name its op): a wrapped ``__init__`` would
+    be the frame it sees."""
+    for klass in getattr(cls, "__mro__", ())[:-1]:
+        for value in klass.__dict__.values():
+            for function in _functions(value):
+                if function.__code__.co_filename.startswith(PACKAGE_DIR):
+                    continue  # a hook of this package's, put in a base class already traced
+                if any(not _FRAME_READERS.isdisjoint(inner.co_names) for inner in _codes(function.__code__)):
+                    return True
+    return False
 
 
 def _slot_names(namespace) -> Tuple[str, ...]:

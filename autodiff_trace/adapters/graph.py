@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from .nodeids import as_float
 from .roles import MISSING, called_with, held_nodes, newer_held, static_attr
 
-__all__ = ["NodeGraph", "FrameKey", "frame_key"]
+__all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
 
 _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
 
@@ -21,6 +21,20 @@ def frame_key(frame: FrameType) -> FrameKey:
     """What names a running call without holding its frame: a frame kept would keep every
     node its locals hold alive after the call returns (a weak registry would count them)."""
     return id(frame), frame.f_code
+
+
+def called_from(frame: Optional[FrameType], key: tuple) -> Optional[tuple]:
+    """Where its callers are (their instructions, a few levels up) in the call ``key``
+    names, if ``frame`` runs inside it; None once it has returned."""
+    while frame is not None:
+        if id(frame) == key[0] and frame.f_code is key[1]:
+            callers, frame = [], frame.f_back
+            while frame is not None and len(callers) < 6:
+                callers.append(frame.f_lasti)
+                frame = frame.f_back
+            return tuple(callers)
+        frame = frame.f_back
+    return None
 
 
 class NodeGraph:
@@ -86,10 +100,27 @@ class NodeGraph:
         kept = reporter.ids.kept
         found = [p for p in map(kept, self._parents.get(node_id, ())) if p is not None] \
             if node_id is not None else []
+        if not found and node_id is not None and node_id not in self._parents:
+            found = self._attached_later(node, node_id)
         if type(node) not in self._with_parents:
             found.extend(p for p in map(kept, self._from_consumers().get(node_id, ()))
                          if p is not None and p not in found)
             found.extend(self._by_index(node))
+        return found
+
+    def _attached_later(self, node, node_id: int) -> List:
+        """Parents an op set on its result after making it (``ret._ctx = ctx``), read when
+        first asked for and kept from then on."""
+        vocab = self.reporter.vocabulary(node)
+        if vocab is None or vocab.parents is not None:
+            return []
+        known = self.reporter.ids.known
+        found = [p for p in held_nodes(node, self.reporter.is_node)
+                 if (known(p) or node_id) < node_id]
+        if found:  # none yet: a leaf, or an op still making it; asked again later
+            self._with_parents.add(type(node))
+            keeper = self.reporter.ids.keeper
+            self._parents[node_id] = tuple([keeper(p) for p in found])
         return found
 
     def order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:

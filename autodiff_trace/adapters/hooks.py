@@ -4,7 +4,8 @@ Three entries, each replacing (or adding) one name in the class ``__dict__`` and
 delegating to what was there: a descriptor on the grad attribute that sees every
 write (reads go straight to the instance, at full speed), a descriptor on the
 backward attribute whose reads hand out a function that reports its firing, and an
-``__init__`` that reports the finished node. Instances are never changed: they
+``__init__`` that reports the finished node (a ``__new__`` for a class that reads its
+callers' frames, which a wrapped ``__init__`` would show). Instances are never changed: they
 hold exactly what the user's code stored.
 """
 
@@ -15,10 +16,11 @@ import sys
 from types import MemberDescriptorType
 from typing import Any
 
-from .detect import Vocabulary
+from .detect import Vocabulary, reads_frames
 from .reporter import EngineReporter
 
-__all__ = ["MISSING", "REPORT_FRAMES", "with_room", "original_entry", "grad_hook", "GradHook", "BackwardHook", "init_hook"]
+__all__ = ["MISSING", "REPORT_FRAMES", "with_room", "original_entry", "grad_hook", "GradHook", "BackwardHook",
+           "init_hook", "birth_hook", "construction_hook"]
 
 MISSING = object()
 
@@ -69,7 +71,7 @@ class GradHook:
 
     def __set__(self, obj, value) -> None:
         reporter = self.reporter
-        if id(obj) in reporter.constructing:
+        if id(obj) in reporter.constructing and reporter.late.still_constructing(obj):
             self._store(obj, value)  # the node's own __init__: not a gradient yet
             return
         before = self._load(obj)
@@ -200,3 +202,27 @@ def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
     if not isinstance(original, type(object.__init__)):
         functools.update_wrapper(__init__, original)
     return __init__
+
+
+def birth_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter) -> staticmethod:
+    """A ``__new__`` for a class whose code reads the frame that called its ``__init__``:
+    the ``__init__`` stays the user's own, called straight from the line that made the
+    node, and the node is reported as it is allocated (and read once its line is done)."""
+    original = original_entry(cls, "__new__")
+    plain = original is object.__dict__["__new__"]
+    make = getattr(original, "__func__", original)
+
+    def __new__(klass, *args, **kwargs):
+        node = make(klass) if plain else make(klass, *args, **kwargs)
+        with_room(reporter, reporter.node_born, node, vocab, sys._getframe(1))
+        return node
+
+    return staticmethod(__new__)
+
+
+def construction_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter) -> tuple:
+    """``(name, hook)`` that reports the class's new nodes: ``__init__``, or ``__new__``
+    for a class whose code reads its callers' frames."""
+    if reads_frames(cls):
+        return "__new__", birth_hook(cls, vocab, reporter)
+    return "__init__", init_hook(cls, vocab, reporter)

@@ -21,7 +21,7 @@ from ..core.sites import format_site
 from ..core.tracer import active_tracer
 from .detect import Vocabulary, self_stores
 from .nodeids import as_float
-from .roles import instance_items, static_attr
+from .roles import instance_items
 
 __all__ = ["pull_method", "PullHook", "PullWatch"]
 

@@ -13,8 +13,8 @@ write between passes (an optimiser scaling a grad, say).
 
 from __future__ import annotations
 
-import sys
 import functools
+import sys
 from types import BuiltinMethodType, FrameType, FunctionType, MethodType
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -26,9 +26,10 @@ from .pull import PullWatch
 from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
 from .detect import Vocabulary
 from .rulecheck import RuleCheck
-from .graph import FrameKey, NodeGraph, frame_key
+from .graph import FrameKey, NodeGraph, called_from, frame_key
+from .late import LateNodes
 from .nodeids import NodeIds, as_float
-from .roles import rule_owner, static_attr
+from .roles import op_label, rule_owner, static_attr
 from ..core.sites import element_name
 
 __all__ = ["NodeIds", "EngineReporter", "FiringCall", "as_float"]
@@ -38,20 +39,6 @@ __all__ = ["NodeIds", "EngineReporter", "FiringCall", "as_float"]
 _RULES = (FunctionType, MethodType, BuiltinMethodType, functools.partial)
 _REPORT_FRAMES = 200  # as hooks.REPORT_FRAMES: room lent to report one firing
 _CALL_DEPTH = 3  # recursion depth a reporting call adds: the slot call, __call__ and fire
-
-
-def _called_from(frame: Optional[FrameType], key: tuple) -> Optional[tuple]:
-    """Where its callers are (their instructions, a few levels up) in the call ``key``
-    names, if ``frame`` runs inside it; None once it has returned."""
-    while frame is not None:
-        if id(frame) == key[0] and frame.f_code is key[1]:
-            callers, frame = [], frame.f_back
-            while frame is not None and len(callers) < 6:
-                callers.append(frame.f_lasti)
-                frame = frame.f_back
-            return tuple(callers)
-        frame = frame.f_back
-    return None
 
 
 class _Seed:
@@ -95,6 +82,7 @@ class EngineReporter:
         self._broken = False
         self.pulls = PullWatch(self)  # pull engines' grad() calls under way
         self.rulecheck = RuleCheck(self)  # derivative rules checked against their forward ops
+        self.late = LateNodes(self)  # nodes read once their line is done
 
     def failed(self, exc: BaseException) -> None:
         """A hook failed: say so once, and report nothing more (the script goes on)."""
@@ -133,19 +121,31 @@ class EngineReporter:
         node_id = id_of(node)
         parents = tuple([id_of(p) for p in self.graph.remember(node, node_id, vocab, creator)])
         code = creator.f_code
-        if parents and code not in self.skip and code.co_name != "<module>" \
+        if (parents or vocab.parents is None) and code not in self.skip and code.co_name != "<module>" \
                 and (builds_rules(code, vocab.grad) or returns_what_it_makes(creator)):
             self.skip.add(code)  # add(a, b): name the node after the caller's line
-        tracer.node_created(node_id, self._op(node, vocab, parents, code),
-                            as_float(static_attr(node, vocab.value)), parents,
+        value, linked = as_float(static_attr(node, vocab.value)), parents
+        if vocab.parents is None:  # an op may link it once made: read when its line is done
+            linked = functools.partial(self.late.linked, node, vocab, code, value)
+        tracer.node_created(node_id, op_label(node, vocab, parents, code, self.skip), value, linked,
                             element_name(creator, self.skip), skip=self.skip, obj=node)
         self.rulecheck.node_made(node, vocab, creator)
+
+    def node_born(self, node, vocab: Vocabulary, creator: FrameType) -> None:
+        """A node of a class reading its callers' frames was allocated (see :mod:`.late`)."""
+        tracer = active_tracer()
+        if tracer is not None and not self._broken:
+            if not self.firing:
+                self._between_passes(tracer)
+            self.late.born(tracer, node, vocab, creator)
 
     def grad_written(self, node, vocab: Vocabulary, before, after, frame: FrameType) -> None:
         """``node``'s grad attribute was just set from ``before`` to ``after`` by ``frame``."""
         tracer = active_tracer()
         if tracer is None or self._broken:
             return
+        if self.late.waiting:
+            self.late.settle()
         node_id = self.ids.of(node)
         before_f, after_f = as_float(before), as_float(after)
         writer = self.firing[-1] if self.firing else \
@@ -181,7 +181,7 @@ class EngineReporter:
         site, replaced = write_site(frame)
         seed = self._seed
         engine = self._engine_frame
-        if in_pass and engine is not None and _called_from(frame, engine) != engine[2]:
+        if in_pass and engine is not None and called_from(frame, engine) != engine[2]:
             in_pass = False  # the engine function that held the root has returned: a new call
         if not in_pass and (seed is None or node_id != seed.node_id):
             root = self.graph.root_in_stack(frame, node)
@@ -189,7 +189,7 @@ class EngineReporter:
                 found = self.graph.found_in  # and where it was called from: one line's two calls
                 self._between_passes(tracer)  # may share a frame's id
                 self._start_at(tracer, root, self.vocabulary(root), {node_id: before_f})
-                self._engine_frame = found and (*found, _called_from(frame, found))
+                self._engine_frame = found and (*found, called_from(frame, found))
                 in_pass = True
         if in_pass and self.pulls.wrote_sum(node, after_f):
             return
@@ -272,6 +272,8 @@ class EngineReporter:
         tracer = active_tracer()
         if tracer is None or self._broken:
             return call.fn(*args, **kwargs)
+        if self.late.waiting:
+            self.late.settle()
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + _REPORT_FRAMES)  # room to report, however deep the script is
         try:
@@ -384,16 +386,3 @@ class EngineReporter:
     def parents(self, node, vocab: Optional[Vocabulary]) -> list:
         """The node's parents that are nodes, as :class:`NodeGraph` knows them."""
         return self.graph.parents(node)
-
-    def _op(self, node, vocab: Vocabulary, parents: tuple, creator) -> str:
-        """The op's own label (micrograd's ``_op``), else the op function that made the
-        node (``add``; ``__mul__`` gives ``mul``), else the node's class name."""
-        if vocab.op:
-            op = static_attr(node, vocab.op)
-            if isinstance(op, str) and op:
-                return op
-        if not parents:
-            return ""
-        if creator in self.skip:
-            return creator.co_name.strip("_") or creator.co_name
-        return type(node).__name__

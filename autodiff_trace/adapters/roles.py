@@ -16,8 +16,8 @@ from typing import Callable, Iterator, List, Optional
 
 from .framecopy import argument_names
 
-__all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "called_with", "newer_held",
-           "rule_owner"]
+__all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "linking_object", "op_label", "called_with",
+           "newer_held", "rule_owner"]
 
 MISSING = object()
 _LARGEST = 256  # containers longer than this are a model's data, not one node's parents
@@ -114,6 +114,34 @@ def held_nodes(node, is_node: Callable, name: Optional[str] = None) -> List:
     for _, value in instance_items(node):
         _nodes_in(value, is_node, 1, found)
     return _unique(found, node)
+
+
+def linking_object(node, is_node: Callable) -> Optional[object]:
+    """The object (not a node, a list or a dict) through which ``node`` holds its parents:
+    the op's context (``_ctx``, ``history``), whose class names the op."""
+    for _, value in instance_items(node):
+        if is_node(value) or value is None or callable(value) \
+                or isinstance(value, (_NOT_CONTAINERS, dict, tuple, list, set, frozenset)):
+            continue
+        found: list = []
+        _nodes_in(value, is_node, 1, found)
+        if found:
+            return value
+    return None
+
+
+def op_label(node, vocab, parents: tuple, creator, skip) -> str:
+    """The op's own label (micrograd's ``_op``), else the op function that made the
+    node (``add``; ``__mul__`` gives ``mul``), else the node's class name."""
+    if vocab.op:
+        op = static_attr(node, vocab.op)
+        if isinstance(op, str) and op:
+            return op
+    if not parents:
+        return ""
+    if creator in skip:
+        return creator.co_name.strip("_") or creator.co_name
+    return type(node).__name__
 
 
 def called_with(frame: FrameType, is_node: Callable) -> List:

@@ -150,7 +150,10 @@ class Tracer(Dispatch):
         run of a line from the same run making several nodes); ``on_emit`` receives
         the event once its name is settled; ``skip`` holds code objects to look past
         when finding the user's line (an adapter's op functions); ``module`` is the model
-        part that made it, when the adapter knows one (``model.0``).
+        part that made it, when the adapter knows one (``model.0``). ``parents`` may be a
+        function giving ``(op, value, parents)``, for a node not finished when it is
+        reported (its op links it after making it, ``ret._ctx = ctx``, or its ``__init__``
+        has yet to run): the report is then held until its line is done.
         """
         frame = user_frame(skip)
         site = function = assigned = None
@@ -163,8 +166,8 @@ class Tracer(Dispatch):
             if own is None and held is not None:
                 self._release(state)
                 held = None
-            if held is None and assigned is not None:
-                held = state.held = HeldLine(frame, assigned, self.name_prefix + assigned)
+            if held is None and (assigned is not None or callable(parents) and frame is not None):
+                held = state.held = HeldLine(frame, assigned, assigned and self.name_prefix + assigned)
                 own = True
             report = (node, op, value, parents, name, site, function, on_emit, module)
             if held is None:
@@ -192,6 +195,8 @@ class Tracer(Dispatch):
                             site, function, on_emit, module)
 
     def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None) -> None:
+        if callable(parents):
+            op, value, parents = parents()
         if name is None:
             name = default_name(node, op, value)
         self._emit(NodeCreated, node, op, value, parents, name, site, function, module, on_emit=on_emit)
