@@ -57,8 +57,6 @@ PARAMETERS = {
 # and exits as the plain run does, with or without a bug; "passes", "findings", "grads";
 # "check_grads": no false finding under --check-grads).
 NOT_YET: dict = {
-    "leaf_grads": {"check_grads": "--check-grads finds central differences of 0 for every leaf of this "
-                                  "leaves-only engine and reports a gradient_mismatch"},
     "handle_arrays": dict.fromkeys(("passes", "findings", "grads"), "value and grad are properties over "
                                    "the graph's flat lists: no write to a node to watch"),
     "inline_id_map": dict.fromkeys(("passes", "findings", "grads"), "the slots are named `x` and `dx` and "

@@ -7,10 +7,11 @@ import pytest
 from autodiff_trace import Value, trace
 from autodiff_trace.core.events import NodeCreated
 from autodiff_trace.analysis.gradcheck import (
-    GradcheckError, RecordedGraph, UncheckableGraph, check_grads, op_value, resolve_op,
+    GradcheckError, RecordedGraph, UncheckableGraph, check_grads, check_pass, op_value, resolve_op,
 )
 from autodiff_trace.core.model import TraceModel
 from autodiff_trace.engine.rules import RULES
+from streams import Stream
 
 # One expression per row of the derivative table, with inputs inside its domain.
 EXPRESSIONS = {
@@ -98,6 +99,33 @@ class TestRecordedGraph:
         model = TraceModel()
         with pytest.raises(UncheckableGraph, match=r"^node #9 was made before tracing began"):
             RecordedGraph(model.nodes, (9,))
+
+
+class TestCheckPass:
+    """A pass is checked against the seed its root was given, or not at all."""
+
+    def test_a_pass_whose_seed_was_not_seen_is_skipped_not_called_wrong(self):
+        """An engine keeping its seed in a dict it fills reports none: no gradient_mismatch follows."""
+        s = Stream()
+        s.node(1, "w", 3.0)
+        s.node(2, "y", 6.0, (1, 1), "add")
+        s.start(root=2, order=(2, 1), seed=0.0)
+        s.write(1, 2, 2.0)
+        s.finish(2)
+        model = TraceModel.from_events(s.events)
+        found = check_pass(model, model.passes[0])
+        assert [(f.finding, "seed" in f.message) for f in found] == [("check_skipped", True)]
+
+    def test_the_same_pass_with_its_seed_is_checked(self):
+        """With the seed of 1 seen, d y/d w = 2 agrees with what the pass added: nothing is said."""
+        s = Stream()
+        s.node(1, "w", 3.0)
+        s.node(2, "y", 6.0, (1, 1), "add")
+        s.start(root=2, order=(2, 1))
+        s.write(1, 2, 2.0)
+        s.finish(2)
+        model = TraceModel.from_events(s.events)
+        assert check_pass(model, model.passes[0]) == []
 
 
 class TestOps:

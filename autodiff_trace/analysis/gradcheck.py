@@ -188,6 +188,9 @@ def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float
         return skipped(f"{len(carried)} node(s) inside its graph ({model.name(carried[0])}, ...) held "
                        f"gradients when it began, and an engine that passes on a node's whole grad adds "
                        f"them again", None, "see the stale_gradient finding: zero the grads before the pass")
+    if p.seed == 0 and any(w.contribution for w in p.writes):
+        return skipped("its seed (the grad its root was given) was not seen: the engine keeps it where the "
+                       "tool does not look (a dict it fills, say)", None, "check this pass by hand")
     try:
         graph = RecordedGraph(model.nodes, p.order, model.name)
     except UncheckableGraph as exc:
