@@ -278,11 +278,71 @@ for step in range(3):
     x.value -= 0.01 * x.grad
 print(round(x.value, 9))
 '''
+# Early tinygrad's shape: an op makes its result, then links it to a context whose static
+# backward returns the parents' grads; the engine's loop adds them.
+LINKED_CONTEXT = '''\
+import math
+class Tensor:
+    def __init__(self, data):
+        self.data, self.grad, self._ctx = float(data), None, None
+    def backward(self):
+        order, seen = [], set()
+        def walk(t):
+            seen.add(t)
+            if t._ctx:
+                for p in t._ctx.parents:
+                    if p not in seen:
+                        walk(p)
+                order.append(t)
+        walk(self)
+        self.grad = 1.0
+        for t in reversed(order):
+            grads = t._ctx.backward(t._ctx, t.grad)
+            for p, g in zip(t._ctx.parents, grads):
+                p.grad = g if p.grad is None else p.grad + g
+class Function:
+    def __init__(self, *parents):
+        self.parents, self.saved = parents, ()
+    @classmethod
+    def apply(cls, *xs):
+        ctx = cls(*xs)
+        ret = Tensor(cls.forward(ctx, *[x.data for x in xs]))
+        ret._ctx = ctx
+        return ret
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.saved = (x, y)
+        return x * y
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved
+        return {mul} * g, x * g  # mul: self
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        t = math.tanh(x)
+        ctx.saved = (x, t)
+        return t
+    @staticmethod
+    def backward(ctx, g):
+        x, t = ctx.saved
+        return ({tanh}) * g,  # tanh
+x, y = Tensor(1.5), Tensor(-0.75)
+for step in range(3):
+    x.grad = y.grad = None
+    h = Tanh.apply(Mul.apply(x, y))
+    Mul.apply(Mul.apply(h, h), h).backward()
+    x.data -= 0.01 * x.grad
+print(round(x.data, 9))
+'''
+
 DESIGNS = {"stored lambdas": (STORED_LAMBDAS, "other.val", "1 - t * t", "self.val", "1 - self.val ** 2"),
            "tape of cells": (HANDLE_TAPE, "other.value", "1.0 - t * t", "self.value", "1.0 - self.value ** 2"),
            "gates": (GATES, "self.b.value", "(1 - t * t)", "self.a.value", "(1 - self.a.value ** 2)"),
            "path sums": (PATH_SUM, "b.v", "1 - self.v ** 2", "a.v", "1 - self.ins[0].v ** 2"),
-           "rules by op name": (OP_RULES, "b.value", "(1 - t * t)", "a.value", "(1 - a.value ** 2)")}
+           "rules by op name": (OP_RULES, "b.value", "(1 - t * t)", "a.value", "(1 - a.value ** 2)"),
+           "linked context": (LINKED_CONTEXT, "y", "1 - t * t", "x", "1 - x * x")}
 
 # A queue engine that processes a node at each consumer's visit, not after the last one:
 # a rule runs again with a grown grad and no new call to see (a fired_too_early bug).

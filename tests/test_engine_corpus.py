@@ -196,7 +196,6 @@ UNDIAGNOSED = {
     *(('wengert_tape', i) for i in (5,)),
     *(('deep_unroll', i) for i in (1,)),
     *(('leaf_grads', i) for i in (0, 1, 2, 3)),
-    *(('function_ctx', i) for i in (1, 2, 5)),
 }
 
 

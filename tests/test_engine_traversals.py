@@ -151,6 +151,52 @@ for step in range(2):
 """
 
 
+# The order comes from a method, which a module-level helper fills: a list handed in.
+HELPER_ENGINE = """
+_visited = []  # kept to print when debugging
+
+
+def _walk(node, seen, out):
+    seen.add(node)
+    for p in node.prev:
+        if p not in seen:
+            _walk(p, seen, out)
+    out.append(node)
+    return out
+
+
+class V:
+    def __init__(self, data, prev=()):
+        self.data, self.grad, self.prev, self.rule = data, 0.0, prev, None
+
+    def __mul__(self, other):
+        out = V(self.data * other.data, (self, other))
+        def rule():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out.rule = rule
+        return out
+
+    def order(self):
+        return _walk(self, set(), [])
+
+    def backward(self):
+        self.grad = 1.0
+        for v in reversed(self.order()):
+            if v.rule:
+                v.rule()
+
+
+w = V(0.5)
+for step in range(2):
+    w.grad = 0.0
+    loss = w * V(3.0) * w
+    loss.backward()
+    w.data -= 0.1 * w.grad
+print(round(w.data, 6))
+"""
+
+
 def serious(tmp_path, source: str, find: str = "", replace: str = "") -> list:
     """(kind, line) of each warning and error for ``source`` with ``find`` replaced."""
     assert find in source
@@ -169,7 +215,8 @@ class TestCorrectEnginesStaySilent:
     """The engines below, without their bug, get no warning or error."""
 
     @pytest.mark.parametrize("source", [ORDER_ENGINE, CONSUMER_ENGINE, RECURSIVE_ENGINE, GATE_ENGINE,
-                                        TAPE_ENGINE], ids=["order", "consumers", "recursive", "gates", "tape"])
+                                        TAPE_ENGINE, HELPER_ENGINE],
+                             ids=["order", "consumers", "recursive", "gates", "tape", "helper"])
     def test_a_correct_engine_of_each_traversal_gets_no_finding(self, tmp_path, source):
         """Each correct engine is silent, so each finding below comes from its bug."""
         assert serious(tmp_path, source) == []
@@ -220,6 +267,16 @@ class TestTapes:
         step = line(TAPE_ENGINE, "del tape[2:]")
         assert ("fired_outside_graph", step) in found and {kind for kind, _ in found} <= {
             "fired_outside_graph", "polluted_grad", "stale_gradient"}
+
+
+class TestOrdersFilledByHelpers:
+    """A loop over ``self.order()``, whose helper appends to a list it was handed."""
+
+    def test_a_module_level_list_handed_to_the_helper_is_named(self, tmp_path):
+        """The old graph's nodes are still in ``_visited``: the finding names its assignment."""
+        found = serious(tmp_path, HELPER_ENGINE, "return _walk(self, set(), [])",
+                        "return _walk(self, set(), _visited)")
+        assert ("fired_outside_graph", line(HELPER_ENGINE, "_visited = []")) in found
 
 
 class TestConstantsAreNotUnreached:

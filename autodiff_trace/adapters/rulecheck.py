@@ -1,13 +1,13 @@
 """Check a user's derivative rules against their own forward ops, while the script runs.
 
 When a node's backward function fires, the contributions it adds to each parent,
-divided by the node's own grad, are the local derivatives its rule applied. The op
-that made the node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-run on
-the parents' values nudged either way, in a forked copy of the process (see
-:mod:`.rulecheck_rerun`), and the central difference is compared with the rule. Each
-op is checked a few times, then no more; a rule that disagrees is one
-``wrong_derivative`` finding at the line that computes the local derivative (see
-:mod:`.rulecheck_lines`). Which firing a write belongs to is :mod:`.rulecheck_credit`'s.
+divided by the node's own grad, are the local derivatives its rule applied. The op that
+made the node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-run on the
+parents' values nudged either way, in a forked copy of the process (see
+:mod:`.rulecheck_rerun`), and the central difference is compared with the rule. Each op
+is checked a few times, then no more; a rule that disagrees is one ``wrong_derivative``
+finding at the line that computes the local derivative (see :mod:`.rulecheck_lines`).
+Which firing a write belongs to is :mod:`.rulecheck_credit`'s.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from .detect import Vocabulary
 from .framecopy import FrameCopy
 from .nodeids import lifetime_observed
 from .roles import static_attr
-from .rulecheck_lines import (asked_methods, own_rule, return_line, rule_code, site_at, stored_rule,
-                              storing_line, writes_inside)
+from .rulecheck_lines import (asked_methods, own_rule, return_line, rule_code, site_at,
+                              stored_rule, storing_line, writes_inside)
 from .rulecheck_credit import WriteCredit
 from .rulecheck_ops import candidates, display_names, made_from_arguments, op_name
 from .rulecheck_rerun import Candidate, Job, judge, rerun_in_child, why_no_fork
@@ -190,7 +190,7 @@ class RuleCheck(WriteCredit):
         parents = reporter.parents(node, vocab)
         values = [static_attr(p, reporter.vocabulary(p).value) for p in parents]
         if parents and all(is_number(v) for v in values):
-            rule = rule_code(node, vocab.backward) or self._subclass_rule(type(node))
+            rule = rule_code(node, vocab.backward, reporter.is_node) or self._subclass_rule(type(node))
             self._open[node_id] = Firing(made, node, node_id, upstream, pass_no, parents, values,
                                           static_attr(node, vocab.value), rule,
                                           functools.partial(self._firing_died, node_id))

@@ -19,22 +19,23 @@ from types import CodeType, FunctionType, SimpleNamespace
 from typing import Dict, FrozenSet, Optional
 
 from ..core.sites import format_site
-from .roles import instance_items, static_attr
+from .roles import instance_items, linking_object, static_attr
 
 _LARGEST = 256  # a container longer than this is a model's data, not one node's parents
 
-__all__ = ["rule_code", "own_rule", "stored_rule", "site_at", "writes_inside", "return_line", "storing_line",
-           "asked_methods"]
+__all__ = ["rule_code", "own_rule", "context_rule", "stored_rule", "site_at", "writes_inside", "return_line",
+           "storing_line", "asked_methods"]
 
 _sites: Dict[CodeType, FrozenSet[str]] = {}
 _returns: Dict[CodeType, Optional[int]] = {}
 _asked: Dict[tuple, tuple] = {}
 
 
-def rule_code(node, backward_attr: Optional[str]) -> Optional[CodeType]:
-    """The code of the node's backward function, read as stored (a bound method's function's)."""
+def rule_code(node, backward_attr: Optional[str], is_node=None) -> Optional[CodeType]:
+    """The code of the node's backward function, read as stored (a bound method's function's);
+    without one, that of the op context it is linked through (see :func:`context_rule`)."""
     if not backward_attr:
-        return None
+        return context_rule(node, is_node) if is_node is not None else None
     fn = static_attr(node, backward_attr)
     if fn is None:
         fn = getattr(type(node), backward_attr, None)
@@ -55,6 +56,20 @@ def own_rule(cls: type) -> Optional[CodeType]:
     found = [v.__code__ for k, v in vars(cls).items()
              if isinstance(v, FunctionType) and not k.startswith("__") and v.__code__.co_argcount >= 2]
     return found[0] if len(found) == 1 else None
+
+
+def context_rule(node, is_node) -> Optional[CodeType]:
+    """The rule of the op context a node is linked through (``ret._ctx = Mul(...)``):
+    that class's ``backward``, a plain, static or class method."""
+    holder = linking_object(node, is_node)
+    if holder is None:
+        return None
+    for name in ("backward", "_backward", "backprop", "vjp"):
+        entry = inspect.getattr_static(type(holder), name, None)
+        code = getattr(getattr(entry, "__func__", entry), "__code__", None)
+        if isinstance(code, CodeType):
+            return code
+    return None
 
 
 def stored_rule(node, parent) -> Optional[CodeType]:

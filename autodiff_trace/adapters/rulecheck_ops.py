@@ -145,6 +145,8 @@ def _frame_candidate(frame: FrameType, made_at: int, parents: list) -> Optional[
     name = op_name(code)
     if code.co_name in _GENERIC and args and not any(isinstance(args[0], type(p)) for p in parents):
         name = type(args[0]).__name__  # a gate's forward(u0, u1): named by its class
+    elif code.co_name in _GENERIC:  # apply(self, Mul, y): named by the op class it is given
+        name = next((a.__name__ for a in args if isinstance(a, type)), name)
     return Candidate(name, fn, tuple(args), kwargs, slots, code, made_at)
 
 
@@ -154,10 +156,10 @@ def _function_of(frame: FrameType):
     code: CodeType = frame.f_code
     local = frame.f_locals
     places = []
-    if code.co_argcount:
-        first = local.get(code.co_varnames[0])
-        owner = first if isinstance(first, type) else type(first)
-        places.extend(vars(k) for k in owner.__mro__)
+    for name in code.co_varnames[:code.co_argcount]:  # the first argument's class, then any other's
+        value = local.get(name)  # (Function.apply(self, Mul, *x): found on the class it is given)
+        owner = value if isinstance(value, type) else type(value)
+        places.extend(vars(k) for k in owner.__mro__ if k is not object)
     places.append(frame.f_globals)
     for place in places:
         value = place.get(code.co_name)

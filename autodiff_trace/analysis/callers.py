@@ -151,6 +151,9 @@ def _located(frame: FrameType, frames: List[FrameType], filename: str, line: int
     handed = _handed_in(frame, frames[1] if len(frames) > 1 else None, names)
     if handed is not None:
         return LoopSite(site, code, *handed)
+    walked = _module_list_holding(frame, filename, line)
+    if walked is not None:
+        return LoopSite(site, code, *walked)
     if frame.f_code.co_argcount:  # a list the node keeps (self.children), made in __init__
         owner = frame.f_code.co_varnames[0]
         found = _init_assignment(filename, line, owner)
@@ -324,6 +327,24 @@ def _items_of(loop) -> set:
                 n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name)):
             items.update(n.id for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name))
     return items
+
+
+def _module_list_holding(frame: FrameType, filename: str, loop_line: int) -> Optional[Tuple[str, str]]:
+    """``(name, site)`` of a module-level list holding the item the loop at ``loop_line`` is
+    on, when the loop walks it through a call (``for t in reversed(self.deepwalk()):``,
+    a helper appending to ``_visit_order``)."""
+    tree = _tree(filename)
+    loops = [n for n in (ast.walk(tree) if tree is not None else ())
+             if isinstance(n, ast.For) and n.lineno == loop_line]
+    targets = [t.id for loop in loops for t in ast.walk(loop.target) if isinstance(t, ast.Name)]
+    items = [frame.f_locals.get(t) for t in targets]
+    for name, value in list(frame.f_globals.items()):
+        if type(value) is list and value and any(v is item for item in items if item is not None
+                                                 for v in value):
+            where = _module_assignment(filename, name)
+            if where is not None:
+                return name, _site_at(frame, where)
+    return None
 
 
 def _module_assignment(filename: str, name: str) -> Optional[int]:
