@@ -138,7 +138,7 @@ def survey(cls: type) -> Optional[ClassSurvey]:
             for function in _functions(value):
                 for inner in _codes(function.__code__):
                     mentioned.update(inner.co_names)
-    if mentioned.isdisjoint(CANDIDATES["grad"]):
+    if mentioned.isdisjoint(CANDIDATES["grad"]) and not _pairs(mentioned):
         return None
     attrs: Set[str] = set()
     methods: Set[str] = set()
@@ -217,6 +217,10 @@ def match_vocabulary(found: Optional[ClassSurvey], attrs: Optional[dict] = None,
             if name in instance_attrs or (role == "backward" and name in rule_methods):
                 roles[role] = name
                 break
+    if not all(role in roles for role in ("value", "grad")) and found is not None:
+        paired = _paired_slots(found.own_attrs)
+        if paired is not None and not {"value", "grad"} & set(attrs):
+            roles["value"], roles["grad"] = paired
     if not all(role in roles for role in ("value", "grad")):
         return None, roles
     if "parents" not in roles and not trust_attrs and found is not None \
@@ -224,6 +228,23 @@ def match_vocabulary(found: Optional[ClassSurvey], attrs: Optional[dict] = None,
         return None, roles  # without parents, a node must set its own value and grad
     return Vocabulary(roles["value"], roles["grad"], roles.get("parents"), roles.get("backward"),
                       roles.get("op")), roles
+
+
+def _paired_slots(names: Set[str]) -> Optional[Tuple[str, str]]:
+    """A value and its gradient named as a pair, ``x`` and ``dx`` (``v``/``dv``,
+    ``out``/``out_grad``, ``y``/``ybar``), when the class sets exactly one such pair.
+
+    >>> _paired_slots({"x", "dx", "name"}), _paired_slots({"x", "y"})
+    (('x', 'dx'), None)
+    """
+    pairs = _pairs(names)
+    return pairs[0] if len(pairs) == 1 else None
+
+
+def _pairs(names) -> list:
+    return [(name, grad) for name in sorted(n for n in names if n.isidentifier()) for grad in
+            (f"d{name}", f"d_{name}", f"{name}_grad", f"grad_{name}", f"{name}bar", f"{name}_bar", f"{name}_adj")
+            if grad in names]
 
 
 def parse_engine_spec(spec: str) -> Tuple[str, str]:

@@ -8,7 +8,7 @@ from types import CodeType, FrameType
 from typing import Dict, List, Optional, Set, Tuple
 
 from .nodeids import as_float
-from .roles import MISSING, called_with, held_nodes, newer_held, static_attr
+from .roles import MISSING, called_with, held_nodes, newer_held, static_attr, tabled_nodes
 
 __all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
 
@@ -59,6 +59,8 @@ class NodeGraph:
             return k is not None and k < node_id
 
         found = [p for p in held_nodes(node, is_node, vocab.parents) if earlier(p)]
+        if not found and vocab.parents is None:  # kept apart, in a table keyed by the node's id
+            found = [p for p in tabled_nodes(node, is_node) if earlier(p)]
         if found:  # the class holds its parents: no need to read consumers backwards
             self._with_parents.add(type(node))
             if vocab.parents and isinstance(static_attr(node, vocab.parents), (set, frozenset)):

@@ -11,12 +11,13 @@ round. Every read is static: instance dicts and slots only, never a property.
 from __future__ import annotations
 
 import inspect
+import sys
 from types import FrameType, FunctionType, MemberDescriptorType, MethodType, ModuleType
 from typing import Callable, Iterator, List, Optional
 
 from .framecopy import argument_names
 
-__all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "linking_object", "op_label", "called_with",
+__all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "tabled_nodes", "linking_object", "op_label", "called_with",
            "newer_held", "rule_owner"]
 
 MISSING = object()
@@ -113,6 +114,21 @@ def held_nodes(node, is_node: Callable, name: Optional[str] = None) -> List:
             return _unique(found, node)
     for _, value in instance_items(node):
         _nodes_in(value, is_node, 1, found)
+    return _unique(found, node)
+
+
+def tabled_nodes(node, is_node: Callable) -> List:
+    """The nodes a module-level table of the node's class keeps for it, keyed by its id
+    (``EDGES[id(self)] = [(parent, local), ...]``): int keys only, so no user ``__eq__`` runs."""
+    module = sys.modules.get(type(node).__module__)
+    namespace = getattr(module, "__dict__", None)
+    if type(namespace) is not dict:
+        return []
+    found: list = []
+    key = id(node)
+    for table in list(namespace.values()):
+        if type(table) is dict and key in table:
+            _nodes_in(table[key], is_node, 1, found)
     return _unique(found, node)
 
 
