@@ -4,6 +4,7 @@ names when the traversal goes wrong."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -267,6 +268,59 @@ class TestTapes:
         step = line(TAPE_ENGINE, "del tape[2:]")
         assert ("fired_outside_graph", step) in found and {kind for kind, _ in found} <= {
             "fired_outside_graph", "polluted_grad", "stale_gradient"}
+
+
+# A tape object of the engine's module, imported by the script, holding its entries.
+TAPE_OBJECT_ENGINE = """\
+class Var:
+    def __init__(self, value, parents=()):
+        self.value, self.grad, self.parents = value, 0.0, parents  # (parent, weight) pairs
+        TAPE.entries.append(self)
+
+    def __mul__(self, other):
+        return Var(self.value * other.value, ((self, other.value), (other, self.value)))
+
+
+class Tape:
+    def __init__(self):
+        self.entries = []
+
+
+TAPE = Tape()
+
+
+def grad(tape, out):
+    out.grad = 1.0
+    for var in reversed(tape.entries):
+        for parent, weight in var.parents:
+            parent.grad += weight * var.grad
+"""
+
+TAPE_OBJECT_SCRIPT = """\
+from tape_engine import TAPE, Var, grad
+
+w = Var(0.5)
+for step in range(3):
+    TAPE.entries = [w]
+    w.grad = 0.0
+    h = w * w
+    grad(TAPE, h * h)
+    w.value -= 0.1 * w.grad
+"""
+
+
+class TestTapeObjects:
+    """A tape object the engine's module makes and the script empties at each step."""
+
+    def test_a_tape_never_emptied_is_named_where_the_step_begins(self, tmp_path, monkeypatch):
+        """The sweep walks ``tape.entries`` of the script's ``TAPE``: empty it at the step's first line."""
+        (tmp_path / "tape_engine.py").write_text(TAPE_OBJECT_ENGINE)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "tape_engine", raising=False)
+        assert serious(tmp_path, TAPE_OBJECT_SCRIPT) == []
+        monkeypatch.delitem(sys.modules, "tape_engine")
+        found = serious(tmp_path, TAPE_OBJECT_SCRIPT, "    TAPE.entries = [w]", "    pass")
+        assert ("fired_outside_graph", line(TAPE_OBJECT_SCRIPT, "TAPE.entries = [w]")) in found
 
 
 class TestOrdersFilledByHelpers:

@@ -148,7 +148,7 @@ def _located(frame: FrameType, frames: List[FrameType], filename: str, line: int
                 where = _shared_defaults(frame.f_globals[name], filename)
             if where is not None:
                 return LoopSite(site, code, name, _site_at(frame, where))
-    handed = _handed_in(frame, frames[1] if len(frames) > 1 else None, names)
+    handed = _handed_in(frame, frames[1] if len(frames) > 1 else None, names, code)
     if handed is not None:
         return LoopSite(site, code, *handed)
     walked = _module_list_holding(frame, filename, line)
@@ -263,26 +263,40 @@ def _enclosing_loop(filename: str, line: int) -> Optional[Tuple[int, Tuple[str, 
     return _loops[key]
 
 
-def _handed_in(frame: FrameType, caller: Optional[FrameType],
-               names: Tuple[str, ...]) -> Optional[Tuple[str, str, Optional[str]]]:
+def _handed_in(frame: FrameType, caller: Optional[FrameType], names: Tuple[str, ...],
+               code: Optional[str] = None) -> Optional[Tuple[str, str, Optional[str]]]:
     """``(name, site, step site)`` when the loop walks an argument that is a module-level
-    list of the caller (``backward(tape, ...)`` with ``tape = []`` in the script); the step
-    site is the first line of the caller's loop around the call."""
+    list of the caller (``backward(tape, ...)`` with ``tape = []`` in the script), or an
+    object of one holding the list walked (``for entry in reversed(tape.entries):``); the
+    step site is the first line of the caller's loop around the call."""
     if caller is None:
         return None
     arguments = frame.f_code.co_varnames[:frame.f_code.co_argcount]
     for name in names:
         value = frame.f_locals.get(name) if name in arguments else None
-        if not isinstance(value, (list, dict)):
+        if not isinstance(value, (list, dict)) and not _holds_walked_list(value, name, code):
             continue
         held = [g for g, v in list(caller.f_globals.items()) if v is value]
-        filename = caller.f_code.co_filename
-        where = _module_assignment(filename, name if name in held else held[0]) if held else None
+        if not held:
+            continue
+        chosen = name if name in held else held[0]
+        where, at = _module_assignment(caller.f_code.co_filename, chosen), caller
+        if where is None:  # imported into the script: assigned in the engine's module
+            own = [g for g, v in list(frame.f_globals.items()) if v is value]
+            where, at = (_module_assignment(frame.f_code.co_filename, own[0]), frame) if own else (None, at)
         if where is not None:
-            step = _body_start(filename, caller.f_lineno)
-            return (name if name in held else held[0], _site_at(caller, where),
-                    _site_at(caller, step) if step is not None else None)
+            step = _body_start(caller.f_code.co_filename, caller.f_lineno)
+            return (chosen, _site_at(at, where), _site_at(caller, step) if step is not None else None)
     return None
+
+
+def _holds_walked_list(value, name: str, code: Optional[str]) -> bool:
+    """Does ``value`` (an object, not a container) hold the list the loop header walks,
+    ``name.attribute`` in ``code``?"""
+    namespace = getattr(value, "__dict__", None)
+    if code is None or type(namespace) is not dict:
+        return False
+    return any(type(v) is list and f"{name}.{attr}" in code for attr, v in list(namespace.items()))
 
 
 def _body_start(filename: str, line: int) -> Optional[int]:
