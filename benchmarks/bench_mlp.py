@@ -1,7 +1,8 @@
 """Forward + backward of micrograd's demo network, in autodiff_trace and in micrograd.
 
 MLP(2, [16, 16, 1]) on 100 points with micrograd's hinge loss and L2 term (about
-65,000 nodes). Prints ratios measured in this one run, never absolute claims:
+65,000 nodes). Prints ratios measured in this one run (the median, and the range over
+the interleaved rounds), never absolute claims:
 
     python benchmarks/bench_mlp.py [--repeat 7]
 
@@ -87,8 +88,8 @@ def step(value_cls, xs, ys, around=None):
     return t1 - t0, t2 - t1, total
 
 
-def interleaved_medians(variants: dict, xs, ys, repeat: int) -> dict:
-    """Median forward and backward times of each variant, run in turns (A B C, A B C, ...)
+def interleaved_times(variants: dict, xs, ys, repeat: int) -> dict:
+    """Forward and backward times of each variant per round, run in turns (A B C, A B C, ...)
     so that a busy moment of a shared machine slows every variant alike."""
     times = {name: ([], []) for name in variants}
     for _ in range(repeat):
@@ -98,7 +99,12 @@ def interleaved_medians(variants: dict, xs, ys, repeat: int) -> dict:
                 f, b, _ = step(value_cls, xs, ys)
             times[name][0].append(f)
             times[name][1].append(b)
-    return {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in times.items()}
+    return times
+
+
+def round_ratios(times: dict, base: str, name: str) -> list:
+    """``base``'s time over ``name``'s, round by round (both ran in the same round)."""
+    return [(bf + bb) / (f + b) for bf, bb, f, b in zip(*times[base], *times[name])]
 
 
 def count_nodes(root) -> int:
@@ -184,7 +190,7 @@ def main() -> None:
         stack.enter_context(instrument())
         return stack
 
-    rows = interleaved_medians({
+    times = interleaved_times({
         "micrograd 0.1.0": (MicrogradValue, None),
         "micrograd 0.1.0, traced to JSONL": (MicrogradValue, traced_micrograd),
         "autodiff_trace, untraced": (Value, None),
@@ -196,10 +202,15 @@ def main() -> None:
         "autodiff_trace, JSONL + diagnostics": (
             Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
     }, xs, ys, args.repeat)
+    rows = {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in times.items()}
     base = sum(rows["micrograd 0.1.0"])
-    print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} {'nodes/s':>12}")
+    print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} "
+          f"{'per round':>14} {'nodes/s':>12}")
     for name, (f, b) in rows.items():
-        print(f"{name:34} {f * 1e3:7.1f}ms {b * 1e3:7.1f}ms {base / (f + b):19.2f}x {nodes / (f + b):12,.0f}")
+        ratios = round_ratios(times, "micrograd 0.1.0", name)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
+        print(f"{name:34} {f * 1e3:7.1f}ms {b * 1e3:7.1f}ms {base / (f + b):19.2f}x {spread:>14} "
+              f"{nodes / (f + b):12,.0f}")
     unchecked = sum(rows["autodiff_trace, no tracer check"])
     print(f"\ncost of the tracer check when nobody listens: "
           f"{(sum(rows['autodiff_trace, untraced']) / unchecked - 1) * 100:+.1f}%")

@@ -5,6 +5,10 @@ received the report and to every tracer around it: filters, model, record, sinks
 then the analyzers, whose findings are queued and delivered after the event that
 caused them. A thread whose turn has not come (another thread's pass is going out)
 waits in line (:mod:`.turns`).
+
+The hot events may instead be captured as plain tuples (:mod:`.captured`) and go out
+a batch at a time; a batch always goes out before the next event stamped singly, so
+``seq`` keeps the order in which things happened.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import time
 from threading import get_ident
 from typing import Callable, Iterable, Optional
 
-from .events import BackwardFinished, BackwardStarted, Diagnostic, Event
+from .captured import CAPTURED, CapturedBatch
+from .events import BackwardFinished, BackwardStarted, Diagnostic, Event, NodeCreated
 
 __all__ = ["Dispatch"]
 
@@ -24,7 +29,7 @@ _new = tuple.__new__
 
 class Dispatch:
     """The delivery half of the tracer; :class:`~.tracer.Tracer` holds the state it uses
-    (``_clock``, ``_threads``, ``_outer``, the stages, ``_queue``)."""
+    (``_clock``, ``_threads``, ``_outer``, the stages, ``_queue``, the capture list)."""
 
     def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
         """Send the event, or hold it while another thread's pass goes out. The caller holds
@@ -43,6 +48,11 @@ class Dispatch:
 
     def _send(self, cls, fields: tuple, t: float, on_emit: Optional[Callable], thread: int) -> None:
         """Stamp the event and deliver it to this tracer and every tracer around it."""
+        tracer = self
+        while tracer is not None:  # what was captured before this event goes out first
+            if tracer._captured:
+                tracer._flush_captured(t)
+            tracer = tracer._outer
         clock = self._clock
         if cls is BackwardStarted:
             clock.streaming = thread
@@ -63,6 +73,43 @@ class Dispatch:
             else:
                 tracer._deliver(event)
             tracer = tracer._outer
+
+    def _flush_captured(self, now: Optional[float] = None) -> None:
+        """Send the captured events as one batch: numbered from the clock's next ``seq``,
+        timed ``now`` (the event that follows them, if any) or else now. The caller holds
+        ``self._clock.lock``."""
+        batch = self._captured
+        if not batch:
+            return
+        clock = self._clock
+        first_seq, t = clock.seq, (_now() if now is None else now) - clock.t0
+        clock.seq = first_seq + len(batch)
+        self._captured = []
+        self._capture = self._captured.append
+        for sink in self.sinks:
+            try:
+                sink.handle_batch(first_seq, t, batch)
+            except Exception as exc:
+                self.sinks = self._detach(self.sinks, sink, CAPTURED[batch[0][0]].kind, exc)
+        if self.record:
+            self._unread.append(CapturedBatch(first_seq, t, batch))
+        if self._settle_later:  # the engines' callbacks get their nodes' events, names settled
+            settle, self._settle_later = self._settle_later, []
+            for position, on_emit in settle:
+                on_emit(_new(NodeCreated, (first_seq + position, t) + batch[position][1:]))
+
+    def _read_events(self) -> list:
+        """Every event recorded so far, as event objects (captured ones made now)."""
+        if self._captured:
+            self._flush_captured()
+        if self._unread:
+            unread, self._unread = self._unread, []
+            for item in unread:
+                if item.__class__ is CapturedBatch:
+                    self._events.extend(item.events())
+                else:
+                    self._events.append(item)
+        return self._events
 
     def _let_waiting_go(self) -> None:
         """Between passes, send what waiting threads held back, a thread at a time."""
@@ -100,7 +147,7 @@ class Dispatch:
                 try:
                     self._emit_findings(analyzer.handle(event))
                 except Exception as exc:
-                    self.analyzers = self._detach(self.analyzers, analyzer, event, exc)
+                    self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
 
     def report_finding(self, finding) -> None:
         """Deliver a finding made outside the analyzers (an adapter's own check) as a
@@ -120,24 +167,27 @@ class Dispatch:
             try:
                 event = keep(event)
             except Exception as exc:
-                self.filters = self._detach(self.filters, keep, event, exc)
+                self.filters = self._detach(self.filters, keep, event.kind, exc)
             if event is None:
                 return None
         if self.record:
-            self.events.append(event)
+            if self._unread:  # after captured batches not yet read: keep the order
+                self._unread.append(event)
+            else:
+                self._events.append(event)
         if self.model is not None:
             self.model.handle(event)
         for sink in self.sinks:
             try:
                 sink.handle(event)
             except Exception as exc:
-                self.sinks = self._detach(self.sinks, sink, event, exc)
+                self.sinks = self._detach(self.sinks, sink, event.kind, exc)
         return event
 
-    def _detach(self, group: list, member, event: Event, exc: Exception) -> list:
+    def _detach(self, group: list, member, kind: str, exc: Exception) -> list:
         """Report a failing sink or analyzer; the group without it (a new list, so a
         loop over the old one finishes safely)."""
-        print(f"autodiff_trace: {type(member).__name__} failed on a {event.kind} event "
+        print(f"autodiff_trace: {type(member).__name__} failed on a {kind} event "
               f"({type(exc).__name__}: {exc}); it is detached and the trace goes on without it",
               file=sys.stderr)
         return [m for m in group if m is not member]

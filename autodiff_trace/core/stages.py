@@ -7,7 +7,7 @@ from typing import Iterable, Optional, Protocol, runtime_checkable
 from .events import Event
 from .model import TraceModel
 
-__all__ = ["Sink", "Analyzer", "ReadsModel"]
+__all__ = ["Sink", "Analyzer", "ReadsModel", "TakesBatches"]
 
 
 @runtime_checkable
@@ -34,3 +34,13 @@ class Analyzer(Protocol):
     def handle(self, event: Event) -> Optional[Iterable]: ...
 
     def close(self) -> Optional[Iterable]: ...
+
+
+@runtime_checkable
+class TakesBatches(Protocol):
+    """A sink that can take the hot events a batch at a time, as the plain tuples of
+    :mod:`.captured`: event ``i`` of ``batch`` has ``seq`` ``first_seq + i`` and time ``t``.
+    While every sink of a tracer takes batches (and no filter, analyzer or model reads
+    events one by one), the tracer captures those events without making event objects."""
+
+    def handle_batch(self, first_seq: int, t: float, batch: list) -> None: ...

@@ -10,6 +10,11 @@ and numbers. Each event then goes through one pipeline, in this order:
 4. the analyzers, whose findings become ``diagnostic`` events that take the same
    path once the event that caused them has been delivered.
 
+When nothing reads events one by one (no filter, analyzer or model, and every sink
+takes batches, as :class:`~autodiff_trace.sinks.jsonl.JsonlSink` does), the hot events
+are captured as plain tuples and go out in batches (:mod:`.captured`); ``events``
+makes their event objects when it is read.
+
 A stage that reads the model declares ``bind(model)``; the tracer calls it once, with
 its own model, so stages never fold a model of their own while a tracer feeds them.
 A sink, filter or analyzer that raises is reported once and detached: it can never
@@ -26,6 +31,7 @@ from threading import get_ident
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from .active import _stack, active_tracer, announce, follow_active
+from .captured import BATCH, FIRED, NODE, WRITE
 from .dispatch import Dispatch, _new, _now
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated,
@@ -33,9 +39,10 @@ from .events import (
 )
 from .held_line import HeldLine
 from .model import TraceModel
-from .sites import default_name, describe_line, user_frame
-from .stages import Analyzer, ReadsModel, Sink
+from .sites import default_name
+from .stages import Analyzer, ReadsModel, Sink, TakesBatches
 from .turns import PassCounts, ThreadState, Turns
+from .user_line import user_line
 
 __all__ = ["Sink", "Analyzer", "ReadsModel", "Tracer", "trace", "active_tracer", "follow_active"]
 
@@ -70,7 +77,11 @@ class Tracer(Dispatch):
         self.sinks = list(sinks)
         self.analyzers = list(analyzers)
         self.filters = list(filters)
-        self.events: List[Event] = []
+        self._events: List[Event] = []
+        self._unread: list = []  # captured batches (and the events after them) not yet read
+        self._captured: Optional[list] = None  # the hot events as tuples, when capturing
+        self._capture: Optional[Callable] = None  # its bound append
+        self._settle_later: list = []  # (position in _captured, on_emit) of captured nodes
         self.record = record
         self.name_prefix = name_prefix
         self.model = model
@@ -97,6 +108,13 @@ class Tracer(Dispatch):
             raise RuntimeError("this tracer is closed; make a new one with trace()")
         self._outer = active_tracer()
         self._clock = self._outer._clock if self._outer is not None else Turns()
+        if self._outer is not None:  # its captured events go out before this tracer's
+            with self._clock.lock:
+                self._outer._flush_captured()
+        if self._outer is None and not self.filters and not self.analyzers and self.model is None \
+                and all(isinstance(sink, TakesBatches) for sink in self.sinks):
+            self._captured = []
+            self._capture = self._captured.append
         self._pid = os.getpid()
         _stack.append(self)
         announce()
@@ -108,6 +126,8 @@ class Tracer(Dispatch):
             for state in list(self._threads.values()):
                 if state.held is not None:
                     self._release(state)
+            self._flush_captured()
+            self._captured = self._capture = None
         if self in _stack:
             _stack.remove(self)
         announce()
@@ -155,12 +175,9 @@ class Tracer(Dispatch):
         reported (its op links it after making it, ``ret._ctx = ctx``, or its ``__init__``
         has yet to run): the report is then held until its line is done.
         """
-        frame = user_frame(skip)
-        site = function = assigned = None
-        if frame is not None:
-            site, function, assigned = describe_line(frame)
+        frame, (site, function, assigned) = user_line(skip)
         with self._clock.lock:
-            state = self._state()
+            state = self._threads.get(get_ident()) or self._state()
             held = state.held
             own = None if held is None else held.admits(frame)
             if own is None and held is not None:
@@ -199,6 +216,16 @@ class Tracer(Dispatch):
             op, value, parents = parents()
         if name is None:
             name = default_name(node, op, value)
+        captured = self._captured
+        if captured is not None:
+            clock = self._clock
+            if (clock.streaming is None and not clock.waiting) or not clock.must_wait(get_ident()):
+                if on_emit is not None:
+                    self._settle_later.append((len(captured), on_emit))
+                self._capture((NODE, node, op, value, parents, name, site, function, module))
+                if len(captured) >= BATCH:
+                    self._flush_captured()
+                return
         self._emit(NodeCreated, node, op, value, parents, name, site, function, module, on_emit=on_emit)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
@@ -228,6 +255,11 @@ class Tracer(Dispatch):
                 return
             p = state.pass_  # this thread's own pass, going out now: stamp and deliver at once
             p.fired += 1
+            if self._capture is not None:
+                self._capture((FIRED, p.pass_no, node, grad, upstream))
+                if len(self._captured) >= BATCH:
+                    self._flush_captured()
+                return
             seq = clock.seq
             clock.seq = seq + 1
             self._dispatch(_new(BackwardFnFired, (seq, _now() - clock.t0, p.pass_no, node, grad, upstream)))
@@ -250,6 +282,12 @@ class Tracer(Dispatch):
                 return
             p = state.pass_  # this thread's own pass, going out now: stamp and deliver at once
             p.accumulated += 1
+            if self._capture is not None:
+                self._capture((WRITE, p.pass_no, target, fired_by, local_grad,
+                               contribution, grad_before, grad_after, replaced, site))
+                if len(self._captured) >= BATCH:
+                    self._flush_captured()
+                return
             seq = clock.seq
             clock.seq = seq + 1
             self._dispatch(_new(GradAccumulated, (seq, _now() - clock.t0, p.pass_no, target, fired_by, local_grad,
@@ -293,9 +331,15 @@ class Tracer(Dispatch):
         return Tracer.display(self.events)._repr_mimebundle_(include, exclude)
 
     @property
+    def events(self) -> List[Event]:
+        """Every event of this trace so far, in order (while recording)."""
+        with self._clock.lock:
+            return self._read_events()
+
+    @property
     def event_count(self) -> int:
         """How many events this trace (and any it is nested in) has emitted so far."""
-        return self._clock.seq
+        return self._clock.seq + len(self._captured or ())
 
     @property
     def in_forked_child(self) -> bool:

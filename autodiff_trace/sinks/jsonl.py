@@ -1,6 +1,7 @@
 """JSON Lines: a header line, then one event per line (the format is :mod:`autodiff_trace.core.tracefile`).
 
-Lines are written in batches, not one ``write`` per event. The file is flushed at the
+Lines are written in batches, not one ``write`` per event; the tracer may hand the
+hot events over as a captured batch of tuples (``handle_batch``), encoded in one go. The file is flushed at the
 end of every backward pass and on close, so a script that crashes leaves a valid
 prefix of its trace (at worst a cut last line, which the reader tolerates with a
 warning).
@@ -22,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, List, Optional, Union
 
+from ..core.captured import events_of, lines_of
 from ..core.events import Event, PassSummary
 from ..core.keep import KeepPolicy, NewFindings
 from ..core.tracefile import ENCODERS, encode_event, encode_line, header_line
@@ -94,6 +96,21 @@ class JsonlSink:
             elif len(batch) >= BATCH:
                 self._write(b"".join(batch))
                 batch.clear()
+        except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
+            self._give_up()
+            raise cannot_write(f"the trace to {self.where}", exc) from None
+
+    def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """Write a batch of captured events (:mod:`autodiff_trace.core.captured`)."""
+        try:
+            if self._segments is not None:
+                for event in events_of(first_seq, t, batch):
+                    self._segments.add(event, ENCODERS[event.__class__](event))
+                return
+            if self._batch:
+                self._write(b"".join(self._batch))
+                self._batch.clear()
+            self._write(lines_of(first_seq, t, batch))
         except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
             self._give_up()
             raise cannot_write(f"the trace to {self.where}", exc) from None
