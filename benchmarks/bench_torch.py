@@ -1,20 +1,29 @@
-"""What tracing PyTorch costs: a 512-wide MLP training step, and finding a NaN's origin.
+"""What tracing PyTorch costs, against ``torch.autograd.detect_anomaly()``, on two models.
 
-1. One SGD step of an MLP (width 512, batch 64) untraced, and traced: the forward's
-   nodes, the firing order, each node's received-gradient norm and every
-   parameter's gradient before, added and after; beside them the same step under
-   ``torch.autograd.detect_anomaly()``, which is what hunting a NaN that shows up
-   only now and then costs on every step until it does.
-2. The same step with ``sqrt`` of a value that reaches 0 in the loss: tracing (which
-   names the node that made the first non-finite gradient) against
-   ``detect_anomaly()``, each as a ratio to the untraced step. Anomaly mode raises at
-   the first NaN, so it skips the rest of that pass; the trace lets the pass finish,
-   as the script does.
+Two models, each timed as a training step, a step whose gradient turns NaN, and a hunt:
 
-Rounds alternate between the variants, so a busy machine slows them alike; the
-ratios are of medians, with the spread (min-max of per-round ratios) beside them:
+- ``mlp512``: an MLP of width 512 (batch 64), three linear layers: a few large
+  matmuls per step, where anomaly mode's per-op bookkeeping is small beside the maths.
+- ``small-ops``: a 32-wide residual network (batch 16) of 8 blocks, each a linear
+  layer, ``layer_norm``, ``gelu``, a scale and a residual add: many small ops per
+  step, where anomaly mode's stack capture at every op and its check after every
+  backward node cost the most.
 
-    python benchmarks/bench_torch.py [--width 512] [--rounds 9] [--steps 20]
+Each step runs untraced, traced (the forward's nodes, the firing order, each node's
+received-gradient norm, every parameter's gradient before, added and after, and the
+findings) and under ``detect_anomaly()``. The NaN step adds ``sqrt`` of a value that is
+0 to the loss: tracing names the node that made the first non-finite gradient and
+lets the pass finish, as the script does; anomaly mode raises at the first NaN (the
+benchmark catches it), so it skips the rest of that pass. A user hunting a NaN that
+shows up only now and then keeps anomaly mode on for every training step until then:
+the third case, a hunt of ``--hunt`` steps, is that many training steps, the last with
+the NaN (its time is per hunt).
+
+Rounds alternate between the variants, so a busy machine slows them alike; every
+ratio is of medians taken in the same run, with the spread (min-max of per-round
+ratios) beside it:
+
+    python benchmarks/bench_torch.py [--models mlp512,small-ops] [--rounds 9] [--steps 20] [--hunt 10]
 """
 
 from __future__ import annotations
@@ -33,26 +42,52 @@ from autodiff_trace import trace
 from autodiff_trace.adapters.torch import watch_torch
 
 
-def make_step(width: int, nan: bool):
-    """One training step of a fresh MLP; with ``nan``, its loss takes sqrt at 0."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                          nn.Linear(width, 1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    x, y = torch.randn(64, width), torch.randn(64, 1)
+class Block(nn.Module):
+    """A residual block of small ops: h + 0.5 * gelu(layer_norm(linear(h)))."""
 
-    def step():
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, h):
+        return h + 0.5 * nn.functional.gelu(self.norm(self.linear(h)))
+
+
+MODELS = {  # name -> (model maker, batch, width)
+    "mlp512": (lambda: nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                                     nn.Linear(512, 1)), 64, 512),
+    "small-ops": (lambda: nn.Sequential(*[Block(32) for _ in range(8)], nn.Linear(32, 1)), 16, 32),
+}
+
+
+def make_step(model_name: str, nan: bool, clean_before: int = 0):
+    """One training step of a fresh model; with ``nan``, its loss takes sqrt at 0 (and the
+    step makes no update); ``clean_before`` training steps come first, as in a run where
+    the NaN shows up only after a while."""
+    torch.manual_seed(0)
+    make, batch, width = MODELS[model_name]
+    model = make()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    x, y = torch.randn(batch, width), torch.randn(batch, 1)
+
+    def one(bad: bool):
         optimizer.zero_grad()
         out = model(x)
         loss = nn.functional.mse_loss(out, y)
-        if nan:
+        if bad:
             loss = loss + torch.sqrt((out - out).pow(2).sum())  # sqrt(0): an infinite derivative
         try:
             loss.backward()
         except RuntimeError:  # detect_anomaly stops at the first NaN: that is its finding
             pass
-        if not nan:
+        if not bad:
             optimizer.step()
+
+    def step():
+        for _ in range(clean_before):
+            one(False)
+        one(nan)
     return step
 
 
@@ -75,6 +110,9 @@ def anomaly():
             yield None
 
 
+VARIANTS = {"untraced": contextlib.nullcontext, "traced": traced, "detect_anomaly": anomaly}
+
+
 def seconds(step, steps: int, context) -> float:
     with context():
         step()  # warm up (and, traced, meet the parameters)
@@ -84,42 +122,57 @@ def seconds(step, steps: int, context) -> float:
         return (time.process_time() - start) / steps
 
 
-def compare(step, variants: dict, rounds: int, steps: int) -> dict:
-    """Per variant: the median time per step over alternating rounds, and per-round ratios
-    to the first variant."""
-    times = {name: [] for name in variants}
+def compare(cases: dict, rounds: int) -> dict:
+    """Per case (its step and how many times a round runs it) and variant: the median time
+    per run of the step over alternating rounds (every case and variant takes its turn in
+    each round), and the per-round ratios to untraced."""
+    times = {(case, name): [] for case in cases for name in VARIANTS}
     for _ in range(rounds):
-        for name, context in variants.items():
-            times[name].append(seconds(step, steps, context))
-    base = times[next(iter(variants))]
-    return {name: (statistics.median(ts), [t / b for t, b in zip(ts, base)]) for name, ts in times.items()}
+        for case, (step, repeats) in cases.items():
+            for name, context in VARIANTS.items():
+                times[case, name].append(seconds(step, repeats, context))
+    results = {}
+    for (case, name), ts in times.items():
+        base = times[case, "untraced"]
+        results[case, name] = (statistics.median(ts), statistics.median(base), [t / b for t, b in zip(ts, base)])
+    return results
 
 
-def show(title: str, results: dict) -> None:
-    print(title)
-    base = next(iter(results.values()))[0]
-    for name, (median, ratios) in results.items():
-        print(f"  {name:<16} {median * 1e3:8.3f} ms/step   {median / base:5.2f}x   "
-              f"(per round {min(ratios):.2f}-{max(ratios):.2f}x)")
+def show(results: dict) -> None:
+    print(f"  {'':<24} {'variant':<15} {'ms/case':>8}   ratio   per round")
+    for (case, name), (median, base, ratios) in results.items():
+        print(f"  {case:<24} {name:<15} {median * 1e3:8.3f}   {median / base:5.2f}x  "
+              f"{min(ratios):.2f}-{max(ratios):.2f}x")
+    print("  traced against detect_anomaly (ratio of the medians):")
+    for case in dict.fromkeys(case for case, _ in results):
+        traced_time, anomaly_time = results[case, "traced"][0], results[case, "detect_anomaly"][0]
+        verdict = "cheaper" if traced_time < anomaly_time else "dearer"
+        print(f"  {case:<24} traced / anomaly = {traced_time / anomaly_time:5.2f}  ({verdict})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--hunt", type=int, default=10, help="steps of the NaN hunt: clean ones, then the NaN")
     args = parser.parse_args()
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}: choose from {', '.join(MODELS)}")
     torch.set_num_threads(1)  # steadier numbers on a shared machine
-    print(f"torch {torch.__version__}, width {args.width}, batch 64, {args.rounds} rounds of "
-          f"{args.steps} steps, 1 thread, load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")
-    step = make_step(args.width, nan=False)
-    show("training step", compare(step, {"untraced": contextlib.nullcontext, "traced": traced,
-                                         "detect_anomaly": anomaly}, args.rounds, args.steps))
-    step = make_step(args.width, nan=True)
-    show("non-finite gradient: finding its origin",
-         compare(step, {"untraced": contextlib.nullcontext, "traced": traced, "detect_anomaly": anomaly},
-                 args.rounds, args.steps))
+    print(f"torch {torch.__version__}, {args.rounds} rounds of {args.steps} steps, 1 thread, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    cases = {}
+    for name in names:
+        cases[f"{name} training step"] = (make_step(name, nan=False), args.steps)
+        cases[f"{name} NaN step"] = (make_step(name, nan=True), args.steps)
+        if args.hunt > 1:  # as many steps in all as the other cases
+            cases[f"{name} hunt of {args.hunt}"] = (make_step(name, nan=True, clean_before=args.hunt - 1),
+                                                    max(1, args.steps // args.hunt))
+    show(compare(cases, args.rounds))
+    print(f"  load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,46 @@ class TestPass:
             watch.stop()
         assert w.grad.tolist() == [5.0, 5.0]
 
+    def test_a_fresh_gradient_is_taken_into_grad_not_copied(self):
+        """As untraced, .grad becomes the very tensor the pass computed (no copy per parameter)."""
+        layer = nn.Linear(8, 8)
+        computed = {}
+        layer.weight.register_hook(lambda g: computed.__setitem__("data", g.data_ptr()))
+
+        def run():
+            layer.zero_grad()
+            layer(torch.randn(2, 8)).sum().backward()
+        traced_events(run)
+        assert layer.weight.grad.data_ptr() == computed["data"]
+
+    def test_an_update_in_a_post_accumulate_hook_keeps_the_ledger_right(self):
+        """A hook that steps each parameter and drops its .grad: each write is still the
+        gradient the pass computed."""
+        torch.manual_seed(0)
+        layer = nn.Linear(3, 2)
+        computed = {}
+
+        def step_now(p):
+            computed.setdefault(id(p), []).append(p.grad.norm().item())
+            p.data -= 0.1 * p.grad
+            p.grad = None
+
+        layer.weight.register_post_accumulate_grad_hook(step_now)
+        layer.bias.register_post_accumulate_grad_hook(step_now)
+
+        def run():
+            x = torch.randn(4, 3)
+            for _ in range(2):
+                layer(x).pow(2).sum().backward()
+        events = traced_events(run)
+        names = {e.node: e.name for e in events if e.kind == "node_created"}
+        expected = {"layer.weight": computed[id(layer.weight)], "layer.bias": computed[id(layer.bias)]}
+        writes = [e for e in events if e.kind == "grad_accumulated"]
+        assert len(writes) == 4
+        for write in writes:
+            assert write.contribution == pytest.approx(expected[names[write.target]][write.pass_no - 1], rel=1e-5)
+        assert findings(events) == []
+
 
 class TestFindings:
     """Each example's bug is named once, at the line to change."""

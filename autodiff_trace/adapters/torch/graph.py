@@ -145,19 +145,21 @@ class Registry:
         stack: List[Tuple[object, bool]] = [(fn, False)]
         while stack:
             node, expanded = stack.pop()
-            if KEY in node.metadata:
+            metadata = node.metadata
+            if KEY in metadata:
                 continue
             if type(node).__name__ == _ACCUMULATE:
                 self._report_leaf(tracer, node, skip)
                 continue
+            inputs = [nxt for nxt, _ in node.next_functions if nxt is not None]
             if not expanded:
-                stack.append((node, True))
-                stack.extend((nxt, False) for nxt, _ in node.next_functions
-                             if nxt is not None and KEY not in nxt.metadata)
-                continue
-            node_id = node.metadata[KEY] = self.new_id()
-            parents = tuple(nxt.metadata[KEY] for nxt, _ in node.next_functions
-                            if nxt is not None and KEY in nxt.metadata)
+                new = [(nxt, False) for nxt in inputs if KEY not in nxt.metadata]
+                if new:  # its inputs first; a node whose inputs all have ids goes out at once
+                    stack.append((node, True))
+                    stack.extend(new)
+                    continue
+            node_id = metadata[KEY] = self.new_id()
+            parents = tuple(meta[KEY] for meta in (nxt.metadata for nxt in inputs) if KEY in meta)
             self.made[node_id] = (op_name(node), None)
             mine = node is fn
             tracer.node_created(node_id, op if mine and op else op_name(node), value if mine else 0.0,

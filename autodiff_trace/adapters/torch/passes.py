@@ -23,6 +23,22 @@ __all__ = ["PassTracer"]
 _ACCUMULATE = "AccumulateGrad"
 
 
+class _Filled(tuple):
+    """What the hook of a leaf with no ``.grad`` yet keeps instead of the gradient: holding
+    it would make AccumulateGrad copy it into ``.grad`` rather than take it, and the
+    ``.grad`` it sets holds the same numbers."""
+
+
+_FILLED = _Filled()
+
+
+def _untouched_after(leaf: Leaf) -> bool:
+    """No hook of the script's runs once the leaf's gradient is accumulated (one could step
+    an optimizer and drop ``.grad`` there): its ``.grad`` after the pass is what it received."""
+    tensor = leaf.ref()
+    return tensor is not None and not getattr(tensor, "_post_accumulate_grad_hooks", None)
+
+
 class _Started:
     """A pass under way: what its start found."""
 
@@ -88,9 +104,13 @@ class PassTracer:
         keep = fired.append
         handles = []
         try:
+            ledger = started.ledger
             for fn in started.nodes:
                 node = fn.metadata[KEY]
-                if node in started.ledger or node not in self.registry.leaf_of:
+                entry = ledger.get(node)
+                if entry is not None and entry[1] is None and _untouched_after(entry[0]):  # see _FILLED
+                    handles.append(fn.register_prehook(lambda grads, node=node: keep((node, _FILLED))))
+                elif entry is not None or node not in self.registry.leaf_of:
                     handles.append(fn.register_prehook(lambda grads, node=node: keep((node, grads))))
         except Exception as exc:
             warn(exc)
@@ -211,6 +231,10 @@ class PassTracer:
         pass_no, site, ledger, senders = started.pass_no, started.site, started.ledger, started.senders
         received: List[float] = []
         fired_at: Dict[int, int] = {}
+        for i, (node, grads) in enumerate(fired):
+            if grads is _FILLED:  # the leaf's new .grad is the gradient it received
+                tensor = ledger[node][0].ref()
+                fired[i] = (node, (None if tensor is None else tensor.grad,))
         norms = PassNorms()
         norms.measure(t for _, grads in fired for t in grads)
         for i, (node, grads) in enumerate(fired):

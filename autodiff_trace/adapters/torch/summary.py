@@ -19,6 +19,8 @@ quiet = torch._C.DisableTorchFunction  # our own tensor maths must not reach the
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _BATCHED = (torch.float32, torch.float64)
+_STRIDED = torch.strided
+_SHARED_FROM = 4096  # elements: from this size, a tensor shares its norm with views of it
 
 
 class TensorSummary(NamedTuple):
@@ -62,8 +64,8 @@ def _overflowed(t: torch.Tensor) -> float:
 
 
 class PassNorms:
-    """Norms within one pass, each computed once per set of elements: the gradient a
-    ``TBackward`` node receives and the transposed view it hands a weight's
+    """Norms within one pass; a large tensor's is computed once per set of elements: the
+    gradient a ``TBackward`` node receives and the transposed view it hands a weight's
     ``AccumulateGrad`` are the same numbers, so they share one norm.
 
     >>> g = torch.tensor([[3.0, 0.0], [4.0, 0.0]]); norms = PassNorms()
@@ -83,24 +85,36 @@ class PassNorms:
         return (tensor.data_ptr(), tensor.dtype, tuple(sorted(zip(tensor.shape, tensor.stride()))))
 
     def measure(self, tensors) -> None:
-        """Take the norms of many tensors at once: one call per dtype rather than one per tensor."""
-        groups: dict = {}
-        keyed = []
+        """Take the norms of many tensors at once: one call per dtype rather than one per tensor.
+        Only a large tensor is looked up by its elements (a small one costs less to reduce
+        twice than to key); each tensor object is reduced once."""
+        known, measured = self.known, self._measured
+        groups: dict = {}  # dtype -> {id(tensor) or elements key: tensor}
+        sharing: list = []  # (id(tensor), elements key) of the large tensors
         for tensor in tensors:
-            if tensor is None:
+            if tensor is None or tensor.layout is not _STRIDED:
+                continue
+            dtype = tensor.dtype
+            if dtype not in _BATCHED:
+                continue  # of() measures these one by one
+            if tensor.numel() < _SHARED_FROM:
+                groups.setdefault(dtype, {})[id(tensor)] = tensor
                 continue
             key = self._key(tensor)
-            if key is not None and tensor.dtype in _BATCHED:
-                keyed.append((tensor, key))
-                if key not in self.known:
-                    groups.setdefault(tensor.dtype, {})[key] = tensor
-        with quiet(), torch.no_grad():
+            sharing.append((id(tensor), key))
+            if key not in known:
+                groups.setdefault(dtype, {})[key] = tensor
+        with quiet(), torch.no_grad():  # no graph: the gradients need no detach
             for group in groups.values():
-                values = torch.stack(torch._foreach_norm([t.detach() for t in group.values()])).tolist()
+                values = torch.stack(torch._foreach_norm(list(group.values()))).tolist()
                 for (key, tensor), value in zip(group.items(), values):
-                    self.known[key] = value if value != math.inf else norm(tensor)
-        known = self.known
-        self._measured.update((id(tensor), known[key]) for tensor, key in keyed)
+                    if value == math.inf:
+                        value = norm(tensor)
+                    if key.__class__ is int:
+                        measured[key] = value
+                    else:
+                        known[key] = value
+        measured.update((tensor_id, known[key]) for tensor_id, key in sharing)
 
     def of(self, tensor: Optional[torch.Tensor]) -> float:
         """The norm of a tensor: as measured (the tensors given to measure() stay alive for
