@@ -337,12 +337,51 @@ for step in range(3):
 print(round(x.data, 9))
 '''
 
+# A JAX-like box: each op stores a vector-Jacobian lambda written on the line after the
+# one that makes the box; one loop applies every box's lambda.
+VJP_BOXES = '''\
+import math
+class Box:
+    def __init__(self, primal, parents=(), vjp=None):
+        self.primal, self.ct, self.parents, self.vjp = primal, 0.0, parents, vjp
+    def __mul__(self, other):
+        return Box(self.primal * other.primal, (self, other),
+                   lambda ct: (ct * {mul}, ct * self.primal))  # mul: self
+    def tanh(self):
+        y = math.tanh(self.primal)
+        return Box(y, (self,),
+                   lambda ct: (ct * ({tanh}),))  # tanh
+def sweep(end):
+    order, seen, stack = [], set(), [(end, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((p, False) for p in node.parents)
+    end.ct = 1.0
+    for node in reversed(order):
+        if node.vjp is not None:
+            for parent, ct in zip(node.parents, node.vjp(node.ct)):
+                parent.ct += ct
+x, y = Box(1.5), Box(-0.75)
+for step in range(3):
+    x.ct = y.ct = 0.0
+    h = (x * y).tanh()
+    sweep(h * h * h)
+    x.primal -= 0.01 * x.ct
+print(round(x.primal, 9))
+'''
+
 DESIGNS = {"stored lambdas": (STORED_LAMBDAS, "other.val", "1 - t * t", "self.val", "1 - self.val ** 2"),
            "tape of cells": (HANDLE_TAPE, "other.value", "1.0 - t * t", "self.value", "1.0 - self.value ** 2"),
            "gates": (GATES, "self.b.value", "(1 - t * t)", "self.a.value", "(1 - self.a.value ** 2)"),
            "path sums": (PATH_SUM, "b.v", "1 - self.v ** 2", "a.v", "1 - self.ins[0].v ** 2"),
            "rules by op name": (OP_RULES, "b.value", "(1 - t * t)", "a.value", "(1 - a.value ** 2)"),
-           "linked context": (LINKED_CONTEXT, "y", "1 - t * t", "x", "1 - x * x")}
+           "linked context": (LINKED_CONTEXT, "y", "1 - t * t", "x", "1 - x * x"),
+           "vjp lambdas": (VJP_BOXES, "other.primal", "1.0 - y * y", "self.primal", "1.0 - self.primal ** 2")}
 
 # A queue engine that processes a node at each consumer's visit, not after the last one:
 # a rule runs again with a grown grad and no new call to see (a fired_too_early bug).

@@ -180,7 +180,8 @@ class TestRecognisingTheEngine:
 
     def test_a_sweep_stores_into_a_subscript_in_a_loop_or_a_recursion(self, tmp_path):
         """A loop or recursion storing entries is a sweep; with ``must_return`` it must also
-        return the dict it fills (a helper building ``{parent: local}`` once is not one)."""
+        return the dict it fills, or start it from its first argument (a helper building
+        ``{parent: local}`` once is not one)."""
         engine = tmp_path / "engine.py"
         engine.write_text(textwrap.dedent("""
             def grad(tape, out):

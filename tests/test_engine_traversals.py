@@ -258,6 +258,32 @@ class TestGates:
         assert found == [("stale_gradient", line(GATE_ENGINE, "backprop([g1, g2])"))]
 
 
+    def test_a_second_call_on_one_line_is_a_new_pass_while_the_script_is_line_traced(
+            self, tmp_path, monkeypatch):
+        """With another engine's sweep watched (a trace function set), the second call's
+        frames may take the first's ids: the call is still told apart by where it was made."""
+        (tmp_path / "sweeping.py").write_text(SWEEPING_ENGINE)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "sweeping", raising=False)
+        source = "import sweeping\n" + GATE_ENGINE
+        found = serious(tmp_path, source, "backprop([g1, g2])", "backprop([g1, g2]); backprop([g1, g2])")
+        assert found == [("stale_gradient", line(source, "backprop([g1, g2])"))]
+
+
+# An engine whose sweep fills a dict seeded with its root: imported, it is line-traced.
+SWEEPING_ENGINE = """\
+class Leaf:
+    def __init__(self, data, parents=()):
+        self.data, self.grad, self.parents = data, None, parents
+
+    def propagate(self):
+        grads = {self: 1.0}
+        for node in [self]:
+            for parent in node.parents:
+                grads[parent] = grads.get(parent, 0.0) + grads[node]
+"""
+
+
 class TestTapes:
     """A tape the script keeps at module level and hands to the engine's sweep."""
 

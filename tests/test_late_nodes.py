@@ -106,6 +106,10 @@ print(a.grad, b.grad)
 '''
 
 
+def _line(source: str, text: str) -> int:
+    return next(n for n, line in enumerate(source.splitlines(), 1) if text in line)
+
+
 def _plain(tmp_path, source: str) -> str:
     script = tmp_path / "plain.py"
     script.write_text(textwrap.dedent(source))
@@ -168,6 +172,53 @@ class TestOpsThatLinkTheirResultAfterMakingIt:
         writes = [w for w in of_kind(events, "grad_accumulated") if w.target != root]
         assert len(writes) == 4 and all(w.fired_by is not None for w in writes)
         assert not [w for w in writes if w.replaced and w.grad_before != 0]
+
+
+# Ops registered after the class as partialmethods, bound to operators; numbers wrapped
+# in a comprehension inside the op.
+REGISTERED = '''
+from functools import partialmethod
+
+
+class Tensor:
+    def __init__(self, data, requires_grad=True):
+        self.data, self.grad, self.requires_grad, self._ctx = float(data), None, requires_grad, None
+
+
+class Mul:
+    def __init__(self, *parents):
+        self.parents = parents
+
+    @staticmethod
+    def apply(self, fn, *xs):
+        xs = [x if isinstance(x, Tensor) else Tensor(x, requires_grad=False) for x in xs]
+        ret = Tensor(self.data * xs[0].data)
+        ret._ctx = fn(self, *xs)
+        return ret
+
+
+Tensor.mul = partialmethod(Mul.apply, Mul)
+Tensor.__mul__ = Tensor.mul
+
+w = Tensor(2.0)
+u = w * 3.0
+v = w * 4.0
+'''
+
+
+class TestOpsCalledThroughWrappers:
+    """An op reached through ``functools.partialmethod`` names its node at the user's line."""
+
+    def test_the_result_is_named_after_the_line_that_asked_for_it(self, tmp_path):
+        events, _ = run_source(tmp_path, REGISTERED)
+        made = {e.name: e for e in of_kind(events, "node_created")}
+        assert made["v"].op == "mul" and made["v"].site.endswith(f":{_line(REGISTERED, 'v = w * 4.0')}")
+
+    def test_a_number_the_op_wraps_is_made_on_the_users_line(self, tmp_path):
+        """The constant 4.0 of ``v = w * 4.0`` is located there, not inside the op."""
+        events, _ = run_source(tmp_path, REGISTERED)
+        constant = [e for e in of_kind(events, "node_created") if e.value == 4.0]
+        assert [e.site.rpartition(":")[2] for e in constant] == [str(_line(REGISTERED, "v = w * 4.0"))]
 
 
 class TestConditionalWrites:

@@ -18,6 +18,7 @@ from autodiff_trace import trace
 from autodiff_trace.adapters import instrument
 from autodiff_trace.adapters.rulecheck import AGREEING_CHECKS, MAX_TRIES
 from autodiff_trace.adapters.rulecheck_rerun import Slope, judge, step_for
+from autodiff_trace.adapters.rulecheck_state import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "engines"))
@@ -296,6 +297,25 @@ class TestJudging:
         f0 = 1e8 + 1.0
         slope = Slope(1.0, 1e-6, f0, f0 + 1e-6, f0 - 1e-6, 2.0 ** -52)
         assert judge(1.0, 0.0, slope) is True and judge(0.0, 0.0, slope) is False
+
+
+class TestOperandsLostInRounding:
+    """A check whose contribution vanished in rounding judges nothing: the rule is not left alone."""
+
+    def test_a_rule_with_an_operand_never_judged_is_not_done(self):
+        """Three agreeing checks of one operand, none of the other: checks go on."""
+        rule = Rule()
+        rule.tries, rule.agreed = 3, {"engine.py:33": 3}
+        rule.judged, rule.unsure = {1}, {0}
+        assert not rule.done
+        rule.judged.add(0)
+        assert rule.done
+
+    def test_its_tries_still_run_out(self):
+        """An operand that can never be judged costs at most MAX_TRIES checks."""
+        rule = Rule()
+        rule.tries, rule.agreed, rule.unsure = MAX_TRIES, {"engine.py:33": 3}, {0}
+        assert rule.done
 
 
 class TestEveryDesignIsChecked:

@@ -9,6 +9,7 @@ function build backward rules (so it is an op, and the user's line is its caller
 from __future__ import annotations
 
 import dis
+import functools
 import linecache
 from types import CodeType, FrameType
 from typing import Dict, List, Optional, Tuple
@@ -16,7 +17,8 @@ from typing import Dict, List, Optional, Tuple
 from ..core.sites import format_site
 from .detect import stored_attributes
 
-__all__ = ["write_site", "assigns_over", "is_noop", "builds_rules"]
+__all__ = ["write_site", "assigns_over", "is_noop", "builds_rules", "returns_what_it_makes", "makes_for_its_caller",
+           "WRAPPERS"]
 
 # Keyed by id(code); the code object is kept in the value so its id is never reused.
 _instructions: Dict[int, Tuple[CodeType, List[dis.Instruction], Dict[int, int]]] = {}
@@ -147,19 +149,52 @@ def is_noop(fn) -> bool:
 _returning: dict = {}
 
 
-def returns_what_it_makes(frame: FrameType) -> bool:
+def makes_for_its_caller(creator: FrameType, grad_attr: str, has_parents: bool, may_link: bool, skip) -> bool:
+    """Is ``creator`` an op making a node for its caller, whose line names the node: an op
+    function making a node with parents (``add(a, b)``: one building rules, or one returning
+    the node it made), one that names its result to link it afterwards (``ret = Tensor(...)``;
+    ``ret._ctx = ctx``; ``return ret``, when the node class ``may_link`` so), or a
+    comprehension inside such an op wrapping numbers?"""
+    code = creator.f_code
+    if code.co_name in _COMPREHENSIONS:
+        return creator.f_back is not None and creator.f_back.f_code in skip
+    if code.co_name == "<module>":
+        return False
+    if has_parents:
+        return builds_rules(code, grad_attr) or returns_what_it_makes(creator)
+    return may_link and returns_what_it_makes(creator, named_first=True)
+
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>"})
+
+
+def _unbound_partialmethod_code() -> CodeType:
+    class Probe:
+        def op(self):
+            pass
+        wrapped = functools.partialmethod(op)
+    return Probe.wrapped.__code__
+
+
+# The standard library's wrappers an op may be called through (``Tensor.__add__ = Tensor.add``
+# with ``add`` a ``partialmethod``): the user's line is their caller's.
+WRAPPERS = (_unbound_partialmethod_code(),)
+
+
+def returns_what_it_makes(frame: FrameType, named_first: bool = False) -> bool:
     """True when the frame is making a node it returns: an op function such as
     ``def mul(a, b): return Var(a.value * b.value, (a, b), ...)``, or one that names it
-    first (``ret = Tensor(...)``; ``ret._ctx = ctx``; ``return ret``)."""
+    first (``ret = Tensor(...)``; ``ret._ctx = ctx``; ``return ret``; only that form when
+    ``named_first``)."""
     code = frame.f_code
     key = (code.co_filename, code.co_name, frame.f_lineno)
     hit = _returning.get(key)
     if hit is None:
         line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals).strip()
         name, sep, _ = line.partition("=")
-        hit = line.startswith("return ") or bool(sep) and name.strip() in _returned_locals(code)
-        _returning[key] = hit
-    return hit
+        hit = _returning[key] = ("return" if line.startswith("return ") else
+                                 "named" if sep and name.strip() in _returned_locals(code) else "")
+    return hit == "named" if named_first else bool(hit)
 
 
 def _returned_locals(code: CodeType) -> set:

@@ -23,7 +23,7 @@ from .detect import (
 from .roles import instance_items
 
 __all__ = ["HELD_APART", "held_apart", "parse_sweep_spec", "value_only_vocabulary", "sweeps_in", "may_write",
-           "stores_entry", "stored_entries", "assigns_over_entry", "KeyResolver"]
+           "stores_entry", "stored_entries", "assigns_over_entry", "keeps_its_dict", "KeyResolver"]
 
 # The grad "attribute" of a node whose gradient lives in a dict: never set on a class.
 HELD_APART = "(in a dict)"
@@ -84,22 +84,68 @@ def _codes(code: CodeType) -> Iterator[CodeType]:
 
 def _is_sweep(code: CodeType, must_return: bool) -> bool:
     """Stores into a subscript, inside a loop or a recursion (and, with ``must_return``,
-    returns a local it stores into: the dict of gradients it built)."""
-    instructions = list(dis.get_instructions(code))
-    line_of = [ins.positions.lineno if ins.positions else None for ins in instructions]
-    store_lines = {line for ins, line in zip(instructions, line_of) if ins.opname == "STORE_SUBSCR"}
-    if not store_lines:
+    returns a local it stores into, the dict of gradients it built, or starts that dict
+    from its first argument, ``{self: 1.0}``: it writes the leaves' grads itself)."""
+    instructions, stored = _stores(code)
+    if not any(ins.opname == "STORE_SUBSCR" for ins in instructions):
         return False
-    stored: Set[str] = {ins.argval for ins, line in zip(instructions, line_of)  # the names those lines load
-                        if line in store_lines and ins.opname in ("LOAD_FAST", "LOAD_DEREF")}
     loops = any(i.opname.startswith("JUMP_BACKWARD") for i in instructions)
     recurses = code.co_name in code.co_names
     if not (loops or recurses):
         return False
     if not must_return:
         return True
+    return _returns_stored(instructions, stored) or _seeds_from_argument(code, instructions, stored)
+
+
+def _stores(code: CodeType) -> Tuple[list, Set[str]]:
+    """The code's instructions, and the names loaded on the lines that store into a subscript."""
+    instructions = list(dis.get_instructions(code))
+    line_of = [ins.positions.lineno if ins.positions else None for ins in instructions]
+    store_lines = {line for ins, line in zip(instructions, line_of) if ins.opname == "STORE_SUBSCR"}
+    return instructions, {ins.argval for ins, line in zip(instructions, line_of)
+                          if line in store_lines and ins.opname in ("LOAD_FAST", "LOAD_DEREF")}
+
+
+def _returns_stored(instructions: list, stored: Set[str]) -> bool:
     return any(ins.opname == "RETURN_VALUE" and prev.opname == "LOAD_FAST" and prev.argval in stored
                for prev, ins in zip(instructions, instructions[1:]))
+
+
+def _seeds_from_argument(code: CodeType, instructions: list, stored: Set[str]) -> bool:
+    """Starts a dict it stores into with one entry keyed by its first argument or an
+    attribute of it: ``grads = {self: 1.0}``, ``derivatives = {variable.unique_id: d}``."""
+    if not code.co_argcount:
+        return False
+    first = code.co_varnames[0]
+    for i, ins in enumerate(instructions):
+        if ins.opname != "BUILD_MAP" or ins.argval != 1 or i + 1 >= len(instructions):
+            continue
+        store = instructions[i + 1]
+        if store.opname not in ("STORE_FAST", "STORE_DEREF") or store.argval not in stored:
+            continue
+        key = instructions[max(i - 3, 0):i - 1]  # the key's loads, then the value's one
+        if key and key[-1].opname == "LOAD_ATTR":
+            key = key[:-1]
+        if key and key[-1].opname in ("LOAD_FAST", "LOAD_DEREF") and key[-1].argval == first \
+                and instructions[i - 1].opname in ("LOAD_CONST", "LOAD_FAST", "LOAD_DEREF"):
+            return True
+    return False
+
+
+def keeps_its_dict(code: CodeType) -> bool:
+    """True for a sweep of a node class with a grad attribute that starts its dict from
+    its first argument and returns none of it (``grads = {self: 1.0}``): the dict holds
+    the pass's gradients of inner nodes, and the sweep writes the leaves' grads itself."""
+    found = _keeps.get(id(code))
+    if found is None or found[0] is not code:
+        instructions, stored = _stores(code)
+        found = _keeps[id(code)] = (code, _seeds_from_argument(code, instructions, stored)
+                                    and not _returns_stored(instructions, stored))
+    return found[1]
+
+
+_keeps: Dict[int, Tuple[CodeType, bool]] = {}
 
 
 def sweeps_in(filename: str, *, must_return: bool) -> Set[Tuple[str, int]]:

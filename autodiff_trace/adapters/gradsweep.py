@@ -18,6 +18,7 @@ from typing import Dict, Optional, Set, Tuple
 
 from ..core.sites import PACKAGE_DIR
 from ..core.tracer import active_tracer
+from .detect import is_library_module
 from .gradmaps import KeyResolver, held_apart, may_write, stored_entries, stores_entry, sweeps_in
 from .gradwrites import MISSING, SweepWrites, Watched, hashes_plainly, is_gradient
 from .hooks import REPORT_FRAMES
@@ -28,6 +29,7 @@ __all__ = ["SweepWatch"]
 _CALLBACK_DEPTH = 3  # what a trace callback adds above a sweep's frame: kept as headroom
 _LARGEST = 1_000_000  # a dict bigger than this is a model's data, not one pass's gradients
 _SCANNED = 20_000  # dicts compared entry by entry after a line that names no entry plainly
+_RULE_DEPTH = 4  # calls below a node's method a sweep called, searched for the rule it hands over to
 _NOT_RULES = frozenset({"<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>"})
 
 
@@ -39,6 +41,7 @@ class SweepWatch:
         self.named = named  # (module, qualname) of a sweep named by the user, watched whatever its shape
         self.resolver = KeyResolver(reporter)
         self.writes = SweepWrites(reporter, self.resolver)
+        reporter.held_writes = self._attribute_written
         self.sweeps: Dict[str, Set[Tuple[str, int]]] = {}  # file -> (name, first line) of its sweeps
         self.unavailable: Optional[str] = None  # why the sweeps could not be watched
         self._verdict: Dict[int, Tuple[CodeType, bool]] = {}  # id(code) -> (code, is a sweep)
@@ -53,10 +56,12 @@ class SweepWatch:
 
     # -- on and off -------------------------------------------------------------------
     def watch(self, cls: type, vocab) -> None:
-        """A node class is traced: watch the sweeps of the files its code is in (for a class
-        with a grad attribute, only sweeps that return the dict they fill)."""
-        files = {v.__code__.co_filename for k in cls.__mro__[:-1] for v in vars(k).values()
-                 if isinstance(v, FunctionType)}
+        """A node class is traced: watch the sweeps of the files its code is in, or that of
+        a function its methods call by name (for a class with a grad attribute, only sweeps
+        that return the dict they fill or start it from their first argument)."""
+        methods = [v for k in cls.__mro__[:-1] for v in vars(k).values() if isinstance(v, FunctionType)]
+        files = {f for f in {v.__code__.co_filename for v in methods} | _callee_files(methods)
+                 if not f.startswith(PACKAGE_DIR)}  # the tool's own wrappers are no sweeps
         for filename in files - set(self.sweeps):
             self.sweeps[filename] = sweeps_in(filename, must_return=not held_apart(vocab))
             if self.sweeps[filename]:
@@ -85,6 +90,16 @@ class SweepWatch:
         if self._hook is not None and sys.gettrace() is self._hook:
             sys.settrace(None)
         self._hook = None
+
+    def _attribute_written(self, node, before, after, frame: FrameType) -> bool:
+        """A grad attribute written while a sweep runs: True when the sweep's pass takes it."""
+        if self._outer is None or self._broken:
+            return False
+        try:
+            return self.writes.attribute_written(node, before, after, frame)
+        except Exception as exc:  # never into the user's script
+            self._fail(exc)
+            return False
 
     def _fail(self, exc: Exception) -> None:
         self._broken = True
@@ -127,7 +142,10 @@ class SweepWatch:
         """A function called from a sweep frame: the rule it looks up for the next node, or
         a helper given a watched dict (or an object holding one), which may write to it."""
         caller = frame.f_back
-        if caller is None or caller.f_trace != self._on_event or code.co_filename.startswith(PACKAGE_DIR):
+        if caller is None or code.co_filename.startswith(PACKAGE_DIR):
+            return
+        if caller.f_trace != self._on_event:
+            self._note_inner(frame, code)
             return
         if code.co_name not in _NOT_RULES:
             self.writes.called(caller, code)
@@ -137,6 +155,22 @@ class SweepWatch:
                     and any(id(inner) in watched for _, inner in instance_items(value)):
                 self._handed = True
                 return
+
+    def _note_inner(self, frame: FrameType, code: CodeType) -> None:
+        """A call made below a function a sweep frame called: when that function is a
+        node's own method (``var.chain_rule(d)`` handing over to ``Mul.backward``), the
+        deepest function it goes on to call that is no node's method is the rule."""
+        skip = self.reporter.skip
+        if code in skip or code.co_name in _NOT_RULES:
+            return
+        caller, depth = frame.f_back, 2
+        while caller is not None and depth <= _RULE_DEPTH:
+            above = caller.f_back
+            if above is not None and above.f_trace == self._on_event:
+                if caller.f_code in skip:
+                    self.writes.called_inside(above, code, depth)
+                return
+            caller, depth = above, depth + 1
 
     def _on_event(self, frame: FrameType, event: str, arg):
         if event == "line":
@@ -277,3 +311,16 @@ class SweepWatch:
         if unchanged and not stores or (old is MISSING and value == 0 and not stores):
             return
         self.writes.changed(watched, key, old, value, last, old is MISSING and value == 0, self._outer)
+
+
+def _callee_files(methods: list) -> Set[str]:
+    """The files of the script's own functions the methods call by a global name
+    (``backpropagate(self, d)`` in another module of the engine)."""
+    files = set()
+    for method in methods:
+        found = method.__globals__
+        for name in method.__code__.co_names:
+            callee = found.get(name)
+            if isinstance(callee, FunctionType) and not is_library_module(callee.__module__ or ""):
+                files.add(callee.__code__.co_filename)
+    return files

@@ -6,6 +6,8 @@ under the root begins none, and a dict the sweep made holding ``{root: 1.0}`` se
 Each write is credited to the node whose rule made it: the node (or id) in the writing
 frame, declared last, that has the written node as a parent; it fires at its first write
 from a frame. A function the sweep called just before a node's writes is that node's rule.
+A sweep that keeps its dict (``grads = {self: 1.0}``) and writes the leaves' grad attribute
+itself makes one pass of both: its entries add to the grads the nodes held when it began.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from types import CodeType, FrameType
 from typing import Dict, List, Optional, Tuple
 
 from ..core.tracer import active_tracer
-from .gradmaps import KeyResolver, assigns_over_entry, held_apart
+from .bytecode import write_site
+from .engine_code import register
+from .gradmaps import KeyResolver, assigns_over_entry, held_apart, keeps_its_dict
 from .nodeids import as_float
+from .roles import static_attr
 from .rulecheck_lines import return_line, site_at
 
 __all__ = ["MISSING", "Watched", "SweepWrites", "is_gradient", "hashes_plainly"]
@@ -80,12 +85,16 @@ def hashes_plainly(key) -> bool:
 
 class _Pass:
     """One pass found in a sweep: its root, its dict, the grads its nodes hold in it
-    (keyed by id of node)."""
+    (keyed by id of node), and for a sweep that writes the leaves' grads itself, the grad
+    attribute each node held when the pass began (what its entries add to)."""
 
-    __slots__ = ("root", "seed", "grads", "watched", "fired", "received", "firings")
+    __slots__ = ("root", "seed", "grads", "watched", "fired", "received", "firings", "held", "writer")
 
-    def __init__(self, root, seed: float, grads: Dict[int, float], watched: Watched) -> None:
+    def __init__(self, root, seed: float, grads: Dict[int, float], watched: Watched,
+                 held: Optional[Dict[int, float]]) -> None:
         self.root, self.seed, self.grads, self.watched = root, seed, grads, watched
+        self.held = held  # None: the dict is the only home of the pass's grads
+        self.writer: Dict[int, int] = {}  # id of node -> the node whose rule wrote its entry last
         self.fired: Dict[int, FrameType] = {}  # node id -> the frame its rule last fired in
         self.received: Dict[int, float] = {}  # id of node -> what its last write added
         # [owner id, owner, what it passed on (None: its grad at the end), [(target, before,
@@ -100,19 +109,35 @@ class SweepWrites:
         self.reporter, self.resolver = reporter, resolver
         self.current: Optional[_Pass] = None
         # The function a sweep frame called last (a rule table's entry), with the count of
-        # writes then, and the node each frame wrote for last, with its rule.
-        self._called: Dict[int, Tuple[CodeType, int]] = {}
+        # writes then, how deep below the frame it ran and the frame's call it ran within,
+        # and the node each frame wrote for last, with its rule.
+        self._called: Dict[int, Tuple[CodeType, int, int, int]] = {}
+        self._calls: Dict[int, int] = {}  # id of frame -> the count of the calls it made
         self._writing_for: Dict[int, Tuple[int, Optional[CodeType]]] = {}
         self._writes = 0
 
     def called(self, caller: FrameType, code: CodeType) -> None:
-        """A sweep frame called a function: the rule it looks up for its next node's writes."""
-        self._called[id(caller)] = (code, self._writes)
+        """A sweep frame called a function: the rule it looks up for its next node's writes
+        (a node's method asked after a rule was found below another, ``inp.is_constant()``
+        after ``var.chain_rule(d)``, leaves that rule in place unless it calls further)."""
+        call = self._calls[id(caller)] = self._calls.get(id(caller), 0) + 1
+        called = self._called.get(id(caller))
+        if called is not None and called[1] == self._writes and called[2] > 1 and code in self.reporter.skip:
+            return
+        self._called[id(caller)] = (code, self._writes, 1, call)
+
+    def called_inside(self, caller: FrameType, code: CodeType, depth: int) -> None:
+        """A node's method the sweep frame called went on to call a function ``depth``
+        calls below the frame: the deepest function that call leads to is the rule."""
+        call = self._calls.get(id(caller), 0)
+        called = self._called.get(id(caller))
+        if called is None or called[3] != call or called[1] != self._writes or depth > called[2]:
+            self._called[id(caller)] = (code, self._writes, depth, call)
 
     def end(self, tracer) -> None:
         """The outermost sweep call returned: its pass, if any, is over."""
         p, self.current = self.current, None
-        self._called, self._writing_for = {}, {}
+        self._called, self._calls, self._writing_for = {}, {}, {}
         if p is not None and tracer is not None:
             self._check_rules(p, tracer)
             tracer.backward_finished()
@@ -122,7 +147,7 @@ class SweepWrites:
         """The watch failed: close the pass under way, check nothing more."""
         if self.current is not None and tracer is not None:
             tracer.backward_finished()
-        self.current, self._called, self._writing_for = None, {}, {}
+        self.current, self._called, self._calls, self._writing_for = None, {}, {}, {}
 
     def changed(self, watched: Watched, key, old, value, last: Tuple[FrameType, int],
                 needs_rule: bool, outer: FrameType) -> None:
@@ -175,24 +200,47 @@ class SweepWrites:
             if node is not None and is_gradient(value):
                 grads[id(node)] = as_float(value)
         grads[id(target)] = before
-        seeded = grads.get(id(root)) if watched.made_at is not None and target is not root else None
+        seeded = self._seed_in(watched, root) if watched.made_at is not None and target is not root else None
         if seeded is not None:  # a dict the sweep made holding the seed: {root: 1.0}
             grads[id(root)] = 0.0
         id_of = reporter.ids.of
         ids = tuple(id_of(n) for n in order)
-        grads_before = tuple(grads.get(id(n), 0.0) for n in order)
+        held = self._held(order) if keeps_its_dict(code) and not held_apart(reporter.vocabulary(root)) else None
+        grads_before = tuple(grads.get(id(n), 0.0) + (held.get(id(n), 0.0) if held else 0.0) for n in order)
         seed = 1.0 if seeded is None else seeded  # a root never written is seeded with 1 all the same
         if target is root:
             after = as_float(value)
             seed = after if assigns_over_entry(last[0].f_code.co_filename, last[1]) else after - before
+        if held is not None:
+            register(reporter)  # its leaves' values are read to tell a mini-batch from an update
         tracer.backward_started(ids[0], seed, ids, grads_before)
         reporter.graph.pass_started()
-        p = self.current = _Pass(root, seed, grads, watched)
+        p = self.current = _Pass(root, seed, grads, watched, held)
         if seeded is not None:
             p.grads[id(root)] = seeded
             frame, line = watched.made_at
-            tracer.grad_accumulated(ids[0], None, None, seeded, 0.0, seeded, True, site_at(frame.f_code, line))
+            attr = held.get(id(root), 0.0) if held else 0.0
+            tracer.grad_accumulated(ids[0], None, None, seeded, attr, attr + seeded, not attr,
+                                    site_at(frame.f_code, line))
         return p
+
+    def _seed_in(self, watched: Watched, root) -> Optional[float]:
+        """The root's entry in the dict when last compared (a sweep may have taken it out
+        already, ``g = grads.pop(v)``), or None."""
+        value = watched.held.get(held_key(root), MISSING)
+        if value is MISSING:
+            value = next((v for k, v in list(watched.held.items())
+                          if type(k) is int and self.resolver.node(k) is root), MISSING)
+        return as_float(value) if value is not MISSING and is_gradient(value) else None
+
+    def _held(self, order: list) -> Dict[int, float]:
+        """The grad attribute of each node of the order (id of node -> grad, None as 0)."""
+        vocabulary, held = self.reporter.vocabulary, {}
+        for node in order:
+            vocab = vocabulary(node)
+            if vocab is not None and not held_apart(vocab):
+                held[id(node)] = as_float(static_attr(node, vocab.grad))
+        return held
 
     def _order(self, root) -> list:
         """``root`` and every node it depends on, each before its parents."""
@@ -237,8 +285,34 @@ class SweepWrites:
         self._writes += 1
         p.grads[id(target)] = after
         p.received[id(target)] = after - before
-        tracer.grad_accumulated(reporter.ids.of(target), owner_id, None, after - before, before, after,
-                                replaced, site)
+        attr = p.held.get(id(target), 0.0) if p.held else 0.0
+        if owner_id is not None:
+            p.writer[id(target)] = owner_id
+        # An entry made anew adds to the grad the node held: only a filled entry is wiped.
+        tracer.grad_accumulated(reporter.ids.of(target), owner_id, None, after - before, attr + before,
+                                attr + after, replaced and not (attr and before == 0), site)
+
+    def attribute_written(self, node, before, after, frame: FrameType) -> bool:
+        """A node's grad attribute was set from ``before`` to ``after`` by ``frame`` while a
+        sweep that writes the leaves' grads itself runs a pass: True when the write is the
+        pass's. Storing what the pass's entries add up to is already reported; anything
+        else (``v.grad = g`` over a grad held before) is reported as this pass's write,
+        credited to the node whose rule wrote the node's entry last."""
+        p = self.current
+        if p is None or p.held is None or id(node) not in p.held:
+            return False
+        tracer = active_tracer()
+        if tracer is None:
+            return False
+        before_f, after_f = as_float(before), as_float(after)
+        expected = p.held[id(node)] + p.grads.get(id(node), 0.0)
+        if after_f == expected or before is None and after_f == 0.0:
+            return True  # the entries' sum stored, or None made 0 before it is added to
+        site, replaced = write_site(frame)
+        p.held[id(node)] = after_f - p.grads.get(id(node), 0.0)
+        tracer.grad_accumulated(self.reporter.ids.of(node), p.writer.get(id(node)), None, after_f - before_f,
+                                before_f, after_f, replaced, site)
+        return True
 
     @staticmethod
     def _latest(p: _Pass, owner_id: int) -> int:
@@ -282,7 +356,8 @@ class SweepWrites:
         for owner_id, owner, visit, writes in p.firings:
             if visit is None:
                 visit = p.grads.get(id(owner), p.seed if owner is p.root else 0.0)
-            rulecheck.fired(owner, owner_id, visit, pass_no)
+            rule = next((w[5] for w in writes if w[5] is not None), None)
+            rulecheck.fired(owner, owner_id, visit, pass_no, rule)
             for target, before, after, replaced, site, rule in writes:
                 if after == before and not parents(target, None):
                     continue

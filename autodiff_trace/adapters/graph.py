@@ -14,13 +14,24 @@ __all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
 
 _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
 
-FrameKey = Tuple[int, CodeType]
+FrameKey = Tuple[int, CodeType, tuple]
 
 
 def frame_key(frame: FrameType) -> FrameKey:
-    """What names a running call without holding its frame: a frame kept would keep every
-    node its locals hold alive after the call returns (a weak registry would count them)."""
-    return id(frame), frame.f_code
+    """What names a running call without holding its frame (a frame kept would keep every
+    node its locals hold alive after the call returns; a weak registry would count them):
+    its id, its code, and where its callers stand, since a call that returned leaves its id
+    to the next (the second of ``backprop(g); backprop(g)`` on one line)."""
+    return id(frame), frame.f_code, _callers(frame)
+
+
+def _callers(frame: FrameType) -> tuple:
+    """The instructions its callers are at, a few levels up."""
+    callers, frame = [], frame.f_back
+    while frame is not None and len(callers) < 6:
+        callers.append(frame.f_lasti)
+        frame = frame.f_back
+    return tuple(callers)
 
 
 def called_from(frame: Optional[FrameType], key: tuple) -> Optional[tuple]:
@@ -28,11 +39,7 @@ def called_from(frame: Optional[FrameType], key: tuple) -> Optional[tuple]:
     names, if ``frame`` runs inside it; None once it has returned."""
     while frame is not None:
         if id(frame) == key[0] and frame.f_code is key[1]:
-            callers, frame = [], frame.f_back
-            while frame is not None and len(callers) < 6:
-                callers.append(frame.f_lasti)
-                frame = frame.f_back
-            return tuple(callers)
+            return _callers(frame)
         frame = frame.f_back
     return None
 
@@ -204,11 +211,7 @@ class NodeGraph:
     def runs_in(frame: Optional[FrameType], engine: FrameKey) -> bool:
         """True while the call ``engine`` names is ``frame`` or a frame above it (it has not
         returned)."""
-        while frame is not None:
-            if id(frame) == engine[0] and frame.f_code is engine[1]:
-                return True
-            frame = frame.f_back
-        return False
+        return called_from(frame, engine) == engine[2]
 
     def _reaches(self, root, target) -> bool:
         seen, stack = {id(root)}, [root]

@@ -209,7 +209,7 @@ class Instrumentation:
                 sys.settrace(None)
                 if self.active:
                     self._consider_safely(value if bound else cls)
-            return on_event
+            return None if bound or event == "return" else on_event  # what it returns is the new f_trace
 
         frame.f_trace_lines = True
         frame.f_trace = on_event

@@ -23,7 +23,7 @@ from .credit import credited_to
 from .firing_call import FiringCall
 from .engine_code import register, unregister
 from .pull import PullWatch
-from .bytecode import builds_rules, is_noop, returns_what_it_makes, write_site
+from .bytecode import WRAPPERS, is_noop, makes_for_its_caller, write_site
 from .detect import Vocabulary
 from .rulecheck import RuleCheck
 from .graph import FrameKey, NodeGraph, called_from, frame_key
@@ -60,7 +60,7 @@ class EngineReporter:
         self.constructing: Set[int] = set()  # id() of nodes inside their __init__
         self.firing: List[int] = []  # ids of nodes whose backward function is running
         self._firing_nodes: list = []  # the nodes themselves, in the same order
-        self.skip: Set = set()  # code of op functions: the user's line is their caller's
+        self.skip: Set = set(WRAPPERS)  # code of op functions: the user's line is their caller's
         self.vocab_of: Dict[type, Vocabulary] = {}
         self.node_types: Tuple[type, ...] = ()
         self._seed: Optional[_Seed] = None
@@ -78,11 +78,12 @@ class EngineReporter:
         self.graph = NodeGraph(self)
         self.ids.on_forget = self.graph.forget
         self._fired: Set[int] = set()  # nodes credited with a write in this pass
-        self._engine_frame: Optional[tuple] = None  # (*FrameKey, caller's offset): the call running a pass it found
+        self._engine_frame: Optional[FrameKey] = None  # the call running a pass it found
         self._broken = False
         self.pulls = PullWatch(self)  # pull engines' grad() calls under way
         self.rulecheck = RuleCheck(self)  # derivative rules checked against their forward ops
         self.late = LateNodes(self)  # nodes read once their line is done
+        self.held_writes = None  # a sweep's pass taking the grad writes made inside it (see .gradsweep)
 
     def failed(self, exc: BaseException) -> None:
         """A hook failed: say so once, and report nothing more (the script goes on)."""
@@ -121,8 +122,8 @@ class EngineReporter:
         node_id = id_of(node)
         parents = tuple([id_of(p) for p in self.graph.remember(node, node_id, vocab, creator)])
         code = creator.f_code
-        if (parents or vocab.parents is None) and code not in self.skip and code.co_name != "<module>" \
-                and (builds_rules(code, vocab.grad) or returns_what_it_makes(creator)):
+        if code not in self.skip and makes_for_its_caller(creator, vocab.grad, bool(parents),
+                                                          vocab.parents is None, self.skip):
             self.skip.add(code)  # add(a, b): name the node after the caller's line
         value, linked = as_float(static_attr(node, vocab.value)), parents
         if vocab.parents is None:  # an op may link it once made: read when its line is done
@@ -146,6 +147,8 @@ class EngineReporter:
             return
         if self.late.waiting:
             self.late.settle()
+        if self.held_writes is not None and self.held_writes(node, before, after, frame):
+            return
         node_id = self.ids.of(node)
         before_f, after_f = as_float(before), as_float(after)
         writer = self.firing[-1] if self.firing else \
@@ -189,7 +192,7 @@ class EngineReporter:
                 found = self.graph.found_in  # and where it was called from: one line's two calls
                 self._between_passes(tracer)  # may share a frame's id
                 self._start_at(tracer, root, self.vocabulary(root), {node_id: before_f})
-                self._engine_frame = found and (*found, called_from(frame, found))
+                self._engine_frame = found
                 in_pass = True
         if in_pass and self.pulls.wrote_sum(node, after_f):
             return

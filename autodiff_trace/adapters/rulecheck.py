@@ -1,13 +1,12 @@
 """Check a user's derivative rules against their own forward ops, while the script runs.
 
-When a node's backward function fires, the contributions it adds to each parent,
-divided by the node's own grad, are the local derivatives its rule applied. The op that
-made the node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-run on the
-parents' values nudged either way, in a forked copy of the process (see
-:mod:`.rulecheck_rerun`), and the central difference is compared with the rule. Each op
-is checked a few times, then no more; a rule that disagrees is one ``wrong_derivative``
-finding at the line that computes the local derivative (see :mod:`.rulecheck_lines`).
-Which firing a write belongs to is :mod:`.rulecheck_credit`'s.
+When a node's backward function fires, the contributions it adds to each parent, divided
+by the node's own grad, are the local derivatives its rule applied. The op that made the
+node (``__mul__``, ``tanh``, ``mul(a, b)``, ``Mul(a, b)``) is re-run on the parents'
+values nudged either way, in a forked copy of the process (:mod:`.rulecheck_rerun`), and
+the central difference is compared with the rule. Each op is checked a few times; a rule
+that disagrees is one ``wrong_derivative`` finding at the line computing the local
+derivative (:mod:`.rulecheck_lines`). Which firing a write belongs to: :mod:`.rulecheck_credit`.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from .detect import Vocabulary
 from .framecopy import FrameCopy
 from .nodeids import lifetime_observed
 from .roles import static_attr
-from .rulecheck_lines import (asked_methods, own_rule, return_line, rule_code, site_at,
-                              stored_rule, storing_line, writes_inside)
+from .rulecheck_lines import (asked_methods, op_closure, own_rule, rule_code, rule_site, site_at,
+                              stored_rule, storing_line)
 from .rulecheck_credit import WriteCredit
 from .rulecheck_ops import candidates, display_names, made_from_arguments, op_name
 from .rulecheck_rerun import Candidate, Job, judge, rerun_in_child, why_no_fork
@@ -38,7 +37,7 @@ __all__ = ["RuleCheck", "AGREEING_CHECKS", "MAX_TRIES"]
 BATCH = 16  # firings checked in one forked child
 _RECENT = 4  # nodes per op remembered until they fire (the latest made fire first)
 _DEPTH = 4  # frames above a node's __init__ searched for the op that made it
-_FIRST, _EVERY = 16, 64  # an op's first 16 nodes are remembered, then one in 64
+_FIRST, _EVERY, _DENSE = 16, 64, 4  # an op's first 16 nodes are remembered, then one in 64 (4 while unsure)
 _EPS = 2.0 ** -52
 
 
@@ -85,18 +84,19 @@ class RuleCheck(WriteCredit):
             if key is not None:  # the fast way out for most nodes of a large graph
                 op = self.ops[key]
                 op.made += 1
-                if op.made > _FIRST and op.made % _EVERY or op.pending >= AGREEING_CHECKS or op.done:
+                if op.made > _FIRST and op.made % (_DENSE if op.unsure else _EVERY) \
+                        or op.pending >= AGREEING_CHECKS or op.done:
                     return
             self._node_made(node, vocab, creator, key)
         except Exception as exc:
             self._give_up(exc)
 
-    def fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
-        """``node``'s backward function starts; its grad, ``upstream``, is what it passes on."""
+    def fired(self, node, node_id: int, upstream: float, pass_no: int, rule=None) -> None:
+        """``node``'s rule (``rule``: its code, if known) starts; ``upstream``, its grad, is passed on."""
         if self.off or (id(node) not in self.made and node_id not in self._open):
             return
         try:
-            self._fired(node, node_id, upstream, pass_no)
+            self._fired(node, node_id, upstream, pass_no, rule)
         except Exception as exc:
             self._give_up(exc)
 
@@ -171,7 +171,7 @@ class RuleCheck(WriteCredit):
             self.made.pop(recent.pop(0), None)
         self.made[id(node)] = Made(node, key, frames, init_frame, functools.partial(self._made_died, id(node)))
 
-    def _fired(self, node, node_id: int, upstream: float, pass_no: int) -> None:
+    def _fired(self, node, node_id: int, upstream: float, pass_no: int, rule=None) -> None:
         if node_id in self._open:  # fired again: its first firing is complete
             self._close(self._open.pop(node_id))
         if (self._open or self._queue) and not self.reporter.firing and lifetime_observed(node):
@@ -190,7 +190,7 @@ class RuleCheck(WriteCredit):
         parents = reporter.parents(node, vocab)
         values = [static_attr(p, reporter.vocabulary(p).value) for p in parents]
         if parents and all(is_number(v) for v in values):
-            rule = rule_code(node, vocab.backward, reporter.is_node) or self._subclass_rule(type(node))
+            rule = rule or rule_code(node, vocab.backward, reporter.is_node) or self._subclass_rule(type(node))
             self._open[node_id] = Firing(made, node, node_id, upstream, pass_no, parents, values,
                                           static_attr(node, vocab.value), rule,
                                           functools.partial(self._firing_died, node_id))
@@ -343,6 +343,7 @@ class RuleCheck(WriteCredit):
             if rate is None or slope is None or count > len(candidate.slots[i]):
                 continue  # more writes than operand slots: the rule ran more than once
             verdict = judge(rate, slack, slope)
+            (op.unsure if verdict is None else op.judged).add(i)
             if verdict is None:
                 continue
             site = self._rule_site(firing, candidate, sites, candidate.slots[i][0], firing.parents[i])
@@ -371,12 +372,11 @@ class RuleCheck(WriteCredit):
         stored the local derivative."""
         rule = firing.rule
         if rule is not None and len(self._rule_ops.get(rule, ())) <= 1:
-            inside = [s for s in sites if writes_inside(rule, s)]
-            return inside[0] if inside else site_at(rule, return_line(rule))
+            return rule_site(rule, sites)
         if any(len(self._site_ops.get(s, ())) > 1 for s in sites):  # one line writes for every op
-            stored = stored_rule(firing.node, parent)
+            stored = stored_rule(firing.node, parent) or op_closure(firing.node, candidate.code)
             if stored is not None:
-                return site_at(stored, return_line(stored))
+                return rule_site(stored, sites)
             if candidate.code is not None:
                 return site_at(candidate.code, storing_line(candidate.code, candidate.made_at, arg_name))
         return sites[0] if sites else None

@@ -24,7 +24,7 @@ from .roles import instance_items, linking_object, static_attr
 _LARGEST = 256  # a container longer than this is a model's data, not one node's parents
 
 __all__ = ["rule_code", "own_rule", "context_rule", "stored_rule", "site_at", "writes_inside", "return_line",
-           "storing_line", "asked_methods"]
+           "storing_line", "asked_methods", "op_closure", "rule_site"]
 
 _sites: Dict[CodeType, FrozenSet[str]] = {}
 _returns: Dict[CodeType, Optional[int]] = {}
@@ -89,9 +89,29 @@ def stored_rule(node, parent) -> Optional[CodeType]:
     return None
 
 
+def op_closure(node, op_code: Optional[CodeType]) -> Optional[CodeType]:
+    """The code of a function the node holds that its op defined (``lambda ct: (ct * b, ct * a)``
+    stored by ``__mul__``): the rule, whose line a finding names."""
+    if op_code is None:
+        return None
+    nested = {c for c in op_code.co_consts if isinstance(c, CodeType)}
+    for _, held in instance_items(node):
+        code = getattr(getattr(held, "__func__", held), "__code__", None)
+        if code in nested:
+            return code
+    return None
+
+
 def site_at(code: CodeType, line: int) -> str:
     """``"engine.py:14"``, written as the tracer writes every site."""
     return format_site(SimpleNamespace(f_code=code, f_lineno=line))[0]
+
+
+def rule_site(rule: CodeType, sites: list) -> str:
+    """The write among ``sites`` made inside ``rule`` (or code nested in it), else the
+    rule's ``return`` line: where a wrong local derivative is named."""
+    inside = [s for s in sites if writes_inside(rule, s)]
+    return inside[0] if inside else site_at(rule, return_line(rule))
 
 
 def writes_inside(code: CodeType, site: str) -> bool:

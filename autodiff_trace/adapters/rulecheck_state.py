@@ -38,20 +38,23 @@ def _held_weakly(node, on_death=None):
 class Rule:
     """How the checks of one rule (an op's backward function, or its stored derivatives) stand."""
 
-    __slots__ = ("tries", "pending", "agreed", "reported", "failure")
+    __slots__ = ("tries", "pending", "agreed", "reported", "failure", "judged", "unsure")
 
     def __init__(self) -> None:
         self.tries = self.pending = 0
         self.agreed: Dict[str, int] = {}  # rule line -> agreeing checks
         self.reported: set = set()  # rule lines already named in a finding
         self.failure: Optional[str] = None  # why it could not be re-run, until it is
+        self.judged: set = set()  # operand slots some check could judge
+        self.unsure: set = set()  # operand slots a check could not judge (a gradient lost in rounding)
 
     @property
     def done(self) -> bool:
         if self.tries >= MAX_TRIES:
             return True
         settled = sum(self.agreed.values()) >= AGREEING_CHECKS and all(
-            n >= AGREEING_CHECKS or site in self.reported for site, n in self.agreed.items())
+            n >= AGREEING_CHECKS or site in self.reported for site, n in self.agreed.items()) \
+            and self.unsure <= self.judged
         return settled or (bool(self.reported) and not self.pending and self.tries >= AGREEING_CHECKS)
 
 
@@ -73,6 +76,11 @@ class Op:
     @property
     def done(self) -> bool:
         return bool(self.rules) and all(r.done for r in self.rules.values())
+
+    @property
+    def unsure(self) -> bool:
+        """Some operand of a rule could not be judged yet: its nodes are sampled more densely."""
+        return any(r.unsure - r.judged for r in self.rules.values())
 
 
 class Firing:

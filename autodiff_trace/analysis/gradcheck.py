@@ -13,6 +13,7 @@ import math
 import numbers
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..core.sites import default_name
 from ..core.text import number
 from ..core.events import Finding
 from ..core.model import PassInfo, TraceModel
@@ -197,7 +198,10 @@ def check_pass(model: TraceModel, p: PassInfo, *, eps: float = 1e-6, atol: float
         site = model.node(exc.node).site if exc.node is not None else None
         return skipped(str(exc), site, "the numerical check knows the ops of the rule table only"
                        if "no derivative rule" in str(exc) else "check this pass by hand")
-    leaves = [n for n in p.order if model.nodes[n].op == ""]
+    # A number an op wrapped, never named and reached by no write, is a constant to the
+    # engine (PyTorch's requires_grad=False): no one can read its gradient.
+    leaves = [n for n in p.order if model.nodes[n].op == "" and (
+        n in p.writes_to or model.nodes[n].name != default_name(n, "", model.nodes[n].value))]
     findings = []
     root = model.name(p.root)
     for leaf in leaves[:max_leaves]:
