@@ -87,9 +87,23 @@ def user_script(folder: Path, fault: str) -> Path:
     return path
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the child even when the tests were started where
+    SIGINT is ignored (a background job without job control), as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autodiff_trace", *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, preexec_fn=_ctrl_c_as_at_a_terminal)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process for the test, as at a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def kinds(events) -> list:
@@ -152,7 +166,7 @@ class TestStoppedMidBackward:
         assert diagram(events, 1).source.startswith("digraph pass_1 {")
 
     @pytest.mark.parametrize("how", ["exception", "interrupt"])
-    def test_our_engine_stopped_mid_pass_closes_the_pass_and_the_tracer(self, tmp_path, how):
+    def test_our_engine_stopped_mid_pass_closes_the_pass_and_the_tracer(self, tmp_path, how, ctrl_c_raises):
         """An exception or Ctrl-C inside Value.backward: the pass is closed, the file loads, tracing is off."""
         path = tmp_path / "trace.jsonl"
         sink = InterruptAfter(writes=3) if how == "interrupt" else Recorder()
