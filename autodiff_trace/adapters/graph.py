@@ -58,26 +58,34 @@ class NodeGraph:
     # -- learning -----------------------------------------------------------------------
     def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
         """Read and keep the parents of a node just made (only nodes made before it)."""
-        reporter = self.reporter
-        is_node, known = reporter.is_node, reporter.ids.known
+        found = self._held(node, node_id, vocab)
+        if not found:  # an op function's arguments, or a gate's forward(u0, u1)
+            found = [p for p in called_with(creator, self.reporter.is_node) if self._earlier(p, node_id)]
+        self._keep(node_id, found)
+        return tuple(found)
 
-        def earlier(p) -> bool:
-            k = known(p)
-            return k is not None and k < node_id
+    def _earlier(self, candidate, node_id: int) -> bool:
+        known = self.reporter.ids.known(candidate)
+        return known is not None and known < node_id
 
-        found = [p for p in held_nodes(node, is_node, vocab.parents) if earlier(p)]
+    def _held(self, node, node_id: int, vocab) -> list:
+        """The nodes made before ``node`` that it holds, or that a table of its class's
+        module keeps for it (``EDGES[id(self)]``); a set of them in creation order."""
+        is_node = self.reporter.is_node
+        found = [p for p in held_nodes(node, is_node, vocab.parents) if self._earlier(p, node_id)]
         if not found and vocab.parents is None:  # kept apart, in a table keyed by the node's id
-            found = [p for p in tabled_nodes(node, is_node) if earlier(p)]
+            found = [p for p in tabled_nodes(node, is_node) if self._earlier(p, node_id)]
         if found:  # the class holds its parents: no need to read consumers backwards
             self._with_parents.add(type(node))
             if vocab.parents and isinstance(static_attr(node, vocab.parents), (set, frozenset)):
-                found.sort(key=known)  # a set of parents comes in creation order, every run alike
-        else:
-            found = [p for p in called_with(creator, is_node) if earlier(p)]
-        if found:  # held weakly: a graph the script dropped is freed by one collection, as untraced
-            keeper = reporter.ids.keeper
+                found.sort(key=self.reporter.ids.known)  # a set comes in creation order, every run alike
+        return found
+
+    def _keep(self, node_id: int, found: list) -> None:
+        """Held weakly: a graph the script dropped is freed by one collection, as untraced."""
+        if found:
+            keeper = self.reporter.ids.keeper
             self._parents[node_id] = tuple([keeper(p) for p in found])
-        return tuple(found)
 
     def forget(self, node_id: int) -> None:
         self._parents.pop(node_id, None)
@@ -119,17 +127,12 @@ class NodeGraph:
 
     def _attached_later(self, node, node_id: int) -> List:
         """Parents an op set on its result after making it (``ret._ctx = ctx``), read when
-        first asked for and kept from then on."""
+        first asked for and kept from then on (none yet: a leaf, or an op still making it)."""
         vocab = self.reporter.vocabulary(node)
         if vocab is None or vocab.parents is not None:
             return []
-        known = self.reporter.ids.known
-        found = [p for p in held_nodes(node, self.reporter.is_node)
-                 if (known(p) or node_id) < node_id]
-        if found:  # none yet: a leaf, or an op still making it; asked again later
-            self._with_parents.add(type(node))
-            keeper = self.reporter.ids.keeper
-            self._parents[node_id] = tuple([keeper(p) for p in found])
+        found = self._held(node, node_id, vocab)
+        self._keep(node_id, found)
         return found
 
     def order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
