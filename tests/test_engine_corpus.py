@@ -6,10 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import math
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -112,42 +110,19 @@ def printed_grads(stdout: str) -> list:
     return ast.literal_eval(line.partition(" ")[2])
 
 
-class RunsAhead:
-    """Runs made for the tests in the order they ask for them, the next few started while
-    one is awaited: ``prepare(key)`` (its folder) here, ``make(prepared)`` in a thread, as
-    each run is processes of its own."""
-
-    def __init__(self, keys: list, prepare, make) -> None:
-        self.keys, self.prepare, self.make, self.ahead = list(keys), prepare, make, os.cpu_count() or 1
-        self.pool = ThreadPoolExecutor(max_workers=self.ahead)
-        self.started: dict = {}
-
-    def __call__(self, *key):
-        key = key[0] if len(key) == 1 else key
-        at = self.keys.index(key)
-        for k in [key, *self.keys[at + 1:at + self.ahead]]:
-            if k not in self.started:
-                self.started[k] = self.pool.submit(self.make, self.prepare(k))
-        return self.started[key].result()
-
-    def __enter__(self) -> "RunsAhead":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(cancel_futures=True)
-
-
 @pytest.fixture(scope="module")
 def correct_runs(tmp_path_factory):
     """Each design's correct driver, run plain and traced, once for the whole module."""
-    def prepare(name: str) -> Path:
-        return materialise(DESIGNS[name], None, tmp_path_factory.mktemp(name))[0]
+    cache = {}
 
-    def make(script: Path):
-        return run(script, traced=False), run(script, traced=True, out=script.parent / "out")
+    def get(name: str):
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(name)
+            script, _ = materialise(DESIGNS[name], None, folder)
+            cache[name] = (run(script, traced=False), run(script, traced=True, out=folder / "out"))
+        return cache[name]
 
-    with RunsAhead(sorted(DESIGNS), prepare, make) as get:
-        yield get
+    return get
 
 
 class TestCorrectDriversAreUnchanged:
@@ -219,16 +194,16 @@ UNDIAGNOSED: set = set()
 @pytest.fixture(scope="module")
 def buggy_runs(tmp_path_factory):
     """Each design with one injected bug, run plain and traced, once for the whole module."""
-    def prepare(key: tuple) -> tuple:
-        name, index = key
-        return materialise(DESIGNS[name], DESIGNS[name].bugs[index], tmp_path_factory.mktemp(f"{name}-{index}"))
+    cache = {}
 
-    def make(prepared: tuple):
-        script, at = prepared
-        return run(script, traced=False), run(script, traced=True, out=script.parent / "out"), at
+    def get(name: str, index: int):
+        if (name, index) not in cache:
+            folder = tmp_path_factory.mktemp(f"{name}-{index}")
+            script, at = materialise(DESIGNS[name], DESIGNS[name].bugs[index], folder)
+            cache[name, index] = (run(script, traced=False), run(script, traced=True, out=folder / "out"), at)
+        return cache[name, index]
 
-    with RunsAhead([(d.name, i) for d in DESIGNS.values() for i in range(len(d.bugs))], prepare, make) as get:
-        yield get
+    return get
 
 
 class TestBuggyEnginesAreUnchanged:

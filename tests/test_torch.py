@@ -9,7 +9,6 @@ import os
 import runpy
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -357,18 +356,16 @@ class TestSilence:
 @pytest.fixture(scope="module")
 def command_runs(tmp_path_factory):
     """Each example run plainly and under trace-backward: (plain, traced, output folder)."""
+    runs = {}
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-    def both(name: str) -> tuple:
+    for name in SCRIPTS:
         script = str(EXAMPLES / f"{name}.py")
         out = tmp_path_factory.mktemp(name)
         plain = subprocess.run([sys.executable, script], capture_output=True, cwd=ROOT, env=env)
         traced = subprocess.run([TRACE_BACKWARD, "--out", str(out),
                                  "--sink", "json", "--quiet", script], capture_output=True, cwd=ROOT, env=env)
-        return plain, traced, out
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # each run is its own process
-        return dict(zip(SCRIPTS, pool.map(both, SCRIPTS)))
+        runs[name] = (plain, traced, out)
+    return runs
 
 
 @pytest.mark.slow
