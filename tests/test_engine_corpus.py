@@ -15,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "engines"))
 from corpus import designs, materialise  # noqa: E402
 
+from processes import Launched, RunsAhead  # noqa: E402
+
 DESIGNS = {design.name: design for design in designs()}
 
 # The parameters each correct driver prints the grads of, in its printed order; None
@@ -95,14 +97,29 @@ class Run:
         return {name: grads.get(node, 0.0) for name, node in last_of.items()}
 
 
-def run(script: Path, *, traced: bool, out: Path | None = None, options: tuple = ()) -> Run:
+def command(script: Path, *, traced: bool, out: Path | None = None, options: tuple = ()) -> list:
     if traced:
-        command = [str(Path(sys.executable).with_name("trace-backward")), "--out", str(out), "--quiet",
-                   "--sink", "json", *options, script.name]
-    else:
-        command = [sys.executable, script.name]
-    completed = subprocess.run(command, cwd=script.parent, capture_output=True, text=True, timeout=120)
+        return [str(Path(sys.executable).with_name("trace-backward")), "--out", str(out), "--quiet",
+                "--sink", "json", *options, script.name]
+    return [sys.executable, script.name]
+
+
+def run(script: Path, *, traced: bool, out: Path | None = None, options: tuple = ()) -> Run:
+    completed = subprocess.run(command(script, traced=traced, out=out, options=options), cwd=script.parent,
+                               capture_output=True, text=True, timeout=120)
     return Run(completed, out if traced else None)
+
+
+def start_both(script: Path) -> tuple:
+    """The plain and the traced run of ``script``, started side by side."""
+    out = script.parent / "out"
+    return (Launched(command(script, traced=False), cwd=script.parent),
+            Launched(command(script, traced=True, out=out), cwd=script.parent), out)
+
+
+def finish_both(started: tuple) -> tuple:
+    plain, traced, out = started
+    return Run(plain.result(), None), Run(traced.result(), out)
 
 
 def printed_grads(stdout: str) -> list:
@@ -113,16 +130,11 @@ def printed_grads(stdout: str) -> list:
 @pytest.fixture(scope="module")
 def correct_runs(tmp_path_factory):
     """Each design's correct driver, run plain and traced, once for the whole module."""
-    cache = {}
+    def start(name: str) -> tuple:
+        return start_both(materialise(DESIGNS[name], None, tmp_path_factory.mktemp(name))[0])
 
-    def get(name: str):
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(name)
-            script, _ = materialise(DESIGNS[name], None, folder)
-            cache[name] = (run(script, traced=False), run(script, traced=True, out=folder / "out"))
-        return cache[name]
-
-    return get
+    with RunsAhead(sorted(DESIGNS), start, finish_both) as get:
+        yield get
 
 
 class TestCorrectDriversAreUnchanged:
@@ -194,16 +206,17 @@ UNDIAGNOSED: set = set()
 @pytest.fixture(scope="module")
 def buggy_runs(tmp_path_factory):
     """Each design with one injected bug, run plain and traced, once for the whole module."""
-    cache = {}
+    def start(key: tuple) -> tuple:
+        name, index = key
+        script, at = materialise(DESIGNS[name], DESIGNS[name].bugs[index], tmp_path_factory.mktemp(f"{name}-{index}"))
+        return start_both(script), at
 
-    def get(name: str, index: int):
-        if (name, index) not in cache:
-            folder = tmp_path_factory.mktemp(f"{name}-{index}")
-            script, at = materialise(DESIGNS[name], DESIGNS[name].bugs[index], folder)
-            cache[name, index] = (run(script, traced=False), run(script, traced=True, out=folder / "out"), at)
-        return cache[name, index]
+    def finish(started: tuple) -> tuple:
+        both, at = started
+        return (*finish_both(both), at)
 
-    return get
+    with RunsAhead([(d.name, i) for d in DESIGNS.values() for i in range(len(d.bugs))], start, finish) as get:
+        yield get
 
 
 class TestBuggyEnginesAreUnchanged:

@@ -20,6 +20,7 @@ from autodiff_trace import trace  # noqa: E402
 from autodiff_trace.adapters import instrument  # noqa: E402
 from autodiff_trace.adapters.torch import watch_torch  # noqa: E402
 from autodiff_trace.analysis.diagnoser import Diagnoser  # noqa: E402
+from processes import Launched, RunsAhead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -230,7 +231,7 @@ class TestFindings:
         assert [(f.finding, f.pass_no) for f in found] == [("stale_gradient", n) for n in (2, 3, 4, 5)]
         assert len({f.site for f in found}) == 1
         assert ends_at(found[0].site, line_of(name, "loss.backward()"))
-        assert f"loop at" in found[0].message and f":{line_of(name, 'for step')}" in found[0].message
+        assert "loop at" in found[0].message and f":{line_of(name, 'for step')}" in found[0].message
         assert set(found[0].names) == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
 
     def test_sqrt_at_zero_names_the_sqrt_line(self):
@@ -356,16 +357,21 @@ class TestSilence:
 @pytest.fixture(scope="module")
 def command_runs(tmp_path_factory):
     """Each example run plainly and under trace-backward: (plain, traced, output folder)."""
-    runs = {}
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for name in SCRIPTS:
+
+    def start(name: str) -> tuple:
         script = str(EXAMPLES / f"{name}.py")
         out = tmp_path_factory.mktemp(name)
-        plain = subprocess.run([sys.executable, script], capture_output=True, cwd=ROOT, env=env)
-        traced = subprocess.run([TRACE_BACKWARD, "--out", str(out),
-                                 "--sink", "json", "--quiet", script], capture_output=True, cwd=ROOT, env=env)
-        runs[name] = (plain, traced, out)
-    return runs
+        return (Launched([sys.executable, script], text=False, cwd=ROOT, env=env),
+                Launched([TRACE_BACKWARD, "--out", str(out), "--sink", "json", "--quiet", script],
+                         text=False, cwd=ROOT, env=env), out)
+
+    def finish(started: tuple) -> tuple:
+        plain, traced, out = started
+        return plain.result(), traced.result(), out
+
+    with RunsAhead(SCRIPTS, start, finish) as runs:
+        yield runs
 
 
 @pytest.mark.slow
@@ -375,7 +381,7 @@ class TestCommand:
     @pytest.mark.parametrize("name", SCRIPTS)
     def test_the_output_is_byte_identical(self, command_runs, name):
         """What the script prints is the same, byte for byte, traced or not."""
-        plain, traced, _ = command_runs[name]
+        plain, traced, _ = command_runs(name)
         assert traced.returncode == plain.returncode == 0, traced.stderr.decode()
         assert traced.stdout == plain.stdout
 
@@ -386,7 +392,7 @@ class TestCommand:
                                             ("torch_retain_twice", "backward_twice")])
     def test_the_trace_file_holds_the_passes_and_the_finding(self, command_runs, name, kind):
         """trace.jsonl has the passes and exactly the expected finding."""
-        _, _, out = command_runs[name]
+        _, _, out = command_runs(name)
         lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
         kinds = [line["kind"] for line in lines]
         assert "backward_started" in kinds and "grad_accumulated" in kinds
