@@ -11,13 +11,16 @@ Two models, each timed as a training step, a step whose gradient turns NaN, and 
 
 Each step runs untraced, traced (the forward's nodes, the firing order, each node's
 received-gradient norm, every parameter's gradient before, added and after, and the
-findings) and under ``detect_anomaly()``. The NaN step adds ``sqrt`` of a value that is
-0 to the loss: tracing names the node that made the first non-finite gradient and
-lets the pass finish, as the script does; anomaly mode raises at the first NaN (the
-benchmark catches it), so it skips the rest of that pass. A user hunting a NaN that
-shows up only now and then keeps anomaly mode on for every training step until then:
-the third case, a hunt of ``--hunt`` steps, is that many training steps, the last with
-the NaN (its time is per hunt).
+findings) and under ``detect_anomaly()``. The NaN step takes ``sqrt`` of a value that
+is 0, either in the loss (its NaN is the first thing the backward computes) or at the
+first layer's output (the NaN is born near the end of the backward): tracing names the
+node that made the first non-finite gradient and lets the pass finish, as the script
+does; anomaly mode raises at the first NaN (the benchmark catches it) and skips the rest
+of that pass, so with the NaN in the loss its step costs less than an untraced one. A
+user hunting a NaN that shows up only now and then keeps anomaly mode on for every
+training step until then: a hunt of ``--hunt`` steps is that many training steps, the
+last with the NaN in the loss (its time is per hunt), and the last lines give, from the
+medians, the shortest such run for which tracing costs less than anomaly mode.
 
 Rounds alternate between the variants, so a busy machine slows them alike; every
 ratio is of medians taken in the same run, with the spread (min-max of per-round
@@ -61,22 +64,29 @@ MODELS = {  # name -> (model maker, batch, width)
 }
 
 
-def make_step(model_name: str, nan: bool, clean_before: int = 0):
-    """One training step of a fresh model; with ``nan``, its loss takes sqrt at 0 (and the
-    step makes no update); ``clean_before`` training steps come first, as in a run where
-    the NaN shows up only after a while."""
+def make_step(model_name: str, nan: str = "", clean_before: int = 0):
+    """One training step of a fresh model. With ``nan``, a ``sqrt`` of a value that is 0
+    (an infinite derivative) joins the graph and the step makes no update: ``"loss"`` adds
+    it to the loss, so its NaN is the first thing the backward computes; ``"first layer"``
+    adds it to the first layer's output, so the NaN is born near the end of the backward.
+    ``clean_before`` training steps come first, as in a run where the NaN shows up only
+    after a while."""
     torch.manual_seed(0)
     make, batch, width = MODELS[model_name]
     model = make()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     x, y = torch.randn(batch, width), torch.randn(batch, 1)
 
-    def one(bad: bool):
+    def one(bad: str):
         optimizer.zero_grad()
-        out = model(x)
+        if bad == "first layer":
+            h = model[0](x)
+            out = model[1:](h + torch.sqrt((h - h).pow(2).sum()))
+        else:
+            out = model(x)
         loss = nn.functional.mse_loss(out, y)
-        if bad:
-            loss = loss + torch.sqrt((out - out).pow(2).sum())  # sqrt(0): an infinite derivative
+        if bad == "loss":
+            loss = loss + torch.sqrt((out - out).pow(2).sum())
         try:
             loss.backward()
         except RuntimeError:  # detect_anomaly stops at the first NaN: that is its finding
@@ -86,7 +96,7 @@ def make_step(model_name: str, nan: bool, clean_before: int = 0):
 
     def step():
         for _ in range(clean_before):
-            one(False)
+            one("")
         one(nan)
     return step
 
@@ -110,6 +120,7 @@ def anomaly():
             yield None
 
 
+NAN_AT = ("loss", "first layer")  # where the NaN step takes its sqrt of 0
 VARIANTS = {"untraced": contextlib.nullcontext, "traced": traced, "detect_anomaly": anomaly}
 
 
@@ -139,15 +150,27 @@ def compare(cases: dict, rounds: int) -> dict:
 
 
 def show(results: dict) -> None:
-    print(f"  {'':<24} {'variant':<15} {'ms/case':>8}   ratio   per round")
+    print(f"  {'':<33} {'variant':<15} {'ms/case':>8}   ratio   per round")
     for (case, name), (median, base, ratios) in results.items():
-        print(f"  {case:<24} {name:<15} {median * 1e3:8.3f}   {median / base:5.2f}x  "
+        print(f"  {case:<33} {name:<15} {median * 1e3:8.3f}   {median / base:5.2f}x  "
               f"{min(ratios):.2f}-{max(ratios):.2f}x")
     print("  traced against detect_anomaly (ratio of the medians):")
     for case in dict.fromkeys(case for case, _ in results):
         traced_time, anomaly_time = results[case, "traced"][0], results[case, "detect_anomaly"][0]
         verdict = "cheaper" if traced_time < anomaly_time else "dearer"
-        print(f"  {case:<24} traced / anomaly = {traced_time / anomaly_time:5.2f}  ({verdict})")
+        print(f"  {case:<33} traced / anomaly = {traced_time / anomaly_time:5.2f}  ({verdict})")
+    models = [case.rpartition(" training step")[0] for case in dict.fromkeys(c for c, _ in results)
+              if case.endswith(" training step")]
+    print("  a run whose last step turns NaN, of n steps: from how many steps tracing is cheaper "
+          "(from the medians above)")
+    for model in models:
+        clean = {name: results[f"{model} training step", name][0] for name in ("traced", "detect_anomaly")}
+        for where in NAN_AT:
+            last = {name: results[f"{model} NaN at the {where}", name][0] for name in ("traced", "detect_anomaly")}
+            steps = next((n for n in range(1, 1001) if (n - 1) * clean["traced"] + last["traced"]
+                          < (n - 1) * clean["detect_anomaly"] + last["detect_anomaly"]), None)
+            when = "never within 1,000 steps" if steps is None else f"n >= {steps}"
+            print(f"  {model:<12} NaN at the {where:<12} {when}")
 
 
 def main() -> None:
@@ -166,10 +189,11 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cases = {}
     for name in names:
-        cases[f"{name} training step"] = (make_step(name, nan=False), args.steps)
-        cases[f"{name} NaN step"] = (make_step(name, nan=True), args.steps)
+        cases[f"{name} training step"] = (make_step(name), args.steps)
+        for where in NAN_AT:
+            cases[f"{name} NaN at the {where}"] = (make_step(name, nan=where), args.steps)
         if args.hunt > 1:  # as many steps in all as the other cases
-            cases[f"{name} hunt of {args.hunt}"] = (make_step(name, nan=True, clean_before=args.hunt - 1),
+            cases[f"{name} hunt of {args.hunt}"] = (make_step(name, nan="loss", clean_before=args.hunt - 1),
                                                     max(1, args.steps // args.hunt))
     show(compare(cases, args.rounds))
     print(f"  load average after: {os.getloadavg()[0]:.1f}")
