@@ -124,3 +124,124 @@ class TestDiagram:
             y = x * x + x
             y.backward()
         assert diagram(t.events).source == diagram(t.events, modules=False).source
+
+
+def box_labels(source: str) -> dict:
+    """Folded box id -> its label text, from the DOT source."""
+    return {line.split()[0]: line for line in source.splitlines() if line.strip().startswith("m") and "[label=" in line}
+
+
+def wide_events(layers: int = 12) -> list:
+    """A deeper MLP: more nodes made in modules than "auto" boxes."""
+    def run():
+        torch.manual_seed(0)
+        parts = []
+        for _ in range(layers):
+            parts += [nn.Linear(4, 4), nn.Tanh()]
+        model = nn.Sequential(*parts, nn.Linear(4, 1))
+        model(torch.randn(5, 4)).pow(2).mean().backward()
+    return traced_events(run)
+
+
+class TestFoldedDiagram:
+    """modules="fold" draws one box per module: a model reads as its layers."""
+
+    def test_a_two_layer_mlp_is_three_boxes_in_a_row(self):
+        """model.0, model.1, model.2 are one box each, joined in the forward's order; the loss's
+        ops, made in no module, are drawn as nodes of their own."""
+        source = diagram(mlp_events(), modules="fold").source
+        boxes = box_labels(source)
+        names = {box: next(n for n in ("model.0", "model.1", "model.2") if f"<b>{n}</b>" in label)
+                 for box, label in boxes.items()}
+        assert sorted(names.values()) == ["model.0", "model.1", "model.2"]
+        box_of = {name: box for box, name in names.items()}
+        assert f"{box_of['model.0']} -> {box_of['model.1']}" in source
+        assert f"{box_of['model.1']} -> {box_of['model.2']}" in source
+        assert "cluster_module" not in source and "<b>t</b>" not in source
+        assert "pow" in source and "mean" in source
+
+    def test_a_layer_box_lists_its_ops_and_its_parameters_grads(self):
+        """A linear layer's box names linear and t, and its weight and bias with their grads."""
+        source = diagram(mlp_events(), modules="fold").source
+        layer = next(label for label in box_labels(source).values() if "<b>model.0</b>" in label)
+        assert "linear, t" in layer and "4 nodes" in layer
+        assert "weight  grad" in layer and "bias  grad" in layer
+
+    def test_a_stale_parameter_is_marked_in_its_box(self):
+        """Without zero_grad, pass 2's layer boxes show each parameter's stale start and are
+        outlined by the stale_gradient finding."""
+        def run():
+            torch.manual_seed(0)
+            model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            x = torch.randn(5, 3)
+            for _ in range(2):
+                model(x).pow(2).mean().backward()
+                optimizer.step()
+        source = diagram(traced_events(run), 2, modules="fold").source
+        layer = next(label for label in box_labels(source).values() if "<b>model.0</b>" in label)
+        assert layer.count("→") == 2 and "stale_gradient" in layer and 'border="3"' in layer
+        assert "stale: grad was not zero" in source
+
+    def test_auto_folds_a_deep_model_and_boxes_a_small_one(self):
+        """auto (the default) folds a pass with more than FOLD_FROM nodes made in modules."""
+        from autodiff_trace.views.graph.folded import FOLD_FROM
+
+        deep = wide_events()
+        assert sum(1 for e in deep if e.kind == "node_created" and e.module) > FOLD_FROM
+        assert "one box per module" in diagram(deep).source
+        assert "cluster_module" in diagram(mlp_events()).source
+        assert "cluster_module" in diagram(deep, modules="box").source
+
+    def test_a_scalar_diagram_is_unchanged_by_folding(self):
+        """A trace without modules draws the same DOT whatever the view asked for."""
+        with trace() as t:
+            x = Value(2.0)
+            y = x * x + x
+            y.backward()
+        assert diagram(t.events, modules="fold").source == diagram(t.events, modules="none").source
+
+    def test_an_unknown_view_is_refused_in_one_line(self):
+        """A view that is not auto, box, fold or none names the four."""
+        with pytest.raises(ValueError, match="use auto, box, fold, none"):
+            diagram(mlp_events(), modules="folded")
+
+
+class TestFoldedFromTheCommand:
+    """--modules reaches the pictures of trace-backward and of render."""
+
+    def test_render_draws_a_saved_trace_folded(self, tmp_path):
+        """render --modules fold redraws a saved PyTorch trace one box per module."""
+        from typer.testing import CliRunner
+
+        from autodiff_trace.frontends.cli import app
+        from autodiff_trace.sinks.jsonl import JsonlSink
+
+        path = tmp_path / "trace.jsonl"
+        sink = JsonlSink(path)
+        for event in mlp_events():
+            sink.handle(event)
+        sink.close()
+        result = CliRunner().invoke(app, ["render", str(path), "--to", "svg", "--modules", "fold",
+                                          "--out", str(tmp_path / "folded")])
+        assert result.exit_code == 0, result.output
+        assert "one box per module" in (tmp_path / "folded" / "pass_1.dot").read_text()
+        result = CliRunner().invoke(app, ["render", str(path), "--to", "svg", "--modules", "folded",
+                                          "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and "'folded' is not one of" in result.output
+
+    def test_trace_backward_folds_when_asked(self, tmp_path):
+        """trace-backward --modules fold writes each pass's picture one box per module."""
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        script = tmp_path / "train.py"
+        script.write_text("import torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
+                          "model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))\n"
+                          "loss = model(torch.randn(5, 3)).pow(2).mean()\nloss.backward()\n")
+        command = [str(Path(sys.executable).with_name("trace-backward")), "--modules", "fold", "--quiet",
+                   "--out", str(tmp_path / "out"), str(script)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "one box per module" in (tmp_path / "out" / "pass_1.dot").read_text()

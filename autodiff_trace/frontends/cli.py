@@ -98,7 +98,8 @@ def run(script: Annotated[Optional[str], typer.Argument(
     try:
         session = open_session(
             folder, sinks=chosen, pass_no=options["pass_no"], max_nodes=options["max_nodes"],
-            check_grads=options["check_grads"], live=options["live"], delay=options["delay"],
+            modules=options["modules"], check_grads=options["check_grads"], live=options["live"],
+            delay=options["delay"],
             console=console, renderer=options["renderer"], progress=True,
             full_report=options["full_report"], keep=options["keep"],
             metadata={"script": target.shown_as, "script_args": args})

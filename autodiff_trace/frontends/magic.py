@@ -161,7 +161,8 @@ class TraceBackwardMagics(Magics):
         sinks = chosen_sinks(options.sink, options.quiet)
         session = self.last = open_session(
             folder, sinks=sinks, pass_no=options.pass_no, max_nodes=options.max_nodes,
-            check_grads=options.check_grads, live=False, console=Console(highlight=False),
+            modules=options.modules, check_grads=options.check_grads, live=False,
+            console=Console(highlight=False),
             renderer=options.renderer, metadata={"cell": label}, full_report=options.full_report,
             keep=options.keep)
         namespace = shell.user_ns

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional, Sequence, Tuple
 
 from ..core.keep import DEFAULT_KEEP, KeepPolicy
+from ..views.graph.folded import MODULE_VIEWS
 from .session import DEFAULT_SINKS, SINKS
 
 __all__ = ["RunOption", "RUN_OPTIONS", "UsageProblem", "typer_parameters", "add_arguments",
@@ -72,6 +73,9 @@ RUN_OPTIONS: Tuple[RunOption, ...] = (
               minimum=1),
     RunOption("max_nodes", ("--max-nodes",), int, 300, "Nodes drawn per diagram; larger graphs "
               "are folded into counted groups.", minimum=10),
+    RunOption("modules", ("--modules",), str, "auto", "How a diagram draws the nodes a model's "
+              "modules make (PyTorch): box (a box per module around its nodes), fold (one box per "
+              "module), none; auto folds a pass with many of them.", choices=MODULE_VIEWS),
     RunOption("check_grads", ("--check-grads",), bool, False, "Compare every leaf's gradient "
               "with a central difference (autodiff_trace.Value graphs)."),
     RunOption("live", ("--live",), bool, None, "Redraw the tree while a pass runs (default: "

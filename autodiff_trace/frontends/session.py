@@ -87,7 +87,8 @@ def _watch_close(sink, failed: list) -> None:
 
 
 def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
-                 pass_no: Optional[int] = None, max_nodes: int = 300, check_grads: bool = False,
+                 pass_no: Optional[int] = None, max_nodes: int = 300, modules: str = "auto",
+                 check_grads: bool = False,
                  live: Optional[bool] = None, delay: float = 0.0, console: Optional[Console] = None,
                  renderer: Optional[str] = None, name_prefix: str = "",
                  metadata: Optional[dict] = None, progress: bool = False,
@@ -98,6 +99,8 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         out: folder for the files; None writes no files (the terminal report only).
         sinks: any of :data:`SINKS`; ``dot`` writes only ``.dot`` files.
         pass_no: draw only this backward pass.
+        modules: how diagrams draw the nodes made in a model's modules (``box``, ``fold``,
+            ``none``, or ``auto``: folded when many).
         check_grads: also compare every leaf's grad with a central difference.
         progress: on a terminal, a status line counting events (unless the tree is live).
         full_report: print every pass's tree and ledger, not only those with findings.
@@ -119,7 +122,7 @@ def open_session(out: Optional[Path], *, sinks: Sequence[str] = DEFAULT_SINKS,
         out.mkdir(parents=True, exist_ok=True)
         formats = [f for f in ("svg", "png", "pdf") if f in sinks]
         if formats or "dot" in sinks:
-            dot = DotSink(out, formats=formats, pass_no=pass_no, max_nodes=max_nodes,
+            dot = DotSink(out, formats=formats, pass_no=pass_no, max_nodes=max_nodes, modules=modules,
                           renderer=renderer, keep=policy)
             chosen.append(dot)
         if "json" in sinks:

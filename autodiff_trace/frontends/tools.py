@@ -21,6 +21,7 @@ from rich.console import Console
 
 from ..core.events import Event
 from ..core.tracefile import TraceFileError, iter_events, read_header
+from ..views.graph.folded import MODULE_VIEWS
 from .options import UsageProblem
 from .output import write_output
 
@@ -33,6 +34,9 @@ PassOpt = Annotated[Optional[int], typer.Option("--pass", help="Only this backwa
 RendererOpt = Annotated[Optional[str], typer.Option(
     help="Graphviz renderer: the bundled one by default, 'dot' for the system Graphviz, or a path.",
     show_default=False)]
+
+
+ModuleView = enum.Enum("ModuleView", {view: view for view in MODULE_VIEWS}, type=str)
 
 
 class Target(str, enum.Enum):
@@ -107,6 +111,9 @@ def render(
     max_nodes: Annotated[int, typer.Option(help="Nodes drawn per picture (svg, png, html); larger "
                                            "graphs are folded.", min=10)] = 300,
     renderer: RendererOpt = None,
+    modules: Annotated[ModuleView, typer.Option(help="How a picture draws the nodes a model's modules "
+                                                "make: a box per module around them, one box "
+                                                "per module (fold), none; auto folds many.")] = "auto",
 ) -> None:
     """Draw a saved trace again: the terminal report, pictures, or the player.
 
@@ -125,19 +132,20 @@ def render(
             written = [_player(path, folder / name, pass_no=pass_no, max_nodes=max_nodes,
                                renderer=renderer)]
         else:
-            written = _draw(path, folder, to.value, pass_no, max_nodes, renderer)
+            written = _draw(path, folder, to.value, pass_no, max_nodes, renderer,
+                            getattr(modules, "value", modules))
         print(f"autodiff-trace: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
     _run(action)
 
 
 def _draw(path: Path, folder: Path, fmt: str, pass_no: Optional[int], max_nodes: int,
-          renderer: Optional[str]) -> List[Path]:
+          renderer: Optional[str], modules: str = "auto") -> List[Path]:
     from ..sinks.dot import DotSink
 
     said: List[str] = []
     sink = DotSink(folder, formats=(fmt,), pass_no=pass_no, max_nodes=max_nodes, renderer=renderer,
-                   report=said.append)
+                   report=said.append, modules=modules)
     for event in iter_events(path):
         sink.handle(event)
     sink.close()

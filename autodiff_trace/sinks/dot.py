@@ -43,6 +43,7 @@ class DotSink:
         max_frames: frames per pass at most.
         max_passes: passes drawn at most when ``pass_no`` is None.
         report: where one-line messages go; stderr by default.
+        modules: how nodes made in a model's modules are drawn (see :func:`diagram`).
         keep: draw only the passes this policy keeps (the first ones, those with
             findings, the last); None draws every pass.
     """
@@ -51,7 +52,8 @@ class DotSink:
                  pass_no: Optional[int] = None, max_nodes: int = 300, rankdir: str = "LR",
                  renderer: Optional[str] = None, timeout: float = 30.0, frames: bool = False,
                  max_frames: int = 200, max_passes: int = 50,
-                 report: Callable[[str], None] = _say, keep: Optional[KeepPolicy] = None) -> None:
+                 report: Callable[[str], None] = _say, keep: Optional[KeepPolicy] = None,
+                 modules: str = "auto") -> None:
         if isinstance(formats, str):
             formats = (formats,)
         formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -62,7 +64,7 @@ class DotSink:
         check_layout(rankdir, max_nodes)
         self.out_dir = Path(out_dir)
         self.formats = tuple(f for f in formats if f != "dot")
-        self.pass_no, self.max_nodes, self.rankdir = pass_no, max_nodes, rankdir
+        self.pass_no, self.max_nodes, self.rankdir, self.modules = pass_no, max_nodes, rankdir, modules
         self.renderer, self.timeout = renderer, timeout
         self.frames, self.max_frames, self.max_passes = frames, max_frames, max_passes
         self.report = report
@@ -151,7 +153,8 @@ class DotSink:
             self.written.append(path)
 
     def _draw(self, pass_no: int) -> None:
-        picture = diagram(self.model, pass_no, max_nodes=self.max_nodes, rankdir=self.rankdir)
+        picture = diagram(self.model, pass_no, max_nodes=self.max_nodes, rankdir=self.rankdir,
+                          modules=self.modules)
         if pass_no not in self._drawn:
             self._drawn.append(pass_no)
         base = self.out_dir / f"pass_{pass_no}"
