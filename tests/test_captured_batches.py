@@ -101,8 +101,8 @@ class TestCapturedBatches:
 
     def test_lines_of_a_batch_are_the_lines_of_its_events(self):
         """A batch's lines are each event's own line, for common and special numbers."""
-        batch = [(NODE, 1, "", 2.0, (), "x", "f.py:3", "<module>", None),
-                 (NODE, 2, "mul", float("inf"), (1, 1), "y", None, None, "model.0"),
+        batch = [(NODE, 1, "", 2.0, (), "x", "f.py:3", "<module>", None, None),
+                 (NODE, 2, "mul", float("inf"), (1, 1), "y", None, None, "model.0", "float32[2]"),
                  (FIRED, 1, 2, 1.0, 1.0),
                  (WRITE, 1, 1, 2, 2.0, 2.0, 0.0, 2.0, False, None),
                  (WRITE, 1, 1, None, None, complex(1, 2), 0.0, 2.0, True, "f.py:9")]

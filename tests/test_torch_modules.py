@@ -73,6 +73,21 @@ class TestEvents:
         assert {e.module for e in t.events if e.kind == "node_created"} == {None}
 
 
+    def test_parameters_and_ops_carry_their_dtype_and_shape(self):
+        """A parameter's node says float32[4, 3]; the ops the forward made say their output's."""
+        tensors = {e.name: e.tensor for e in mlp_events() if e.kind == "node_created"}
+        assert tensors["model.0.weight"] == "float32[4, 3]" and tensors["model.0.bias"] == "float32[4]"
+        assert "float32[5, 4]" in tensors.values() and "float32[]" in tensors.values()  # linear, mean
+
+    def test_scalar_engines_carry_no_tensor(self):
+        """A scalar engine's nodes have tensor None, and their JSON lines no such field."""
+        with trace() as t:
+            x = Value(2.0)
+            (x * x).backward()
+        created = [e for e in t.events if e.kind == "node_created"]
+        assert {e.tensor for e in created} == {None} and all("tensor" not in to_dict(e) for e in created)
+
+
 def as_json(event) -> dict:
     return json.loads(json.dumps(to_dict(event)))
 
@@ -89,6 +104,13 @@ class TestJson:
         """A node without one is written exactly as before, and reads back with module None."""
         event = NodeCreated(0, 0.0, 1, "mul", 2.0, (), "z", None, None)
         assert "module" not in as_json(event) and from_dict(as_json(event)).module is None
+
+    def test_a_known_tensor_travels_and_an_unknown_one_is_left_out(self):
+        """tensor, like module, is written when known and reads back as None when absent."""
+        event = NodeCreated(0, 0.0, 1, "linear", 2.0, (), "h", None, None, "model.0", "float32[2, 3]")
+        assert as_json(event)["tensor"] == "float32[2, 3]" and from_dict(as_json(event)) == event
+        bare = NodeCreated(0, 0.0, 1, "mul", 2.0, (), "z", None, None)
+        assert "tensor" not in as_json(bare) and from_dict(as_json(bare)).tensor is None
 
     def test_a_module_that_is_not_text_is_refused(self):
         """module must be a string or null."""

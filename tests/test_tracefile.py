@@ -48,7 +48,7 @@ SHAPE = {
     "parents": "ids", "order": "ids", "nodes": "ids", "grads_before": "numbers", "names": "strings",
     "op": "string", "name": "string", "finding": "string", "message": "string", "hint": "string",
     "site": "string or null", "function": "string or null", "severity": "severity", "replaced": "bool",
-    "module": "string or null",
+    "module": "string or null", "tensor": "string or null",
 }
 OBJECT, LIST, DEEP = {"id": 1}, [1], [[[1]]]
 NOT_WHOLE = [OBJECT, LIST, None, "1", True, False, 1.0, 1.5, -1, 2 ** 63, "NaN"]

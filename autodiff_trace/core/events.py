@@ -49,6 +49,7 @@ class NodeCreated(NamedTuple):
     site: Optional[str]  # "path/to/file.py:14" where user code created it
     function: Optional[str]  # the function that line belongs to
     module: Optional[str] = None  # optional: the model part that made it ("model.0"); JSON omits null
+    tensor: Optional[str] = None  # optional: dtype and shape of its tensor ("float32[64, 512]"); JSON omits null
     kind = "node_created"
 
 
@@ -209,6 +210,7 @@ EVENT_TYPES = {
 
 # -- the JSON form ----------------------------------------------------------------------
 # Per event type, the number fields that may hold NaN, ±inf or a complex (``t`` never does).
+_OPTIONAL = {NodeCreated: ("module", "tensor")}  # fields JSON leaves out when unknown (None)
 _CHECKED = {
     cls: tuple(f for f in cls._fields if f in NUMBER_FIELDS and f != "t")
     for cls in EVENT_TYPES.values()
@@ -225,8 +227,9 @@ def to_dict(event: Event) -> dict:
     """
     out = {"kind": event.kind}
     out.update(zip(event._fields, event))
-    if out.get("module", "") is None:  # an optional field: written only when known
-        del out["module"]
+    for name in _OPTIONAL.get(event.__class__, ()):  # optional fields: written only when known
+        if out[name] is None:
+            del out[name]
     for name in _CHECKED[event.__class__]:
         value = out[name]
         if value.__class__ is float:
@@ -267,8 +270,9 @@ def from_dict(data: Any) -> Event:
         raise ValueError(f"unknown event kind {kind[:40]!r} (known: {known})" if kind.__class__ is str
                          else f"kind must be an event kind, got {shown(kind)} (known: {known})")
     checks = _CHECKS[cls]
-    if cls is NodeCreated and "module" not in data:  # optional: absent means not known
-        data = {**data, "module": None}
+    absent = [name for name in _OPTIONAL.get(cls, ()) if name not in data]
+    if absent:  # optional: absent means not known
+        data = {**data, **dict.fromkeys(absent)}
     if len(data) != len(checks) + 1 or any(f not in data for f, _ in checks):
         _refuse_fields(kind, cls, data)
     values = []

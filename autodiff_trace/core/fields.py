@@ -203,6 +203,6 @@ FIELD_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "parents": _node_ids, "order": _node_ids, "nodes": _node_ids, "names": _texts,
     "op": _text, "name": _text, "finding": _text, "message": _text, "hint": _text,
     "site": _or_null(_text), "function": _or_null(_text), "severity": _severity, "replaced": _flag,
-    "module": _or_null(_text),
+    "module": _or_null(_text), "tensor": _or_null(_text),
 }
 """Per field name, the check that turns its JSON value into the event's value or raises FieldError."""

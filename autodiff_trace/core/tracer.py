@@ -160,7 +160,7 @@ class Tracer(Dispatch):
     def node_created(self, node: int, op: str, value: float, parents: tuple,
                      name: Optional[str] = None, *, skip: Iterable = (), obj: object = None,
                      on_emit: Optional[Callable[[NodeCreated], None]] = None,
-                     module: Optional[str] = None) -> None:
+                     module: Optional[str] = None, tensor: Optional[str] = None) -> None:
         """Report a new node.
 
         A node made on an assignment line (``z = mul(add(x, y), add(x, y))``) is held
@@ -170,7 +170,8 @@ class Tracer(Dispatch):
         run of a line from the same run making several nodes); ``on_emit`` receives
         the event once its name is settled; ``skip`` holds code objects to look past
         when finding the user's line (an adapter's op functions); ``module`` is the model
-        part that made it, when the adapter knows one (``model.0``). ``parents`` may be a
+        part that made it, when the adapter knows one (``model.0``), and ``tensor`` the dtype
+        and shape of the tensor the node stands for (``float32[64, 512]``). ``parents`` may be a
         function giving ``(op, value, parents)``, for a node not finished when it is
         reported (its op links it after making it, ``ret._ctx = ctx``, or its ``__init__``
         has yet to run): the report is then held until its line is done.
@@ -186,7 +187,7 @@ class Tracer(Dispatch):
             if held is None and (assigned is not None or callable(parents) and frame is not None):
                 held = state.held = HeldLine(frame, assigned, assigned and self.name_prefix + assigned)
                 own = True
-            report = (node, op, value, parents, name, site, function, on_emit, module)
+            report = (node, op, value, parents, name, site, function, on_emit, module, tensor)
             if held is None:
                 self._emit_node(*report)
             else:
@@ -206,12 +207,13 @@ class Tracer(Dispatch):
         held, state.held = state.held, None
         result = max((i for i, (r, own) in enumerate(held.reports)
                       if own and r[4] is None and r[1] != "const"), default=None)
-        for i, ((node, op, value, parents, name, site, function, on_emit, module), _) in \
+        for i, ((node, op, value, parents, name, site, function, on_emit, module, tensor), _) in \
                 enumerate(held.reports):
             self._emit_node(node, op, value, parents, held.name if i == result else name,
-                            site, function, on_emit, module)
+                            site, function, on_emit, module, tensor)
 
-    def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None) -> None:
+    def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None,
+                   tensor=None) -> None:
         if callable(parents):
             op, value, parents = parents()
         if name is None:
@@ -222,11 +224,12 @@ class Tracer(Dispatch):
             if (clock.streaming is None and not clock.waiting) or not clock.must_wait(get_ident()):
                 if on_emit is not None:
                     self._settle_later.append((len(captured), on_emit))
-                self._capture((NODE, node, op, value, parents, name, site, function, module))
+                self._capture((NODE, node, op, value, parents, name, site, function, module, tensor))
                 if len(captured) >= BATCH:
                     self._flush_captured()
                 return
-        self._emit(NodeCreated, node, op, value, parents, name, site, function, module, on_emit=on_emit)
+        self._emit(NodeCreated, node, op, value, parents, name, site, function, module, tensor,
+                   on_emit=on_emit)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""

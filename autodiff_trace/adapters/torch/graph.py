@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ...core.sites import PACKAGE_DIR, user_frame
-from .summary import norm, op_name
+from .summary import described, norm, op_name
 
 __all__ = ["KEY", "Leaf", "Registry", "walk", "LIBRARY_CODE", "EVERYTHING"]
 
@@ -164,7 +164,7 @@ class Registry:
             mine = node is fn
             tracer.node_created(node_id, op if mine and op else op_name(node), value if mine else 0.0,
                                 parents, skip=skip, obj=output if mine else None, on_emit=self._settled,
-                                module=module)
+                                module=module, tensor=described(output) if mine and output is not None else None)
         return fn.metadata[KEY]
 
     def _settled(self, event) -> None:
@@ -180,7 +180,8 @@ class Registry:
             self.leaves[id(tensor)] = self.leaf_of[leaf.node] = leaf
             weakref.finalize(tensor, self._forget, id(tensor), leaf.node)
             owner = leaf.name.rpartition(".")[0] if isinstance(tensor, torch.nn.Parameter) else ""
-            tracer.node_created(leaf.node, "", norm(tensor), (), leaf.name, skip=skip, module=owner or None)
+            tracer.node_created(leaf.node, "", norm(tensor), (), leaf.name, skip=skip, module=owner or None,
+                                tensor=described(tensor))
         acc.metadata[KEY] = leaf.node
 
     def _forget(self, key: int, node: int) -> None:

@@ -1,4 +1,4 @@
-"""Tensors as the trace sees them: a summary (shape, dtype, norm, finite), never the data.
+"""Tensors as the trace sees them: dtype, shape and norm (finite or not), never the data.
 
 Every float an event carries for a tensor is its 2-norm; a norm is NaN or infinite
 exactly when the tensor holds a NaN or an infinity (an overflow of the norm itself
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional
 
 import torch
 
-__all__ = ["TensorSummary", "summarize", "norm", "PassNorms", "op_name", "quiet"]
+__all__ = ["described", "norm", "PassNorms", "op_name", "quiet"]
 
 quiet = torch._C.DisableTorchFunction  # our own tensor maths must not reach the forward recorder
 
@@ -21,15 +21,6 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _BATCHED = (torch.float32, torch.float64)
 _STRIDED = torch.strided
 _SHARED_FROM = 4096  # elements: from this size, a tensor shares its norm with views of it
-
-
-class TensorSummary(NamedTuple):
-    """What the trace keeps of a tensor."""
-
-    shape: Tuple[int, ...]
-    dtype: str
-    norm: float
-    finite: bool
 
 
 _vector_norm = torch.linalg.vector_norm
@@ -141,15 +132,13 @@ class PassNorms:
         return math.sqrt(sum(self.of(t) ** 2 for t in tensors if t is not None))
 
 
-def summarize(tensor: torch.Tensor) -> TensorSummary:
-    """Shape, dtype, norm and finiteness of a tensor.
+def described(tensor: torch.Tensor) -> str:
+    """The dtype and shape of a tensor, as node_created's ``tensor`` field holds them.
 
-    >>> summarize(torch.tensor([3.0, 4.0]))
-    TensorSummary(shape=(2,), dtype='float32', norm=5.0, finite=True)
+    >>> described(torch.zeros(64, 512)), described(torch.tensor(1.0, dtype=torch.float64))
+    ('float32[64, 512]', 'float64[]')
     """
-    value = norm(tensor)
-    return TensorSummary(tuple(tensor.shape), str(tensor.dtype).replace("torch.", ""), value,
-                         math.isfinite(value))
+    return f"{str(tensor.dtype).removeprefix('torch.')}[{', '.join(map(str, tensor.shape))}]"
 
 
 _op_names: dict = {}
