@@ -436,6 +436,44 @@ class TestFuzz:
                     pass
 
 
+class TestQuickReading:
+    """Common lines are read by a generated quick reader: it gives the careful path's event or
+    steps aside, never another value or type."""
+
+    @settings(max_examples=400, deadline=None)
+    @given(line=crafted_lines())
+    def test_the_quick_reader_reads_as_the_careful_path_does(self, line):
+        """For any crafted line, the quick reader's event, when it gives one, is the careful
+        path's, field for field and type for type."""
+        import autodiff_trace.core.events as events
+
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str) \
+                or data["kind"] not in events.EVENT_TYPES:
+            return
+        cls = events.EVENT_TYPES[data["kind"]]
+        quick = events._QUICK[cls](data)
+        if quick is None:
+            return
+        careful_readers, events._QUICK = events._QUICK, {c: (lambda d: None) for c in events._QUICK}
+        try:
+            careful = from_dict(data)
+        finally:
+            events._QUICK = careful_readers
+        assert quick == careful and [type(v) for v in quick] == [type(v) for v in careful]
+
+    def test_every_kind_of_common_line_is_read_quickly(self):
+        """A well-formed line of each kind is read by its quick reader."""
+        import autodiff_trace.core.events as events
+
+        for kind, line in GOOD.items():
+            data = json.loads(json.dumps(line))
+            assert events._QUICK[EVENT_TYPES[kind]](data) == from_dict(data), kind
+
+
 # -- through the command line ---------------------------------------------------------------
 CRAFTED = {
     "parents an int": [with_field("node_created", "parents", 3)],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Tuple, Union
 
+from .quick_read import quick_reader
 from .fields import FIELD_CHECKS, MAX_LIST_ITEMS, NUMBER_FIELDS, FieldError, LimitError, json_number, shown
 
 __all__ = [
@@ -247,6 +248,7 @@ def to_dict(event: Event) -> dict:
 
 _CHECKS = {cls: tuple((f, FIELD_CHECKS[f]) for f in cls._fields) for cls in EVENT_TYPES.values()}
 _PAIRED = {BackwardStarted: ("order", "grads_before"), GradsZeroed: ("nodes", "grads_before")}
+_QUICK = {cls: quick_reader(cls, _OPTIONAL.get(cls, ()), _PAIRED.get(cls)) for cls in EVENT_TYPES.values()}
 
 
 def from_dict(data: Any) -> Event:
@@ -269,6 +271,9 @@ def from_dict(data: Any) -> Event:
         known = ", ".join(sorted(EVENT_TYPES))
         raise ValueError(f"unknown event kind {kind[:40]!r} (known: {known})" if kind.__class__ is str
                          else f"kind must be an event kind, got {shown(kind)} (known: {known})")
+    event = _QUICK[cls](data)  # a plainly valid line: built at once
+    if event is not None:
+        return event
     checks = _CHECKS[cls]
     absent = [name for name in _OPTIONAL.get(cls, ()) if name not in data]
     if absent:  # optional: absent means not known

@@ -86,6 +86,7 @@ def _whole(expected: str) -> Callable[[Any], int]:
         if value.__class__ is int and 0 <= value < _ID_END:
             return value
         raise FieldError(expected, value)
+    check.plain = ("v.__class__ is int and 0 <= v < END", "v")
     return check
 
 
@@ -98,6 +99,7 @@ def _or_null(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return check(value)
         except FieldError as wrong:
             raise FieldError(wrong.expected + " or null", value) from None
+    check_or_null.plain = ("v is None or " + check.plain[0], "v")
     return check_or_null
 
 
@@ -191,6 +193,19 @@ def _texts(value: Any) -> Tuple[str, ...]:
         return _items(value, _text)
     return tuple(value)
 
+
+# Each check's ``plain``: a condition on a JSON value ``v`` that holds only for values the
+# check passes, and the value it then returns (:mod:`.quick_read` inlines both).
+_seconds.plain = ("v.__class__ is float and v - v == 0.0", "v")
+_number.plain = ("v.__class__ is float", "v")
+_text.plain = ("v.__class__ is str", "v")
+_flag.plain = ("v is True or v is False", "v")
+_severity.plain = ('v.__class__ is str and v in ("error", "warning", "info")', "v")
+_node_ids.plain = ("v.__class__ is list and len(v) <= MOST and "
+                   "(not v or set(map(type, v)) == INT and min(v) >= 0 and max(v) < END)", "tuple(v)")
+_numbers.plain = ("v.__class__ is list and len(v) <= MOST and (not v or set(map(type, v)) == FLOAT)",
+                  "tuple(v)")
+_texts.plain = ("v.__class__ is list and len(v) <= MOST and (not v or set(map(type, v)) == STR)", "tuple(v)")
 
 FIELD_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "seq": _count, "pass_no": _count, "fired": _count, "accumulated": _count,

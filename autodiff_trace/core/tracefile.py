@@ -31,13 +31,16 @@ def _json_line(obj: dict) -> bytes:
 try:  # several times faster than json for the small dicts we write (benchmarks/bench_mlp.py)
     import orjson
 
+    _loads, _LoadError = orjson.loads, orjson.JSONDecodeError
+
     def encode_line(obj: dict) -> bytes:
         try:
             return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # orjson refuses lone surrogates (a name like "x\ud800")
             return _json_line(obj)
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
-    orjson = None
+    orjson = _loads = None
+    _LoadError = ValueError
     encode_line = _json_line
 
 
@@ -110,6 +113,7 @@ class TraceFileError(ValueError):
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused, never held whole
+_QUICK_LINE = 64 * 1024  # lines up to this long are read by orjson
 _BOM = b"\xef\xbb\xbf"
 _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record the trace"
 
@@ -145,7 +149,17 @@ def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
 
 
 def _parse(line: bytes) -> Any:
-    """One line's JSON value; a line that is not JSON raises ValueError saying why."""
+    """One line's JSON value; a line that is not JSON raises ValueError saying why.
+
+    orjson reads the common line; whatever it refuses (a lone surrogate, a NaN token,
+    a huge integer, damage) is read again by :mod:`json`, which reads those as before
+    and words the error. A long line (a big pass's ``order``) goes to :mod:`json`
+    directly: orjson holds several times a line's size while it reads."""
+    if _loads is not None and len(line) <= _QUICK_LINE:
+        try:
+            return _loads(line)
+        except _LoadError:
+            pass
     try:
         return json.loads(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
