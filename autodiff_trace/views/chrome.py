@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, Optional, Union
 
 from ..core.describe import describe
+from ..core.tracefile import encode_line
 from ..core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, to_dict,
@@ -146,7 +147,7 @@ def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, 
     for record in chrome_events(events):
         if count:
             target.write(",\n")
-        target.write(json.dumps(record, allow_nan=False))
+        target.write(encode_line(record)[:-1].decode())  # orjson when it can: several times faster
         count += 1
     target.write("\n]")
     if metadata:
