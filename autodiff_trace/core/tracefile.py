@@ -118,11 +118,17 @@ _BOM = b"\xef\xbb\xbf"
 _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record the trace"
 
 
+READING: List[Callable[[str, int, int], None]] = []  # told (path, bytes read, file size) now and then
+_TELL_EVERY = 8192  # lines between two reports to READING
+
+
 def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
     """The file's lines as bytes with their numbers, read in bounded pieces.
 
     A line longer than :data:`MAX_LINE_BYTES` (say ``/dev/zero``) is refused once that
-    many bytes are read; a UTF-8 byte-order mark at the start is dropped.
+    many bytes are read; a UTF-8 byte-order mark at the start is dropped. Every few
+    thousand lines, each callable in :data:`READING` hears how far the read has got
+    (a command's progress bar).
     """
     try:
         file = open(path, "rb")
@@ -132,6 +138,7 @@ def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
         raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     with file:
         number = 0
+        size = os.fstat(file.fileno()).st_size if READING else 0
         while True:
             try:
                 line = file.readline(MAX_LINE_BYTES + 1)
@@ -145,6 +152,9 @@ def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
                                      f"the most a trace line may hold; {_DAMAGED}")
             if number == 1 and line.startswith(_BOM):
                 line = line[3:]
+            elif number % _TELL_EVERY == 0 and READING:
+                for tell in READING:
+                    tell(str(path), file.tell(), size)
             yield number, line
 
 

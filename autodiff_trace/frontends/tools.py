@@ -4,7 +4,8 @@ without the code that made it.
 ``render`` (any sink's output, as the live run made it; ``--to html`` is the player),
 ``diff`` (two traces of one program), ``html`` (the step-by-step player), ``export``
 (Chrome/Perfetto timeline) and ``stats``. Replay only reads the file: nothing from the
-trace is imported or run. Bad input gives one line on stderr and exit code 2.
+trace is imported or run. Bad input gives one line on stderr and exit code 2; a read
+that lasts over a second shows its progress on a terminal.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..core.events import Event
 from ..core.tracefile import TraceFileError, iter_events, read_header
 from ..views.graph.folded import MODULE_VIEWS
 from .options import UsageProblem
+from .reading import ReadingProgress
 from .output import write_output
 
 __all__ = ["COMMANDS", "render", "diff", "html", "export", "stats"]
@@ -62,7 +64,8 @@ def _run(action) -> None:
     saved = warnings.showwarning
     warnings.showwarning = _warn_one_line
     try:
-        action()
+        with ReadingProgress(Console(stderr=True)):  # a bar while a big trace is read
+            action()
     except (TraceFileError, UsageProblem, RenderError, ValueError) as problem:
         _fail(str(problem))
     except OSError as exc:
