@@ -107,21 +107,10 @@ class Builder:
         p, model = self.p, self.model
         nodes, edges = model.graph_of(p)
         wanted = set(nodes)
-        diagnostics = list(p.diagnostics) + [  # findings stamped with no known pass
-            d for d in model.diagnostics if model.pass_(d.pass_no) is None and wanted.intersection(d.nodes)]
-        for d in diagnostics:
-            for node in d.nodes:
-                self.findings.setdefault(node, []).append(d)
+        diagnostics = self._collect_findings(wanted)
         shown, groups = self._select(nodes, edges)
         self.shown = set(shown)
-        g = graphviz.Digraph(f"pass_{p.pass_no}", graph_attr={
-            "rankdir": self.rankdir, "fontname": FONT, "fontsize": "11", "nodesep": "0.2",
-            "ranksep": "0.35", "labelloc": "t", "labeljust": "l", "bgcolor": "white",
-            "tooltip": f"backward pass {p.pass_no}"},
-            node_attr={"fontname": FONT, "fontsize": "11", "fontcolor": INK, "shape": "plaintext",
-                       "margin": "0"},
-            edge_attr={"fontname": FONT, "fontsize": "10", "color": MUTED, "arrowsize": "0.6",
-                       "fontcolor": FLOW})
+        g = self._digraph(f"backward pass {p.pass_no}", nodesep="0.2", ranksep="0.35")
         inside = [n for n in shown if n in p.reachable]
         if not (self.by_module and draw_by_module(g, model, inside, self._node)):
             for node in inside:
@@ -141,6 +130,27 @@ class Builder:
         self._groups(g, groups)
         g.attr(label=self._legend(diagnostics, len(shown), len(nodes), groups))
         return Diagram(g, p.pass_no, len(shown), len(nodes))
+
+    def _collect_findings(self, wanted: set) -> list:
+        """The pass's findings (and those stamped with no known pass about its nodes), each
+        noted under every node it names."""
+        model, p = self.model, self.p
+        diagnostics = list(p.diagnostics) + [
+            d for d in model.diagnostics if model.pass_(d.pass_no) is None and wanted.intersection(d.nodes)]
+        for d in diagnostics:
+            for node in d.nodes:
+                self.findings.setdefault(node, []).append(d)
+        return diagnostics
+
+    def _digraph(self, tooltip: str, **spacing: str) -> graphviz.Digraph:
+        """The pass's empty picture in the house style."""
+        return graphviz.Digraph(f"pass_{self.p.pass_no}", graph_attr={
+            "rankdir": self.rankdir, "fontname": FONT, "fontsize": "11", "labelloc": "t", "labeljust": "l",
+            "bgcolor": "white", "tooltip": tooltip, **spacing},
+            node_attr={"fontname": FONT, "fontsize": "11", "fontcolor": INK, "shape": "plaintext",
+                       "margin": "0"},
+            edge_attr={"fontname": FONT, "fontsize": "10", "color": MUTED, "arrowsize": "0.6",
+                       "fontcolor": FLOW})
 
     def _grad_at_start(self, node: int) -> Tuple[float, Optional[int]]:
         """The grad ``node`` held when the pass began, and the earlier pass that left it."""

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Union
 import graphviz
 
 from .builder import Builder
-from .palette import FIRED, FONT, INK, MUTED, SEVERITY, STALE
+from .palette import FIRED, INK, MUTED, SEVERITY, STALE
 from .picture import Diagram
 from .quoting import html_text, tooltip
 from ...core.model import PassInfo, TraceModel
@@ -50,9 +50,7 @@ class FoldedBuilder(Builder):
     def build(self) -> Diagram:
         p, model = self.p, self.model
         nodes, _ = model.graph_of(p)
-        for d in p.diagnostics:
-            for node in d.nodes:
-                self.findings.setdefault(node, []).append(d)
+        diagnostics = self._collect_findings(set(nodes))
         members: Dict[str, List[int]] = {}
         for node in nodes:
             module = model.node(node).module
@@ -60,13 +58,7 @@ class FoldedBuilder(Builder):
                 members.setdefault(module, []).append(node)
         box_of = {node: f"m{i}" for i, part in enumerate(members, 1) for node in members[part]}
         self.shown = {n for n in nodes if n not in box_of}
-        g = graphviz.Digraph(f"pass_{p.pass_no}", graph_attr={
-            "rankdir": self.rankdir, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
-            "ranksep": "0.4", "labelloc": "t", "labeljust": "l", "bgcolor": "white",
-            "tooltip": f"backward pass {p.pass_no}, one box per module"},
-            node_attr={"fontname": FONT, "fontsize": "11", "fontcolor": INK, "shape": "plaintext",
-                       "margin": "0"},
-            edge_attr={"color": MUTED, "arrowsize": "0.6"})
+        g = self._digraph(f"backward pass {p.pass_no}, one box per module", nodesep="0.25", ranksep="0.4")
         for i, (part, inside) in enumerate(members.items(), 1):
             self._module_box(g, f"m{i}", part, inside)
         for node in nodes:
@@ -77,7 +69,7 @@ class FoldedBuilder(Builder):
         self.keys["white"] = (f"a box: one module, its {plural(len(box_of), 'node')} folded into "
                               f"{plural(len(members), 'box')} (the ops it ran, their firing "
                               f"numbers, its parameters' grads before → after)")
-        g.attr(label=self._legend(list(p.diagnostics), drawn, len(nodes), {}))
+        g.attr(label=self._legend(diagnostics, drawn, len(nodes), {}))
         return Diagram(g, p.pass_no, drawn, len(nodes))
 
     def _module_box(self, g: graphviz.Digraph, box: str, part: str, inside: List[int]) -> None:
