@@ -2,7 +2,9 @@
 
 MLP(2, [16, 16, 1]) on 100 points with micrograd's hinge loss and L2 term (about
 65,000 nodes). Prints ratios measured in this one run (the median, and the range over
-the interleaved rounds), never absolute claims:
+the interleaved rounds), never absolute claims: once as scripts run, with the garbage
+collector on (micrograd's closures make cycles, so the collector dominates its time), and
+once with the collector off during each step, which leaves the engines' own cost:
 
     python benchmarks/bench_mlp.py [--repeat 7]
 
@@ -88,18 +90,41 @@ def step(value_cls, xs, ys, around=None):
     return t1 - t0, t2 - t1, total
 
 
-def interleaved_times(variants: dict, xs, ys, repeat: int) -> dict:
-    """Forward and backward times of each variant per round, run in turns (A B C, A B C, ...)
-    so that a busy moment of a shared machine slows every variant alike."""
+def interleaved_times(variants: dict, xs, ys, repeat: int, collector: bool = True) -> dict:
+    """Forward and backward times of each variant per round, run in turns (A B C, B C A, ...)
+    so that a busy moment of a shared machine, or the one before going first, slows every
+    variant alike. With ``collector=False`` the garbage collector is off during each step:
+    the engines' own cost."""
     times = {name: ([], []) for name in variants}
-    for _ in range(repeat):
-        for name, (value_cls, make_tracer) in variants.items():
-            gc.collect()
+    names = list(variants)
+    for turn in range(repeat):
+        for name in names[turn % len(names):] + names[:turn % len(names)]:  # each goes first in turn
+            value_cls, make_tracer = variants[name]
+            gc.collect()  # also frees the previous step's graph when it holds cycles
             with (make_tracer() if make_tracer else contextlib.nullcontext()):
-                f, b, _ = step(value_cls, xs, ys)
+                if not collector:
+                    gc.disable()
+                try:
+                    f, b, _ = step(value_cls, xs, ys)
+                finally:
+                    gc.enable()
             times[name][0].append(f)
             times[name][1].append(b)
     return times
+
+
+def print_table(title: str, times: dict, nodes: int, base: str = "micrograd 0.1.0") -> dict:
+    """One row per variant: median forward and backward, the speed ratio of the medians
+    against ``base``, and the range of that ratio over the rounds."""
+    rows = {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in times.items()}
+    print(f"\n{title}\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} "
+          f"{'per round':>14} {'nodes/s':>12}")
+    for name, (f, b) in rows.items():
+        ratios = round_ratios(times, base, name)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
+        print(f"{name:34} {f * 1e3:7.1f}ms {b * 1e3:7.1f}ms {sum(rows[base]) / (f + b):19.2f}x "
+              f"{spread:>14} {nodes / (f + b):12,.0f}")
+    return rows
 
 
 def round_ratios(times: dict, base: str, name: str) -> list:
@@ -190,30 +215,27 @@ def main() -> None:
         stack.enter_context(instrument())
         return stack
 
+    unchecked = engine_without_check()
     times = interleaved_times({
         "micrograd 0.1.0": (MicrogradValue, None),
         "micrograd 0.1.0, traced to JSONL": (MicrogradValue, traced_micrograd),
         "autodiff_trace, untraced": (Value, None),
-        "autodiff_trace, no tracer check": (engine_without_check(), None),
+        "autodiff_trace, no tracer check": (unchecked, None),
         "autodiff_trace, traced to JSONL": (
             Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], record=False)),
         "autodiff_trace, trace([JsonlSink])": (  # the default: events also kept in t.events
-            Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")])),
+            Value, lambda: trace([JsonlSink(tmp / "recorded.jsonl")])),
         "autodiff_trace, JSONL + diagnostics": (
-            Value, lambda: trace([JsonlSink(tmp / "trace.jsonl")], analyzers=[Diagnoser()], record=False)),
+            Value, lambda: trace([JsonlSink(tmp / "diagnosed.jsonl")], analyzers=[Diagnoser()], record=False)),
     }, xs, ys, args.repeat)
-    rows = {name: (statistics.median(f), statistics.median(b)) for name, (f, b) in times.items()}
-    base = sum(rows["micrograd 0.1.0"])
-    print(f"\n{'engine':34} {'forward':>9} {'backward':>9} {'speed vs micrograd':>20} "
-          f"{'per round':>14} {'nodes/s':>12}")
-    for name, (f, b) in rows.items():
-        ratios = round_ratios(times, "micrograd 0.1.0", name)
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
-        print(f"{name:34} {f * 1e3:7.1f}ms {b * 1e3:7.1f}ms {base / (f + b):19.2f}x {spread:>14} "
-              f"{nodes / (f + b):12,.0f}")
-    unchecked = sum(rows["autodiff_trace, no tracer check"])
-    print(f"\ncost of the tracer check when nobody listens: "
-          f"{(sum(rows['autodiff_trace, untraced']) / unchecked - 1) * 100:+.1f}%")
+    print_table("garbage collector on (as scripts run)", times, nodes)
+    quiet = print_table("garbage collector off during each step (the engines' own cost)", interleaved_times({
+        "micrograd 0.1.0": (MicrogradValue, None),
+        "autodiff_trace, untraced": (Value, None),
+        "autodiff_trace, no tracer check": (unchecked, None),
+    }, xs, ys, args.repeat, collector=False), nodes)
+    print(f"\ncost of the tracer check when nobody listens (collector off): "
+          f"{(sum(quiet['autodiff_trace, untraced']) / sum(quiet['autodiff_trace, no tracer check']) - 1) * 100:+.1f}%")
     print(f"trace size: {os.path.getsize(tmp / 'trace.jsonl') / 1e6:.1f} MB")
     print(f"memory per node: autodiff_trace {bytes_per_node(Value, xs, ys):.0f} B, "
           f"micrograd {bytes_per_node(MicrogradValue, xs, ys):.0f} B")

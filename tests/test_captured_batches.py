@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 
@@ -44,7 +43,7 @@ def without_time(events) -> list:
 def traced(path, program, *, filters=(), ids=None) -> tuple:
     """Trace ``program`` to ``path``; with ``ids`` (pytest's monkeypatch) node ids count from 1."""
     if ids is not None:
-        ids.setattr(value_module, "_ids", itertools.count(1))
+        ids.setattr(value_module, "_numbering", value_module.ids_from(1))
     with trace([JsonlSink(path)], filters=filters) as t:
         result = program()
     return t, result

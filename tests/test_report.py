@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def fresh_ids(monkeypatch):
     """Number nodes from 1 in every test, so default names (``add#4``) are stable."""
-    monkeypatch.setattr(engine.value, "_ids", itertools.count(1))
+    monkeypatch.setattr(engine.value, "_numbering", engine.value.ids_from(1))
 
 
 def recording(width=60):

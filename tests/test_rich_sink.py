@@ -5,7 +5,6 @@ are printed in full) is specified in test_report.py; here most reports are full 
 """
 
 import io
-import itertools
 import random
 import re
 import time
@@ -29,7 +28,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 @pytest.fixture(autouse=True)
 def fresh_ids(monkeypatch):
     """Number nodes from 1 in every test, so default names (``add#4``) are stable."""
-    monkeypatch.setattr(engine.value, "_ids", itertools.count(1))
+    monkeypatch.setattr(engine.value, "_numbering", engine.value.ids_from(1))
 
 
 def plain_console(width=80):

@@ -83,6 +83,12 @@ _TABLE = [
 
 RULES = {rule.name: rule for rule in _TABLE}
 
+# Each row by name: the engine's op code is the row itself (``node._op is MUL``).
+CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG = (RULES[name] for name in (
+    "const", "add", "sub", "mul", "div", "pow", "powc", "neg"))
+SIN, COS, TAN, LOG, EXP, SQRT, RELU, SIGMOID, TANH = (RULES[name] for name in (
+    "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh"))
+
 # Why an op's value is undefined, for the error message.
 DOMAINS = {
     "div": "the divisor must not be zero",

@@ -6,35 +6,43 @@ allocates one object per node and makes no reference cycles; the topological sor
 uses an explicit stack, so a million-node chain works; and each node passes on the
 gradient it received in *this* pass, so calling ``backward`` twice accumulates into
 ``grad`` exactly as PyTorch does. When a tracer listens, every step is an event.
+
+The common ops compute their value in place (``self.data * other.data``), the same
+formula as their row of the table (a test holds the two together); the rest call the
+row's ``value``. Either way a node is built in one place, :func:`_made`.
+
+A node is its slots and its ``data`` float, nothing more: its id is two ints it shares
+with other nodes (:mod:`.ids`), its name and site share one slot set only on a named or
+traced node, and no slot holds what it receives during a pass (:mod:`.backward`).
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 import numbers
-import operator
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, Optional, Union
 
 from ..core.sites import default_name
 from ..core.tracer import follow_active
-from .rules import DOMAINS, RULES, DomainError, Rule
+from .backward import backward_pass, topological_order
+from .ids import ids_from
+from .rules import (
+    ADD, CONST, COS, DIV, DOMAINS, EXP, LOG, MUL, NEG, POW, POWC, RELU, SIGMOID, SIN, SQRT,
+    SUB, TAN, TANH, DomainError, Rule,
+)
 
-__all__ = ["Value", "DomainError"]
+__all__ = ["Value", "DomainError", "topological_order", "zero_grad"]
 
 _tracer = None  # the active Tracer (see _follow); None costs one check per op
-_ids = itertools.count(1)
-CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG = (RULES[name] for name in (
-    "const", "add", "sub", "mul", "div", "pow", "powc", "neg"))
-SIN, COS, TAN, LOG, EXP, SQRT, RELU, SIGMOID, TANH = (RULES[name] for name in (
-    "sin", "cos", "tan", "log", "exp", "sqrt", "relu", "sigmoid", "tanh"))
-_by_id = operator.attrgetter("id")
+_new = object.__new__
 Number = Union[int, float]
+_numbering = ids_from(1)  # (block, offset) pairs: see .ids
 
 
 class Value:
     """A scalar node: its value ``data``, its gradient ``grad``, and how it was made."""
 
-    __slots__ = ("data", "grad", "_op", "_a", "_b", "id", "name", "site", "_received")
+    __slots__ = ("data", "grad", "_op", "_a", "_b", "_block", "_offset", "_info")
 
     def __init__(self, data: Number, name: Optional[str] = None, _op: Optional[Rule] = None,
                  _a: Optional["Value"] = None, _b: Union["Value", Number, None] = None):
@@ -42,28 +50,41 @@ class Value:
             data = _as_float(data)
         self.data = data
         self.grad = 0.0
-        self._op = _op  # the Rule that made this node; None for a leaf
+        self._op = _op  # the table row that made this node; None for a leaf
         self._a = _a  # first parent
         self._b = _b  # second parent, or the constant of a unary op (the 3 of x ** 3)
-        self.id = next(_ids)
-        self.name = name
-        self.site = None  # "file.py:14" of the line that made it; recorded only while traced
-        self._received = 0.0  # the gradient received in the backward pass under way
+        self._block, self._offset = next(_numbering)
+        if name is not None:
+            self._info = (name, None)  # (name, site); unset on a node never named nor traced
         if _tracer is not None:
-            _tracer.node_created(self.id, self.op, data, self._parent_ids(), name,
-                                 obj=self, on_emit=self._traced_as)
-
-    def _parent_ids(self) -> tuple:
-        arity = 0 if self._op is None else self._op.arity
-        if arity == 2:
-            return (self._a.id, self._b.id)
-        return (self._a.id,) if arity else ()
-
-    def _traced_as(self, event) -> None:
-        """Take the name and site the tracer settled on."""
-        self.name, self.site = event.name, event.site
+            _report(self, name)
 
     # -- what the node is ---------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """The node's number: 1 for the first node made, each node above its parents."""
+        return self._block + self._offset
+
+    @property
+    def name(self) -> Optional[str]:
+        """The name given, or inferred from an assignment while traced; else None."""
+        try:
+            return self._info[0]
+        except AttributeError:
+            return None
+
+    @name.setter
+    def name(self, name: Optional[str]) -> None:
+        self._info = (name, self.site)
+
+    @property
+    def site(self) -> Optional[str]:
+        """``"file.py:14"``, the line that made the node; recorded only while traced."""
+        try:
+            return self._info[1]
+        except AttributeError:
+            return None
+
     @property
     def op(self) -> str:
         """The op's name (``"mul"``; ``"**3"`` for a constant power), ``"const"`` for a
@@ -71,7 +92,7 @@ class Value:
         rule = self._op
         if rule is None:
             return ""
-        if rule.name == "powc":
+        if rule is POWC:
             return "**" + (str(int(self._b)) if self._b == int(self._b) else repr(self._b))
         return rule.name
 
@@ -84,33 +105,58 @@ class Value:
     @property
     def label(self) -> str:
         """The name given or inferred, else the op and id (``mul#7``)."""
-        if self.name is not None:
-            return self.name
+        name = self.name
+        if name is not None:
+            return name
         return default_name(self.id, self.op, self.data)
 
     def __repr__(self) -> str:
-        named = f", name={self.name!r}" if self.name is not None else ""
+        name = self.name
+        named = f", name={name!r}" if name is not None else ""
         return f"Value(data={self.data!r}, grad={self.grad!r}{named})"
+
+    def _traced_as(self, event) -> None:
+        """Take the name and site the tracer settled on."""
+        self._info = (event.name, event.site)
 
     # -- primitive ops: each one row of the derivative table ------------------------
     def __add__(self, other):
-        return _apply(ADD, self, other if isinstance(other, Value) else _constant(other, "+"))
+        if other.__class__ is not Value:
+            other = _node(other, "+")
+        return _made(self.data + other.data, ADD, self, other)
 
     def __sub__(self, other):
-        return _apply(SUB, self, other if isinstance(other, Value) else _constant(other, "-"))
+        if other.__class__ is not Value:
+            other = _node(other, "-")
+        return _made(self.data - other.data, SUB, self, other)
 
     def __mul__(self, other):
-        return _apply(MUL, self, other if isinstance(other, Value) else _constant(other, "*"))
+        if other.__class__ is not Value:
+            other = _node(other, "*")
+        return _made(self.data * other.data, MUL, self, other)
 
     def __truediv__(self, other):
-        return _apply(DIV, self, other if isinstance(other, Value) else _constant(other, "/"))
+        if other.__class__ is not Value:
+            other = _node(other, "/")
+        try:
+            return _made(self.data / other.data, DIV, self, other)
+        except ZeroDivisionError as exc:
+            raise _domain_error(DIV, self.data, other.data, exc) from None
 
-    def __neg__(self): return _apply(NEG, self, None)
+    def __neg__(self):
+        return _made(-self.data, NEG, self, None)
 
     def __pow__(self, other):
         if isinstance(other, Value):
             return _apply(POW, self, other)  # d/db a**b = a**b ln a
         return _apply(POWC, self, _as_float(other, "**"))  # d/da a**c = c a**(c-1)
+
+    def relu(self):
+        a = self.data
+        return _made(a if a > 0 else 0.0, RELU, self, None)
+
+    def tanh(self):
+        return _made(math.tanh(self.data), TANH, self, None)
 
     def sin(self): return _apply(SIN, self, None)
     def cos(self): return _apply(COS, self, None)
@@ -118,9 +164,7 @@ class Value:
     def log(self): return _apply(LOG, self, None)
     def exp(self): return _apply(EXP, self, None)
     def sqrt(self): return _apply(SQRT, self, None)
-    def relu(self): return _apply(RELU, self, None)
     def sigmoid(self): return _apply(SIGMOID, self, None)
-    def tanh(self): return _apply(TANH, self, None)
 
     # -- the other operand order, in terms of the primitives ------------------------
     def __radd__(self, other): return _node(other, "+") + self  # other + self
@@ -137,65 +181,54 @@ class Value:
         Each node passes on only the gradient it received in this pass, so a grad
         left by an earlier pass is added to, never propagated (PyTorch's semantics).
         """
-        order = topological_order(self)
-        tracer = _tracer
-        if tracer is not None:
-            tracer.backward_started(self.id, float(seed), tuple(n.id for n in order),
-                                    tuple(n.grad for n in order))
-        for node in order:
-            node._received = 0.0  # a pass cut short by an exception may have left some
-        _accumulate(self, None, None, float(seed), tracer)  # the seed: d root / d root
-        for node in order:
-            rule = node._op
-            if rule is None or rule.arity == 0:
-                continue  # leaves and constants have nothing to pass on
-            grad_in, node._received = node._received, 0.0
-            if tracer is not None:
-                tracer.backward_fn_fired(node.id, node.grad, grad_in)
-            a, b = node._a, node._b
-            if rule.arity == 1:
-                _accumulate(a, node, rule.local(a.data, b, node.data), grad_in, tracer)
-            else:
-                local_a, local_b = rule.local(a.data, b.data, node.data)
-                _accumulate(a, node, local_a, grad_in, tracer)
-                _accumulate(b, node, local_b, grad_in, tracer)
-        if tracer is not None:
-            tracer.backward_finished()
+        backward_pass(self, float(seed), _tracer)
 
     def zero_grad(self) -> None:
         """Reset the grad of this node and of every node it depends on."""
         zero_grad(topological_order(self))
 
 
-def _accumulate(target: Value, source: Optional[Value], local: Optional[float],
-                grad_in: float, tracer) -> None:
-    """``target.grad += local * grad_in``: one step of the chain rule."""
-    contribution = grad_in if local is None else local * grad_in
-    before = target.grad
-    target.grad = before + contribution
-    target._received += contribution
-    if tracer is not None:
-        tracer.grad_accumulated(target.id, None if source is None else source.id,
-                                local, contribution, before, target.grad)
+def _made(data: float, op: Rule, a: Value, b) -> Value:
+    """The node ``op(a, b)`` with value ``data``: how every op builds its node (no
+    ``__init__`` call, this is the hot path)."""
+    out = _new(Value)
+    out.data = data
+    out.grad = 0.0
+    out._op = op
+    out._a = a
+    out._b = b
+    out._block, out._offset = next(_numbering)
+    if _tracer is not None:
+        _report(out, None)
+    return out
+
+
+def _report(node: Value, name: Optional[str]) -> None:
+    """Tell the tracer about a new node; it hands back the name and site it settles on."""
+    rule, a, b = node._op, node._a, node._b
+    arity = 0 if rule is None else rule.arity
+    if arity == 2:  # ids as the ``id`` property computes them, without its call
+        parents = (a._block + a._offset, b._block + b._offset)
+    else:
+        parents = (a._block + a._offset,) if arity else ()
+    _tracer.node_created(node._block + node._offset, node.op, node.data, parents, name,
+                         obj=node, on_emit=node._traced_as)
 
 
 def _apply(rule: Rule, a: Value, b) -> Value:
-    """Build the node ``rule(a, b)``; a domain error names the op, operands and site."""
+    """Build the node ``rule(a, b)`` from the table's value rule; a domain error names the
+    op, operands and site."""
     b_value = b.data if rule.arity == 2 else b
     try:
         data = rule.value(a.data, b_value)
     except (ValueError, ZeroDivisionError, OverflowError) as exc:
         raise _domain_error(rule, a.data, b_value, exc) from None
-    return Value(data, None, rule, a, b)
+    return _made(data, rule, a, b)
 
 
 def _node(x, symbol: str) -> Value:
     """``x`` itself if it is a Value, else the number wrapped as a constant node."""
-    return x if isinstance(x, Value) else _constant(x, symbol)
-
-
-def _constant(x, symbol: str) -> Value:
-    return Value(_as_float(x, symbol), None, CONST)
+    return x if isinstance(x, Value) else _made(_as_float(x, symbol), CONST, None, None)
 
 
 def _as_float(x, symbol: Optional[str] = None) -> float:
@@ -213,26 +246,6 @@ def _domain_error(rule: Rule, a: float, b, exc: Exception) -> DomainError:
     site = user_site()
     where = f" (at {site})" if site else ""
     return DomainError(f"{rule.name}({operands}) is undefined: {reason}{where}")
-
-
-def topological_order(root: Value) -> List[Value]:
-    """Every node ``root`` depends on, each before the nodes it was computed from.
-
-    A node is always made after its parents, so its id is larger than theirs:
-    sorting the reachable nodes by id, newest first, is a topological order. The
-    walk uses an explicit stack, so depth is limited by memory, not by recursion.
-    """
-    reachable, stack = {root}, [root]
-    while stack:
-        node = stack.pop()
-        arity = 0 if node._op is None else node._op.arity
-        if arity and node._a not in reachable:
-            reachable.add(node._a)
-            stack.append(node._a)
-        if arity == 2 and node._b not in reachable:
-            reachable.add(node._b)
-            stack.append(node._b)
-    return sorted(reachable, key=_by_id, reverse=True)
 
 
 def zero_grad(values: Union[Value, Iterable[Value]]) -> None:

@@ -1,0 +1,152 @@
+"""The backward pass: every node reached from the root, newest first, passes on the
+gradient it received in this pass, times its local derivatives (the table in :mod:`.rules`).
+
+Most passes start from zeroed grads, and then what a node received in this pass is its
+``grad``: such a pass runs in one loop with the common ops' derivatives written out and
+no call per edge (:func:`_propagate`). A pass that a tracer watches, or that meets grads
+left from an earlier one, reads every derivative from the table and, in the second case,
+keeps what each node received apart (:func:`_propagate_from_table`). The two give the
+same numbers: a test runs every op both ways.
+"""
+
+from __future__ import annotations
+
+from operator import add, attrgetter
+from typing import List
+
+from .ids import BLOCK
+from .rules import ADD, CONST, DIV, MUL, NEG, RELU, SUB, TANH
+
+__all__ = ["backward_pass", "topological_order"]
+
+_grad_of, _block_of, _offset_of = attrgetter("grad"), attrgetter("_block"), attrgetter("_offset")
+
+
+def topological_order(root) -> list:
+    """Every node ``root`` depends on, each before the nodes it was computed from.
+
+    A node is always made after its parents, so its id is larger than theirs: the
+    reachable nodes by id, newest first, are a topological order. The walk uses an
+    explicit stack, so depth is limited by memory, not by recursion. It files each node
+    at its id's place in a list per block (see :mod:`.ids`), so the order needs no sort.
+    """
+    last_block = root._block
+    in_block = [None] * BLOCK
+    in_block[root._offset] = root
+    blocks = {last_block: in_block}
+    stack = [root]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node = pop()
+        a = node._a
+        if a is None:
+            continue  # a leaf or a constant
+        if a._block is not last_block:
+            last_block = a._block
+            in_block = blocks.get(last_block) or blocks.setdefault(last_block, [None] * BLOCK)
+        if in_block[a._offset] is None:
+            in_block[a._offset] = a
+            push(a)
+        if node._op.arity == 2:
+            b = node._b
+            if b._block is not last_block:
+                last_block = b._block
+                in_block = blocks.get(last_block) or blocks.setdefault(last_block, [None] * BLOCK)
+            if in_block[b._offset] is None:
+                in_block[b._offset] = b
+                push(b)
+    order = []
+    for block in sorted(blocks, reverse=True):
+        order.extend(filter(None, reversed(blocks[block])))
+    return order
+
+
+def backward_pass(root, seed: float, tracer) -> None:
+    """Add d root / d node to ``node.grad`` on every node ``root`` depends on."""
+    order = topological_order(root)
+    fresh = not any(map(_grad_of, order))
+    if tracer is None and fresh:
+        root.grad = seed or 0.0  # d root / d root (0.0 + seed)
+        _propagate(order)
+    else:
+        _propagate_from_table(root, seed, order, tracer, fresh)
+
+
+def _propagate(order: List) -> None:
+    """Pass each node's gradient on to its parents, newest node first; every ``grad`` was
+    0 when the pass began, so a node's ``grad`` is what it received in this pass.
+
+    ``grad + c if grad else (c or 0.0)`` is ``grad + c``, but keeps the very float ``c``
+    when it is the first contribution: a graph's gradients then mostly allocate nothing.
+    """
+    for node in order:
+        op = node._op
+        if op is None or op is CONST:
+            continue  # leaves and constants have nothing to pass on
+        a, b, g = node._a, node._b, node.grad
+        # the contribution to each parent: its row's local derivative times g
+        if op is MUL:
+            da, db = b.data * g, a.data * g
+        elif op is ADD:
+            da = db = g  # 1.0 * g
+        elif op is RELU:
+            da, b = (g if a.data > 0 else 0.0 * g), None
+        elif op is SUB:
+            da, db = g, -g  # 1.0 * g, -1.0 * g
+        elif op is NEG:
+            da, b = -g, None
+        elif op is TANH:
+            out = node.data
+            da, b = (1.0 - out * out) * g, None
+        elif op is DIV:
+            bd = b.data
+            da, db = (1.0 / bd) * g, (-a.data / (bd * bd)) * g
+        elif op.arity == 1:
+            da, b = op.local(a.data, b, node.data) * g, None
+        else:
+            local_a, local_b = op.local(a.data, b.data, node.data)
+            da, db = local_a * g, local_b * g
+        grad = a.grad
+        a.grad = grad + da if grad else (da or 0.0)
+        if b is not None:
+            grad = b.grad
+            b.grad = grad + db if grad else (db or 0.0)
+
+
+def _propagate_from_table(root, seed: float, order: List, tracer, fresh: bool) -> None:
+    """The pass with every derivative from the table, each step reported to ``tracer``
+    when there is one. Unless every grad was 0 when the pass began (``fresh``), what
+    each node receives in this pass is kept apart from its grad, in a dict."""
+    if tracer is not None:
+        ids = tuple(map(add, map(_block_of, order), map(_offset_of, order)))  # each node.id
+        tracer.backward_started(root.id, seed, ids, tuple(map(_grad_of, order)))
+    received = None if fresh else dict.fromkeys(order, 0.0)
+
+    def give(target, source, local, grad_in: float) -> None:
+        """``target.grad += local * grad_in``: one step of the chain rule."""
+        contribution = grad_in if local is None else local * grad_in
+        before = target.grad
+        target.grad = before + contribution
+        if received is not None:
+            received[target] += contribution
+        if tracer is not None:  # ids as the ``id`` property computes them, without its call
+            tracer.grad_accumulated(target._block + target._offset,
+                                    None if source is None else source._block + source._offset,
+                                    local, contribution, before, target.grad)
+
+    give(root, None, None, seed)  # the seed: d root / d root
+    for node in order:
+        op = node._op
+        if op is None or op.arity == 0:
+            continue
+        grad_in, a, b = node.grad if received is None else received[node], node._a, node._b
+        if tracer is not None:
+            tracer.backward_fn_fired(node._block + node._offset, node.grad, grad_in)
+        if op.arity == 1:
+            give(a, node, op.local(a.data, b, node.data), grad_in)
+        else:
+            local_a, local_b = op.local(a.data, b.data, node.data)
+            give(a, node, local_a, grad_in)
+            give(b, node, local_b, grad_in)
+    if tracer is not None:
+        tracer.backward_finished()
