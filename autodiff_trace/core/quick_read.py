@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
-from .fields import FIELD_CHECKS, MAX_LIST_ITEMS
+from .fields import _ID_END, FIELD_CHECKS, MAX_LIST_ITEMS
 
 __all__ = ["quick_reader"]
-
-_END = 2 ** 63
-
 
 def quick_reader(cls: type, optional: tuple = (), paired: Optional[tuple] = None) -> Callable[[dict], object]:
     """The function reading a plainly valid dict of ``cls`` (kind included) into its event,
@@ -42,7 +39,7 @@ def quick_reader(cls: type, optional: tuple = (), paired: Optional[tuple] = None
     if paired is not None:
         lines += [f"    if len({paired[0]}) != len({paired[1]}):", "        return None"]
     lines.append(f"    return new(cls, ({', '.join(names)},))")
-    scope: Dict[str, object] = {"END": _END, "MOST": MAX_LIST_ITEMS, "INT": {int}, "FLOAT": {float},
+    scope: Dict[str, object] = {"END": _ID_END, "MOST": MAX_LIST_ITEMS, "INT": {int}, "FLOAT": {float},
                                 "STR": {str}, "new": tuple.__new__, "cls": cls}
     exec(compile("\n".join(lines) + "\n", f"<quick reader of {cls.kind}>", "exec"), scope)
     return scope["read"]

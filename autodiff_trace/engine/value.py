@@ -37,6 +37,7 @@ _tracer = None  # the active Tracer (see _follow); None costs one check per op
 _new = object.__new__
 Number = Union[int, float]
 _numbering = ids_from(1)  # (block, offset) pairs: see .ids
+_UNNAMED = (None, None)  # the (name, site) of a node whose _info slot was never set
 
 
 class Value:
@@ -68,10 +69,7 @@ class Value:
     @property
     def name(self) -> Optional[str]:
         """The name given, or inferred from an assignment while traced; else None."""
-        try:
-            return self._info[0]
-        except AttributeError:
-            return None
+        return getattr(self, "_info", _UNNAMED)[0]
 
     @name.setter
     def name(self, name: Optional[str]) -> None:
@@ -80,10 +78,7 @@ class Value:
     @property
     def site(self) -> Optional[str]:
         """``"file.py:14"``, the line that made the node; recorded only while traced."""
-        try:
-            return self._info[1]
-        except AttributeError:
-            return None
+        return getattr(self, "_info", _UNNAMED)[1]
 
     @property
     def op(self) -> str:
