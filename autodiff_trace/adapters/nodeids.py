@@ -96,7 +96,13 @@ class NodeIds:
 
     def live(self):
         """``(node id, node)`` for every node with an id that is still alive."""
-        for key, keep in list(self._keep.items()):
+        while True:  # a collection while copying may run weakref callbacks that remove entries
+            try:
+                entries = list(self._keep.items())
+                break
+            except RuntimeError:  # "dictionary changed size during iteration": copy again
+                continue
+        for key, keep in entries:
             node = keep() if isinstance(keep, _Ref) else keep
             if node is not None and key in self._ids:
                 yield self._ids[key], node

@@ -34,14 +34,21 @@ class StaleGradient(Check):
         super().__init__(ctx)
         self.last_write: Dict[int, GradAccumulated] = {}  # node -> the write that set its grad
         self.roots: Dict[int, int] = {}  # pass -> its root
-        self.roots_into: Dict[int, Set[int]] = {}  # node -> the roots of the passes that wrote it
+        # node -> the root of the first pass that wrote it; the roots of later passes, when
+        # other, in ``more_roots_into`` (a set per node only for the few that need one)
+        self.roots_into: Dict[int, int] = {}
+        self.more_roots_into: Dict[int, Set[int]] = {}
         self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
 
     def on_grad_accumulated(self, event) -> None:
-        self.last_write[event.target] = event
-        if event.pass_no in self.roots:
-            self.roots_into.setdefault(event.target, set()).add(self.roots[event.pass_no])
+        target = event.target
+        self.last_write[target] = event
+        root = self.roots.get(event.pass_no)
+        if root is not None:
+            first = self.roots_into.setdefault(target, root)
+            if first != root:
+                self.more_roots_into.setdefault(target, set()).add(root)
 
     def on_grads_zeroed(self, event) -> None:
         self.zeroes = True
@@ -49,6 +56,7 @@ class StaleGradient(Check):
             self.last_write.pop(node, None)
             self.group_values.pop(node, None)
             self.roots_into.pop(node, None)
+            self.more_roots_into.pop(node, None)
 
     def on_backward_started(self, event) -> None:
         ctx, model = self.ctx, self.ctx.model
@@ -74,7 +82,7 @@ class StaleGradient(Check):
             return False
         leaves = [n for n in event.order if self.ctx.is_parentless(n)]
         held: Set[int] = {n for n, _ in stale}
-        now = values_of(leaves)
+        now = values_of(set(leaves))  # a set: each live node is looked up in it
         for node in leaves:
             if node not in held and node in now:
                 self.group_values[node] = now[node]  # its grad begins to add up in this pass
@@ -83,11 +91,16 @@ class StaleGradient(Check):
         for node in held:
             write = self.last_write.get(node)
             if not self.ctx.is_parentless(node) or write is None or not write.pass_no \
-                    or event.root in self.roots_into.get(node, {event.root}):
+                    or self._written_from(node, event.root):
                 return False
             if node not in now or self.group_values.get(node) != now[node]:
                 return False
         return True
+
+    def _written_from(self, node: int, root: int) -> bool:
+        """Did a pass of ``root`` write ``node``'s grad (or is it unknown who did)?"""
+        first = self.roots_into.get(node)
+        return first is None or first == root or root in self.more_roots_into.get(node, ())
 
     def _source(self, node: int) -> Source:
         write = self.last_write.get(node)
