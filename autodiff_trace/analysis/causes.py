@@ -89,6 +89,7 @@ class Causes:
         self.limit = limit
         self.by_key: Dict[Key, Cause] = {}
         self.order: List[Cause] = []
+        self.fresh: List[Cause] = []  # causes made since the last new(): most events make none
         self._kinds: Dict[str, int] = {}  # kind -> causes reported
         self._left_out: Dict[str, List] = {}  # kind -> [causes not reported, severity]
 
@@ -100,12 +101,15 @@ class Causes:
         if cause is None:
             cause = self.by_key[key] = Cause(kind, severity, site, describe)
             self.order.append(cause)
+            self.fresh.append(cause)
         cause.occurrences.append(Occurrence(pass_no, tuple(nodes), detail))
 
     def new(self) -> List[Finding]:
         """Findings for causes seen for the first time: reported as they happen."""
-        return [f for cause in self.order if cause.reported == 0 and cause.occurrences
-                for f in self._report(cause)]
+        if not self.fresh:
+            return []
+        fresh, self.fresh = self.fresh, []  # in the order they were made, as in ``order``
+        return [f for cause in fresh if cause.reported == 0 for f in self._report(cause)]
 
     def updates(self) -> List[Finding]:
         """Findings for every cause with occurrences not yet reported (end of a pass, close)."""

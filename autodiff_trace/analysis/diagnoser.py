@@ -21,10 +21,6 @@ from .checks import Context, default_checks
 __all__ = ["Diagnoser", "diagnose", "source_line"]
 
 
-def _nothing(event: Event) -> None:
-    """The tracer has folded the event into the shared model already."""
-
-
 class Diagnoser:
     """Reads events as they come and reports gradient bugs as findings, one per cause.
 
@@ -52,38 +48,56 @@ class Diagnoser:
         self.check_grads = check_grads
         self.options = dict(eps=eps, atol=atol, rtol=rtol, max_leaves=check_leaves)
         self.limit = limit
-        self._fold: Callable[[Event], None] = _nothing
         self.bind(TraceModel())
-        self._fold = self.model.handle
+        self._folds = True  # alone: fold the model it reads; a tracer's ``bind`` stops that
 
     # -- the analyzer protocol ----------------------------------------------------------
     def bind(self, model: TraceModel) -> None:
         """Read ``model``, which the tracer folds before this analyzer sees each event."""
         self.model = model
-        self._fold = _nothing
+        self._folds = False
         self.causes = Causes(model.name, self.limit)
         self.context = Context(model, self.causes)
         self.checks = default_checks(self.context, check_grads=self.check_grads, **self.options)
-        self._handlers: Dict[str, list] = {
-            kind: [getattr(c, "on_" + kind) for c in self.checks if hasattr(c, "on_" + kind)]
+        self._handlers: Dict[str, tuple] = {
+            kind: tuple(getattr(c, "on_" + kind) for c in self.checks if hasattr(c, "on_" + kind))
             for kind in EVENT_TYPES}
         self._hooks = {hook: [getattr(c, hook) for c in self.checks if hasattr(c, hook)]
                        for hook in ("on_pass_start", "on_pass_end", "on_close")}
+        # The kinds that begin or end a pass need more than their checks' handlers.
+        self._pass_ends: Dict[str, Callable[[Event], Optional[List[Finding]]]] = {
+            "backward_started": self._read_start, "backward_finished": self._read_finish}
 
     def handle(self, event: Event) -> Optional[List[Finding]]:
         """Fold one event in; return the findings it completes, if any."""
-        self._fold(event)
+        if self._folds:
+            self.model.handle(event)
         kind = event.kind
-        found: List[Finding] = []
-        if kind == "backward_started":
-            found += self._start_pass(event)
-        for handler in self._handlers.get(kind, ()):
+        if kind in self._pass_ends:
+            return self._pass_ends[kind](event)
+        for handler in self._handlers[kind]:  # ``_read``, written out: most events come here
             handler(event)
-        found += self.causes.new()
-        if kind == "backward_finished":
-            p = self.context.in_pass(event.pass_no)
-            if p is not None:
-                found += self._finish_pass(p)
+        if self.causes.fresh:  # most events find nothing, and make no list
+            return self.causes.new()
+        return None
+
+    def _read(self, event: Event) -> Optional[List[Finding]]:
+        for handler in self._handlers[event.kind]:
+            handler(event)
+        if self.causes.fresh:
+            return self.causes.new()
+        return None
+
+    def _read_start(self, event: Event) -> Optional[List[Finding]]:
+        found = self._start_pass(event)
+        found += self._read(event) or ()
+        return found or None
+
+    def _read_finish(self, event: Event) -> Optional[List[Finding]]:
+        found = self._read(event) or []
+        p = self.context.in_pass(event.pass_no)
+        if p is not None:
+            found += self._finish_pass(p)
         return found or None
 
     def close(self) -> List[Finding]:

@@ -7,8 +7,10 @@ caused them. A thread whose turn has not come (another thread's pass is going ou
 waits in line (:mod:`.turns`).
 
 The hot events may instead be captured as plain tuples (:mod:`.captured`) and go out
-a batch at a time; a batch always goes out before the next event stamped singly, so
-``seq`` keeps the order in which things happened.
+to the sinks a batch at a time; a batch always goes out before the next event stamped
+singly, so ``seq`` keeps the order in which things happened. The model and the analyzers
+still read each captured event at once, while the engine's call stack is there; a
+finding sends the batch out up to the event that caused it, then follows it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _new = tuple.__new__
 class Dispatch:
     """The delivery half of the tracer; :class:`~.tracer.Tracer` holds the state it uses
     (``_clock``, ``_threads``, ``_outer``, the stages, ``_queue``, the capture list)."""
+
+    _reads_captured = False  # do the model or analyzers read each captured event?
 
     def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
         """Send the event, or hold it while another thread's pass goes out. The caller holds
@@ -85,7 +89,7 @@ class Dispatch:
         first_seq, t = clock.seq, (_now() if now is None else now) - clock.t0
         clock.seq = first_seq + len(batch)
         self._captured = []
-        self._capture = self._captured.append
+        self._capture = self._capture_read if self._reads_captured else self._captured.append
         for sink in self.sinks:
             try:
                 sink.handle_batch(first_seq, t, batch)
@@ -97,6 +101,37 @@ class Dispatch:
             settle, self._settle_later = self._settle_later, []
             for position, on_emit in settle:
                 on_emit(_new(NodeCreated, (first_seq + position, t) + batch[position][1:]))
+
+    def _begin_capture(self) -> None:
+        """Capture the hot events from now on: appended as tuples, and read at once by the
+        model and the analyzers when there are any (:meth:`_capture_read`)."""
+        self._captured = []
+        self._reads_captured = self.model is not None or bool(self.analyzers)
+        self._capture = self._capture_read if self._reads_captured else self._captured.append
+
+    def _capture_read(self, raw: tuple) -> None:
+        """Capture one hot event and hand it now to the model and the analyzers, numbered as
+        the batch will number it and timed now. The caller holds ``self._clock.lock``."""
+        captured = self._captured
+        captured.append(raw)
+        clock = self._clock
+        event = _new(CAPTURED[raw[0]], (clock.seq + len(captured) - 1, _now() - clock.t0) + raw[1:])
+        if self.model is not None:
+            self.model.handle(event)
+        for analyzer in self.analyzers:
+            try:
+                found = analyzer.handle(event)
+                if found:  # the batch goes out up to its cause, then the findings follow
+                    self._flush_captured()
+                    self._emit_findings(found)
+            except Exception as exc:
+                self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
+        if self._queue and not self._dispatching:
+            self._dispatching = True
+            try:
+                self._drain()
+            finally:
+                self._dispatching = False
 
     def _read_events(self) -> list:
         """Every event recorded so far, as event objects (captured ones made now)."""
@@ -127,27 +162,38 @@ class Dispatch:
         return event
 
     def _receive(self, event: Event) -> None:
-        # An analyzer's findings are queued, so every sink sees them after the event
-        # that caused them, never in the middle of another event's delivery.
-        self._queue.append(event)
+        """Deliver the event, then hand it to the analyzers. Findings, and events sent while
+        one is being delivered, are queued: every sink sees them after the event that caused
+        them, never in the middle of another event's delivery."""
         if self._dispatching:
+            self._queue.append(event)
             return
         self._dispatching = True
         try:
-            self._drain()
+            event = self._deliver(event)
+            if event is not None:  # dropped by a filter: for the analyzers too
+                self._analyze(event)
+            if self._queue:
+                self._drain()
         finally:
             self._dispatching = False
 
     def _drain(self) -> None:
-        while self._queue:
-            event = self._deliver(self._queue.popleft())
-            if event is None:  # dropped by a filter: for the analyzers too
-                continue
-            for analyzer in self.analyzers:
-                try:
-                    self._emit_findings(analyzer.handle(event))
-                except Exception as exc:
-                    self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
+        queue = self._queue
+        while queue:
+            event = self._deliver(queue.popleft())
+            if event is not None:
+                self._analyze(event)
+
+    def _analyze(self, event: Event) -> None:
+        """Hand a delivered event to every analyzer; queue what they find."""
+        for analyzer in self.analyzers:
+            try:
+                found = analyzer.handle(event)
+                if found:
+                    self._emit_findings(found)
+            except Exception as exc:
+                self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
 
     def report_finding(self, finding) -> None:
         """Deliver a finding made outside the analyzers (an adapter's own check) as a

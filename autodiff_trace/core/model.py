@@ -155,7 +155,8 @@ class TraceModel:
 
     def _created(self, event: NodeCreated) -> None:
         self.nodes[event.node] = NodeInfo(event)
-        self.name_uses[event.name] = self.name_uses.get(event.name, 0) + 1
+        name_uses = self.name_uses
+        name_uses[event.name] = name_uses.get(event.name, 0) + 1
 
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
@@ -165,17 +166,25 @@ class TraceModel:
     def _fired(self, event: BackwardFnFired) -> None:
         p = self._pass_for(event.pass_no)
         if p is not None:
-            p.fired.append(event.node)
-            p.fire_number.setdefault(event.node, len(p.fired))
-            p.upstream[event.node] = event.upstream
+            node, fired = event.node, p.fired
+            fired.append(node)
+            if node not in p.fire_number:
+                p.fire_number[node] = len(fired)
+            p.upstream[node] = event.upstream
 
     def _written(self, event: GradAccumulated) -> None:
-        self.node(event.target).grad = event.grad_after
+        target = event.target
+        info = self.nodes.get(target)
+        (info if info is not None else self.node(target)).grad = event.grad_after
         p = self._pass_for(event.pass_no)
         if p is not None:
             p.writes.append(event)
-            p.writes_to.setdefault(event.target, []).append(event)
-            self.last_pass_of[event.target] = p.pass_no
+            writes = p.writes_to.get(target)
+            if writes is None:  # one list per target, made only for its first write
+                p.writes_to[target] = [event]
+            else:
+                writes.append(event)
+            self.last_pass_of[target] = p.pass_no
 
     def _zeroed(self, event: GradsZeroed) -> None:
         self.zeroed.append(event)
@@ -202,8 +211,9 @@ class TraceModel:
              "backward_finished": _finished, "diagnostic": _found, "pass_summary": _summarised}
 
     def _pass_for(self, pass_no: int) -> Optional[PassInfo]:
-        if self.passes and self.passes[-1].pass_no == pass_no:
-            return self.passes[-1]  # the common case, in constant time
+        passes = self.passes
+        if passes and passes[-1].pass_no == pass_no:
+            return passes[-1]  # the common case, in constant time
         return self.pass_(pass_no)
 
     def graph_of(self, p: PassInfo) -> Tuple[List[int], List[Tuple[int, int]]]:

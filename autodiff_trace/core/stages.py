@@ -40,7 +40,7 @@ class Analyzer(Protocol):
 class TakesBatches(Protocol):
     """A sink that can take the hot events a batch at a time, as the plain tuples of
     :mod:`.captured`: event ``i`` of ``batch`` has ``seq`` ``first_seq + i`` and time ``t``.
-    While every sink of a tracer takes batches (and no filter, analyzer or model reads
-    events one by one), the tracer captures those events without making event objects."""
+    While every sink of a tracer takes batches (and no filter reads events one by one),
+    the tracer captures those events for the sinks without making event objects."""
 
     def handle_batch(self, first_seq: int, t: float, batch: list) -> None: ...

@@ -10,10 +10,11 @@ and numbers. Each event then goes through one pipeline, in this order:
 4. the analyzers, whose findings become ``diagnostic`` events that take the same
    path once the event that caused them has been delivered.
 
-When nothing reads events one by one (no filter, analyzer or model, and every sink
-takes batches, as :class:`~autodiff_trace.sinks.jsonl.JsonlSink` does), the hot events
-are captured as plain tuples and go out in batches (:mod:`.captured`); ``events``
-makes their event objects when it is read.
+When no filter reads events one by one and every sink takes batches (as
+:class:`~autodiff_trace.sinks.jsonl.JsonlSink` does), the hot events are captured as
+plain tuples and go out to the sinks in batches (:mod:`.captured`), while the model and
+the analyzers still read each one as it comes; ``events`` makes their event objects
+when it is read.
 
 A stage that reads the model declares ``bind(model)``; the tracer calls it once, with
 its own model, so stages never fold a model of their own while a tracer feeds them.
@@ -111,10 +112,8 @@ class Tracer(Dispatch):
         if self._outer is not None:  # its captured events go out before this tracer's
             with self._clock.lock:
                 self._outer._flush_captured()
-        if self._outer is None and not self.filters and not self.analyzers and self.model is None \
-                and all(isinstance(sink, TakesBatches) for sink in self.sinks):
-            self._captured = []
-            self._capture = self._captured.append
+        if self._outer is None and not self.filters and all(isinstance(sink, TakesBatches) for sink in self.sinks):
+            self._begin_capture()
         self._pid = os.getpid()
         _stack.append(self)
         announce()

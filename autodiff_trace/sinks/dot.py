@@ -13,6 +13,7 @@ from typing import Callable, List, Optional, Sequence, Union
 
 from ..views.graph import render as _render
 from ..views.graph.diagram import check_layout, diagram
+from ..core.captured import events_of
 from ..core.events import Event
 from ..core.keep import KeepPolicy, NewFindings
 from ..core.model import TraceModel
@@ -107,6 +108,17 @@ class DotSink:
             self._dirty.clear()
         if kind == "backward_finished" and self._wanted(event.pass_no) and self._kept(event.pass_no):
             self._draw(event.pass_no)
+
+    def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """Take a captured batch (:mod:`autodiff_trace.core.captured`): it ends no pass, so only
+        a redraw owed to findings is done."""
+        if self._folds:
+            for event in events_of(first_seq, t, batch):
+                self.model.handle(event)
+        if self._dirty:
+            for pass_no in sorted(self._dirty):
+                self._draw(pass_no)
+            self._dirty.clear()
 
     def close(self) -> None:
         """Draw whatever is not drawn yet: a pass cut short, or findings that came late."""

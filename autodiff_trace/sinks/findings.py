@@ -32,6 +32,9 @@ class FindingsSink:
         if event.kind == "diagnostic":
             self.findings.append(event)
 
+    def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """A captured batch holds no findings (:mod:`autodiff_trace.core.captured`): nothing to keep."""
+
     @property
     def causes(self) -> List[dict]:
         """One record per cause: finding, severity, site, message, hint, passes, nodes,

@@ -1,7 +1,7 @@
 """A one-line status on a terminal while a long script runs: events and passes so far.
 
 It appears once the run has lasted a second (a quick run shows none) and is redrawn
-every few thousand events and at the end of each pass.
+every few thousand events (or captured batch, counted at once) and at the end of each pass.
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ class ProgressSink:
                 self._began = time.perf_counter()
         elif self._began is None:
             self._began = time.perf_counter()
-        if (self.events % self.every == 0 or kind == "backward_finished") and self.console.is_terminal:
+        if self.events % self.every == 0 or kind == "backward_finished":
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """Show the line, once the run has lasted ``after`` seconds, on a terminal only."""
+        if self.console.is_terminal:
             if self._live is None and time.perf_counter() - self._began < self.after:
                 return
             self._spinner.update(text=self.describe())
@@ -58,6 +63,15 @@ class ProgressSink:
                 self._live = Live(self._spinner, console=self.console, transient=True,
                                   redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
                 self._live.start()
+
+    def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """Count a captured batch (:mod:`autodiff_trace.core.captured`): it holds no pass's
+        start or end, so the line is redrawn only when the count crosses ``every``."""
+        if self._began is None:
+            self._began = time.perf_counter()
+        before, self.events = self.events, self.events + len(batch)
+        if self.events // self.every != before // self.every:
+            self._redraw()
 
     def describe(self) -> str:
         """The status line.

@@ -82,29 +82,54 @@ class FiredTwice(Check):
     """
 
     def on_pass_start(self, p) -> None:
-        self.firings: Dict[int, List[list]] = {}  # node -> [[firing number, its grad then, {target: pushed}]]
+        # A firing is (its number, the node's grad then, how many writes the pass had made
+        # before it): plain numbers, so the common node that fires once costs one tuple.
+        self.first: Dict[int, tuple] = {}  # node -> its first firing
+        self.again: Dict[int, List[tuple]] = {}  # node fired more than once -> all its firings
         self.sites: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
 
     def on_backward_fn_fired(self, event) -> None:
         ctx = self.ctx
-        p = ctx.in_pass(event.pass_no)
-        if p is None:
+        p = ctx.pass_
+        if p is None or p.pass_no != event.pass_no:
             return
         node = event.node
-        firings = self.firings.setdefault(node, [])
-        firings.append([len(p.fired), event.grad, {}])
-        if len(firings) == 2 and not ctx.is_parentless(node):
+        firing = (len(p.fired), event.grad, len(p.writes))
+        first = self.first.setdefault(node, firing)
+        if first is firing:
+            return
+        firings = self.again.get(node)
+        if firings is not None:
+            firings.append(firing)
+            return
+        self.again[node] = [first, firing]
+        if not ctx.is_parentless(node):
             self.sites[node] = traversal(ctx, node)
 
-    def on_grad_accumulated(self, event) -> None:
-        firings = self.firings.get(event.fired_by) if self.ctx.in_pass(event.pass_no) else None
-        if firings:
-            pushed = firings[-1][2]
-            pushed[event.target] = pushed.get(event.target, 0.0) + event.contribution
+    def _pushes(self, p, nodes) -> Dict[int, List[list]]:
+        """node -> [[firing number, its grad then, {target: pushed}]] for ``nodes``: each of
+        the pass's writes counts for the latest firing of its writer before it."""
+        firings = {node: [[number, grad, {}] for number, grad, _ in self.again[node]] for node in nodes}
+        starts = {node: [f[2] for f in self.again[node]] for node in nodes}
+        latest = dict.fromkeys(nodes, -1)  # node -> its firing the writes have reached
+        for position, write in enumerate(p.writes):
+            rows = firings.get(write.fired_by)
+            if rows is None:
+                continue
+            begun = starts[write.fired_by]
+            k = latest[write.fired_by]
+            while k + 1 < len(begun) and begun[k + 1] <= position:
+                k += 1
+            latest[write.fired_by] = k
+            if k >= 0:  # -1: written before its first firing, so not one of its pushes
+                pushed = rows[k][2]
+                pushed[write.target] = pushed.get(write.target, 0.0) + write.contribution
+        return firings
 
     def on_pass_end(self, p) -> None:
+        pushes = self._pushes(p, self.sites) if self.sites else {}
         for node, (site, code) in self.sites.items():
-            firings = self.firings[node]
+            firings = pushes[node]
             writes = p.writes_to.get(node)
             grads = [p.grads_before.get(node, 0.0), *(f[1] for f in firings),
                      writes[-1].grad_after if writes else firings[-1][1]]
@@ -142,17 +167,18 @@ class FiredTooEarly(Check):
         self.pushed: Dict[int, bool] = {}  # node -> has its latest firing written to a parent yet
 
     def on_backward_fn_fired(self, event) -> None:
-        p = self.ctx.in_pass(event.pass_no)
-        if p is not None:
+        p = self.ctx.pass_
+        if p is not None and p.pass_no == event.pass_no:
             self.last_fired[event.node] = len(p.fired)
             self.pushed[event.node] = False
 
     def on_grad_accumulated(self, event) -> None:
         ctx = self.ctx
-        p = ctx.in_pass(event.pass_no)
-        target, writer = event.target, event.fired_by
-        if p is None or writer is None:
+        p = ctx.pass_
+        writer = event.fired_by
+        if p is None or writer is None or p.pass_no != event.pass_no:
             return
+        target = event.target
         self.pushed[writer] = True
         # A grad received before the node's firing has pushed anything (a recursive
         # backprop(bp) adds bp to itself first) is on time.

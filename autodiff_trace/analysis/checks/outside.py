@@ -36,9 +36,11 @@ class FiredOutsideGraph(Check):
             self.graph_of[node] = p.pass_no
 
     def on_backward_fn_fired(self, event) -> None:
-        self._end_firing()
-        p = self.ctx.in_pass(event.pass_no)
-        if p is not None and event.node not in p.reachable and p.order:  # empty: the engine did not say
+        if self.firing is not None:
+            self._end_firing()
+        p = self.ctx.pass_
+        if p is not None and p.pass_no == event.pass_no and event.node not in p.reachable \
+                and p.order:  # empty: the engine did not say
             self.firing = [event.node, {}, firing_site()]
 
     def on_grad_accumulated(self, event) -> None:
