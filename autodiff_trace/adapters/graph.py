@@ -8,13 +8,17 @@ from types import CodeType, FrameType
 from typing import Dict, List, Optional, Set, Tuple
 
 from .nodeids import as_float
-from .roles import MISSING, called_with, held_nodes, newer_held, static_attr, tabled_nodes
+from .roles import LARGEST as _LARGEST, MISSING, called_with, held_nodes, newer_held, static_attr, tabled_nodes
 
 __all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
 
 _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
 
 FrameKey = Tuple[int, CodeType, tuple]
+
+
+def _first(pair: tuple):
+    return pair[0]
 
 
 def frame_key(frame: FrameType) -> FrameKey:
@@ -58,11 +62,59 @@ class NodeGraph:
     # -- learning -----------------------------------------------------------------------
     def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
         """Read and keep the parents of a node just made (only nodes made before it)."""
+        return tuple(self.remember_ids(node, node_id, vocab, creator)[0])
+
+    def remember_ids(self, node, node_id: int, vocab, creator: FrameType) -> Tuple[list, tuple]:
+        """``(parents, their ids)`` of a node just made, read and kept as :meth:`remember`."""
+        if vocab.parents:
+            direct = self._held_directly(node, node_id, vocab.parents)
+            if direct is not None:
+                return direct
         found = self._held(node, node_id, vocab)
         if not found:  # an op function's arguments, or a gate's forward(u0, u1)
             found = [p for p in called_with(creator, self.reporter.is_node) if self._earlier(p, node_id)]
         self._keep(node_id, found)
-        return tuple(found)
+        known = self.reporter.ids.known
+        return found, tuple([known(p) for p in found])
+
+    def _held_directly(self, node, node_id: int, name: str) -> Optional[Tuple[list, tuple]]:
+        """The common design read in one go: the parents attribute, in the instance dict,
+        is a plain tuple, list or set of nodes (micrograd's ``_prev``). ``(parents, their
+        ids)`` as :meth:`_held` and :meth:`_keep` would find them, or None for any other
+        content (pairs, a context object, a leaf made by an op function), read the general way."""
+        try:
+            namespace = object.__getattribute__(node, "__dict__")
+        except AttributeError:
+            return None
+        if type(namespace) is not dict:
+            return None
+        held = namespace.get(name, namespace)
+        kind = type(held)
+        if kind is not tuple and kind is not set and kind is not list and kind is not frozenset \
+                or not held or len(held) > _LARGEST:
+            return None
+        reporter = self.reporter
+        node_types, ids_of = reporter.node_types, reporter.ids.ids_by_key
+        parents, parent_ids = [], []  # the nodes made before it, and their ids
+        for item in held:
+            if not isinstance(item, node_types):
+                return None
+            parent_id = ids_of.get(id(item))
+            if parent_id is not None and parent_id < node_id:
+                parents.append(item)
+                parent_ids.append(parent_id)
+        if not parents:
+            return None  # made from no earlier node: the general reading decides
+        if len(parents) > 1:
+            if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
+                if parent_ids != sorted(parent_ids):
+                    parent_ids, parents = map(list, zip(*sorted(zip(parent_ids, parents), key=_first)))
+            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
+                parent_ids, parents = map(list, zip(*dict(zip(parent_ids, parents)).items()))
+        self._with_parents.add(type(node))
+        keep = reporter.ids.keepers_by_key
+        self._parents[node_id] = tuple([keep[id(p)] for p in parents])
+        return parents, tuple(parent_ids)
 
     def _earlier(self, candidate, node_id: int) -> bool:
         known = self.reporter.ids.known(candidate)
@@ -140,7 +192,8 @@ class NodeGraph:
         their grads (``known`` gives grads as they were before writes already made)."""
         post, visited, stack = [], set(), [(root, False)]
         reporter = self.reporter
-        vocab_of, id_of = reporter.vocab_of, reporter.ids.of
+        vocab_of, id_of, kept = reporter.vocab_of, reporter.ids.of, reporter.ids.kept
+        with_parents, held, ids_by_key = self._with_parents, self._parents, reporter.ids.ids_by_key
         self.pass_started()
         while stack:
             node, parents_done = stack.pop()
@@ -151,7 +204,9 @@ class NodeGraph:
                 continue
             visited.add(id(node))
             stack.append((node, True))
-            stack.extend([(p, False) for p in self.parents(node) if id(p) not in visited])
+            keepers = held.get(ids_by_key.get(id(node))) if type(node) in with_parents else None
+            parents = self.parents(node) if keepers is None else [p for p in map(kept, keepers) if p is not None]
+            stack.extend([(p, False) for p in parents if id(p) not in visited])
         post.reverse()
         ids = tuple([id_of(n) for n in post])
         grads = []

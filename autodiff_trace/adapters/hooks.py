@@ -26,6 +26,7 @@ MISSING = object()
 
 
 REPORT_FRAMES = 200  # room the reporting of one event may need, lent above the script's limit
+_recursion_limit, _set_recursion_limit, _getframe = sys.getrecursionlimit, sys.setrecursionlimit, sys._getframe
 
 
 def with_room(reporter: EngineReporter, report, *args) -> None:
@@ -70,14 +71,23 @@ class GradHook:
         obj.__dict__[self.name] = value
 
     def __set__(self, obj, value) -> None:
-        reporter = self.reporter
-        if id(obj) in reporter.constructing and reporter.late.still_constructing(obj):
-            self._store(obj, value)  # the node's own __init__: not a gradient yet
+        reporter, namespace = self.reporter, obj.__dict__
+        if id(obj) in reporter.constructing and (not reporter.late.waiting or reporter.late.still_constructing(obj)):
+            namespace[self.name] = value  # the node's own __init__: not a gradient yet
             return
-        before = self._load(obj)
-        self._store(obj, value)  # the user's write is done before anything is reported
-        with_room(reporter, reporter.grad_written, obj, self.vocab,
-                  None if before is MISSING else before, value, sys._getframe(1))
+        before = namespace.get(self.name, MISSING)
+        namespace[self.name] = value  # the user's write is done before anything is reported
+        if reporter.broken:
+            return
+        limit = _recursion_limit()  # with_room, written out: it runs at every grad write
+        _set_recursion_limit(limit + REPORT_FRAMES)
+        try:
+            reporter.grad_written(obj, self.vocab, None if before is MISSING else before, value, _getframe(1))
+        except Exception as exc:  # never into the user's script
+            reporter.failed(exc)
+        finally:
+            if _recursion_limit() == limit + REPORT_FRAMES:
+                _set_recursion_limit(limit)
 
     def load_static(self, obj):
         """The grad as stored, for reading nodes without running their code."""
@@ -92,6 +102,16 @@ class GradHookOverDefault(GradHook):
     ``grad = 0.0``, a property, or a ``__slots__`` member): reads and writes go to it."""
 
     __slots__ = ()
+
+    def __set__(self, obj, value) -> None:
+        reporter = self.reporter
+        if id(obj) in reporter.constructing and reporter.late.still_constructing(obj):
+            self._store(obj, value)  # the node's own __init__: not a gradient yet
+            return
+        before = self._load(obj)
+        self._store(obj, value)  # the user's write is done before anything is reported
+        with_room(reporter, reporter.grad_written, obj, self.vocab,
+                  None if before is MISSING else before, value, _getframe(1))
 
     def __get__(self, obj, objtype=None):
         original = self.original
@@ -197,7 +217,17 @@ def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
             original(self, *args, **kwargs)
         finally:
             constructing.discard(key)
-        with_room(reporter, reporter.node_made, self, vocab, sys._getframe(1))
+        if reporter.broken:
+            return
+        limit = _recursion_limit()  # with_room, written out: it runs for every node
+        _set_recursion_limit(limit + REPORT_FRAMES)
+        try:
+            reporter.node_made(self, vocab, _getframe(1))
+        except Exception as exc:  # never into the user's script
+            reporter.failed(exc)
+        finally:
+            if _recursion_limit() == limit + REPORT_FRAMES:
+                _set_recursion_limit(limit)
 
     if not isinstance(original, type(object.__init__)):
         functools.update_wrapper(__init__, original)
@@ -214,7 +244,7 @@ def birth_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter) -> static
 
     def __new__(klass, *args, **kwargs):
         node = make(klass) if plain else make(klass, *args, **kwargs)
-        with_room(reporter, reporter.node_born, node, vocab, sys._getframe(1))
+        with_room(reporter, reporter.node_born, node, vocab, _getframe(1))
         return node
 
     return staticmethod(__new__)

@@ -56,11 +56,11 @@ class NodeIds:
     def __init__(self) -> None:
         self.issued = 0  # how many nodes have been given an id
         self.on_forget: Optional[Callable[[int], None]] = None  # told the id of a node that died
-        self._ids: Dict[int, int] = {}  # id(node) -> node id
-        self._keep: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
+        self.ids_by_key: Dict[int, int] = {}  # id(node) -> node id
+        self.keepers_by_key: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
 
     def of(self, node) -> int:
-        node_id = self._ids.get(id(node))
+        node_id = self.ids_by_key.get(id(node))
         if node_id is None:
             node_id = self._add(node)
         return node_id
@@ -68,22 +68,22 @@ class NodeIds:
     def _add(self, node) -> int:
         key = id(node)
         self.issued += 1
-        node_id = self._ids[key] = self.issued
+        node_id = self.ids_by_key[key] = self.issued
         try:
             keep = _Ref(node, self._forget)
             keep.key = key
         except TypeError:
             keep = node
-        self._keep[key] = keep
+        self.keepers_by_key[key] = keep
         return node_id
 
     def keeper(self, node):
         """What stands for ``node`` without keeping it alive (a weak reference; the node
         itself when it takes none): :meth:`kept` gives the node back, or None once it died."""
         key = id(node)
-        if key not in self._keep:
+        if key not in self.keepers_by_key:
             self._add(node)
-        return self._keep[key]
+        return self.keepers_by_key[key]
 
     @staticmethod
     def kept(keeper):
@@ -92,27 +92,27 @@ class NodeIds:
 
     def known(self, node) -> Optional[int]:
         """The node's id if it has one, without giving it one."""
-        return self._ids.get(id(node))
+        return self.ids_by_key.get(id(node))
 
     def live(self):
         """``(node id, node)`` for every node with an id that is still alive."""
         while True:  # a collection while copying may run weakref callbacks that remove entries
             try:
-                entries = list(self._keep.items())
+                entries = list(self.keepers_by_key.items())
                 break
             except RuntimeError:  # "dictionary changed size during iteration": copy again
                 continue
         for key, keep in entries:
             node = keep() if isinstance(keep, _Ref) else keep
-            if node is not None and key in self._ids:
-                yield self._ids[key], node
+            if node is not None and key in self.ids_by_key:
+                yield self.ids_by_key[key], node
 
     def _forget(self, ref: _Ref) -> None:
-        if self._keep.get(ref.key) is ref:
-            node_id = self._ids.pop(ref.key)
-            del self._keep[ref.key]
+        if self.keepers_by_key.get(ref.key) is ref:
+            node_id = self.ids_by_key.pop(ref.key)
+            del self.keepers_by_key[ref.key]
             if self.on_forget is not None:
                 self.on_forget(node_id)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids_by_key)

@@ -66,7 +66,7 @@ class PullHook:
 
     def __get__(self, obj, objtype=None):
         method = self.original.__get__(obj, objtype)
-        if obj is None or self.watch.reporter._broken or active_tracer() is None:
+        if obj is None or self.watch.reporter.broken or active_tracer() is None:
             return method
         return PullCall(method, obj, self.watch)
 
@@ -108,7 +108,7 @@ class PullWatch:
 
     def call(self, call: PullCall, args, kwargs):
         reporter = self.reporter
-        if active_tracer() is None or reporter._broken:
+        if active_tracer() is None or reporter.broken:
             return call.fn(*args, **kwargs)
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + _REPORT_FRAMES)

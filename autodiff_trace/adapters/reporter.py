@@ -79,7 +79,7 @@ class EngineReporter:
         self.ids.on_forget = self.graph.forget
         self._fired: Set[int] = set()  # nodes credited with a write in this pass
         self._engine_frame: Optional[FrameKey] = None  # the call running a pass it found
-        self._broken = False
+        self.broken = False
         self.pulls = PullWatch(self)  # pull engines' grad() calls under way
         self.rulecheck = RuleCheck(self)  # derivative rules checked against their forward ops
         self.late = LateNodes(self)  # nodes read once their line is done
@@ -87,8 +87,8 @@ class EngineReporter:
 
     def failed(self, exc: BaseException) -> None:
         """A hook failed: say so once, and report nothing more (the script goes on)."""
-        if not self._broken:
-            self._broken = True
+        if not self.broken:
+            self.broken = True
             print(f"autodiff_trace: stopped tracing the engine after an internal error "
                   f"({type(exc).__name__}: {exc}); the script runs on untouched", file=sys.stderr)
 
@@ -114,13 +114,12 @@ class EngineReporter:
     def node_made(self, node, vocab: Vocabulary, creator: FrameType) -> None:
         """A node's ``__init__`` finished; ``creator`` is the frame that called it."""
         tracer = active_tracer()
-        if tracer is None or self._broken:
+        if tracer is None or self.broken:
             return
-        if not self.firing:
+        if not self.firing and not self._idle():
             self._between_passes(tracer)
-        id_of = self.ids.of
-        node_id = id_of(node)
-        parents = tuple([id_of(p) for p in self.graph.remember(node, node_id, vocab, creator)])
+        node_id = self.ids.of(node)
+        parents = self.graph.remember_ids(node, node_id, vocab, creator)[1]
         code = creator.f_code
         if code not in self.skip and makes_for_its_caller(creator, vocab.grad, bool(parents),
                                                           vocab.parents is None, self.skip):
@@ -135,7 +134,7 @@ class EngineReporter:
     def node_born(self, node, vocab: Vocabulary, creator: FrameType) -> None:
         """A node of a class reading its callers' frames was allocated (see :mod:`.late`)."""
         tracer = active_tracer()
-        if tracer is not None and not self._broken:
+        if tracer is not None and not self.broken:
             if not self.firing:
                 self._between_passes(tracer)
             self.late.born(tracer, node, vocab, creator)
@@ -143,19 +142,24 @@ class EngineReporter:
     def grad_written(self, node, vocab: Vocabulary, before, after, frame: FrameType) -> None:
         """``node``'s grad attribute was just set from ``before`` to ``after`` by ``frame``."""
         tracer = active_tracer()
-        if tracer is None or self._broken:
+        if tracer is None or self.broken:
             return
         if self.late.waiting:
             self.late.settle()
         if self.held_writes is not None and self.held_writes(node, before, after, frame):
             return
         node_id = self.ids.of(node)
-        before_f, after_f = as_float(before), as_float(after)
-        writer = self.firing[-1] if self.firing else \
-            self._rule_method_of(node, frame, tracer, (node_id, before_f))
-        credited = credited_to(self._firing_nodes, node, frame, self.is_node, self.graph.has_parent)
-        if credited is not None:
-            writer = self._credit(tracer, credited)
+        before_f = before if before.__class__ is float else as_float(before)
+        after_f = after if after.__class__ is float else as_float(after)
+        firing = self._firing_nodes
+        if firing and node is not firing[-1] and not frame.f_code.co_varnames:
+            writer = self.firing[-1]  # a rule holding no node of its own (micrograd's closure): its node's write
+        else:
+            writer = self.firing[-1] if self.firing else \
+                self._rule_method_of(node, frame, tracer, (node_id, before_f))
+            credited = credited_to(firing, node, frame, self.is_node, self.graph.has_parent)
+            if credited is not None:
+                writer = self._credit(tracer, credited)
         if writer is not None:
             if self._zeroed:
                 self._flush_zeroed(tracer)
@@ -267,13 +271,13 @@ class EngineReporter:
     def wrap_backward(self, node, fn, vocab: Vocabulary):
         """What reading the backward attribute returns: the user's function, made to
         report when it is called (unless it is None, not callable, or a no-op)."""
-        if not isinstance(fn, _RULES) or self._broken or active_tracer() is None or is_noop(fn):
+        if not isinstance(fn, _RULES) or self.broken or active_tracer() is None or is_noop(fn):
             return fn
         return FiringCall(fn, node, vocab, self)
 
     def fire(self, call: FiringCall, args, kwargs):
         tracer = active_tracer()
-        if tracer is None or self._broken:
+        if tracer is None or self.broken:
             return call.fn(*args, **kwargs)
         if self.late.waiting:
             self.late.settle()
@@ -330,6 +334,11 @@ class EngineReporter:
         unregister(self)
 
     # -- passes -----------------------------------------------------------------------
+    def _idle(self) -> bool:
+        """No pass, seed or zeroing held, nothing of a pass remembered: between passes already."""
+        return self._seed is None and self._pass is None and not self._zeroed and self._returned is None \
+            and self._method_firing is None and self._root_frame is None and self._sweep_frame is None
+
     def _between_passes(self, tracer) -> None:
         """Something happened that belongs to no pass: end the pass, drop the seed, and
         report the zeroing held back, so it stands between the passes it came between."""

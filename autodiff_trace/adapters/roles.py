@@ -17,11 +17,11 @@ from typing import Callable, Iterator, List, Optional
 
 from .framecopy import argument_names
 
-__all__ = ["MISSING", "static_attr", "instance_items", "held_nodes", "tabled_nodes", "linking_object", "op_label", "called_with",
+__all__ = ["MISSING", "LARGEST", "static_attr", "instance_items", "held_nodes", "tabled_nodes", "linking_object", "op_label", "called_with",
            "newer_held", "rule_owner"]
 
 MISSING = object()
-_LARGEST = 256  # containers longer than this are a model's data, not one node's parents
+LARGEST = 256  # containers longer than this are a model's data, not one node's parents
 _NOT_CONTAINERS = (str, bytes, int, float, complex, bool, type, ModuleType, FunctionType, MethodType)
 
 
@@ -84,11 +84,11 @@ def _nodes_in(value, is_node: Callable, depth: int, found: list) -> None:
     if isinstance(value, _NOT_CONTAINERS) or value is None or callable(value):
         return
     if isinstance(value, dict):
-        items = list(value)[:_LARGEST] if len(value) <= _LARGEST else ()
+        items = list(value)[:LARGEST] if len(value) <= LARGEST else ()
         found.extend(k for k in items if is_node(k))
         return
     if isinstance(value, (tuple, list, set, frozenset)):
-        if len(value) > _LARGEST:
+        if len(value) > LARGEST:
             return
         for item in value:
             if is_node(item):
@@ -175,7 +175,7 @@ def called_with(frame: FrameType, is_node: Callable) -> List:
         value = local.get(name)
         if is_node(value):
             found.append(value)
-        elif isinstance(value, tuple) and len(value) <= _LARGEST:
+        elif isinstance(value, tuple) and len(value) <= LARGEST:
             found.extend(v for v in value if is_node(v))
     return _unique(found, None)
 
@@ -183,7 +183,7 @@ def called_with(frame: FrameType, is_node: Callable) -> List:
 def newer_held(node, is_node: Callable, newer: Callable) -> Iterator:
     """Consumers: nodes ``node`` holds in a list that were made after it."""
     for _, value in instance_items(node):
-        if isinstance(value, list) and value and len(value) <= 4 * _LARGEST:
+        if isinstance(value, list) and value and len(value) <= 4 * LARGEST:
             found: list = []
             _nodes_in(value, is_node, 0, found)
             yield from (n for n in found if newer(n))

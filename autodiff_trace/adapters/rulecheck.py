@@ -84,8 +84,8 @@ class RuleCheck(WriteCredit):
             if key is not None:  # the fast way out for most nodes of a large graph
                 op = self.ops[key]
                 op.made += 1
-                if op.made > _FIRST and op.made % (_DENSE if op.unsure else _EVERY) \
-                        or op.pending >= AGREEING_CHECKS or op.done:
+                if op.made > _FIRST and (op.made % _DENSE or op.made % _EVERY and not op.unsure) \
+                        or op.pending >= AGREEING_CHECKS or op.done:  # (_EVERY is a multiple of _DENSE)
                     return
             self._node_made(node, vocab, creator, key)
         except Exception as exc:

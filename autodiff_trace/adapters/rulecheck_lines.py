@@ -19,9 +19,7 @@ from types import CodeType, FunctionType, SimpleNamespace
 from typing import Dict, FrozenSet, Optional
 
 from ..core.sites import format_site
-from .roles import instance_items, linking_object, static_attr
-
-_LARGEST = 256  # a container longer than this is a model's data, not one node's parents
+from .roles import LARGEST as _LARGEST, instance_items, linking_object, static_attr
 
 __all__ = ["rule_code", "own_rule", "context_rule", "stored_rule", "site_at", "writes_inside", "return_line",
            "storing_line", "asked_methods", "op_closure", "rule_site"]
