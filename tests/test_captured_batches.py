@@ -11,7 +11,7 @@ from autodiff_trace import Value, trace
 from autodiff_trace.core import tracer as tracer_module
 from autodiff_trace.core.captured import FIRED, NODE, WRITE, events_of, lines_of
 from autodiff_trace.engine import value as value_module
-from autodiff_trace.core.tracefile import encode_event, load_events
+from autodiff_trace.core.tracefile import encode_line, header_line, load_events
 from autodiff_trace.sinks.jsonl import JsonlSink
 
 
@@ -98,15 +98,17 @@ class TestCapturedBatches:
         assert repr(without_time(written)) == repr(without_time(load_events(tmp_path / "single.jsonl")))
         assert written[0].name == "x\ud800" and math.isnan(written[0].value)
 
-    def test_lines_of_a_batch_are_the_lines_of_its_events(self):
-        """A batch's lines are each event's own line, for common and special numbers."""
+    def test_lines_of_a_batch_read_back_as_its_events(self, tmp_path):
+        """A batch's lines, one per event, read back as its events, for common and special numbers."""
         batch = [(NODE, 1, "", 2.0, (), "x", "f.py:3", "<module>", None, None),
                  (NODE, 2, "mul", float("inf"), (1, 1), "y", None, None, "model.0", "float32[2]"),
                  (FIRED, 1, 2, 1.0, 1.0),
                  (WRITE, 1, 1, 2, 2.0, 2.0, 0.0, 2.0, False, None),
                  (WRITE, 1, 1, None, None, complex(1, 2), 0.0, 2.0, True, "f.py:9")]
         lines = lines_of(10, 0.25, batch)
-        assert lines == b"".join(encode_event(e) for e in events_of(10, 0.25, batch))
+        path = tmp_path / "batch.jsonl"
+        path.write_bytes(encode_line(header_line({})) + lines)
+        assert repr(without_time(load_events(path))) == repr(without_time(events_of(10, 0.25, batch)))
         assert lines.count(b"\n") == len(batch)
 
     def test_a_nested_trace_and_its_outer_trace_stay_in_order(self, tmp_path):

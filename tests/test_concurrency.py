@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from autodiff_trace import Diagnoser, Recorder, Value, trace
+from trace_lines import line_objects
 
 PASS_KINDS = ("backward_fn_fired", "grad_accumulated")
 
@@ -142,7 +142,7 @@ class TestForks:
         done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--out", str(folder / "out"),
                                "--no-live", str(script)], capture_output=True, text=True, cwd=folder)
         lines = (folder / "out" / "trace.jsonl").read_text().splitlines()
-        return done, [json.loads(line) for line in lines[1:]]
+        return done, line_objects("\n".join(lines))[1:]
 
     def test_the_script_runs_as_it_does_untraced(self, forked_run):
         """The children's results and the parent's grad print as without the tool."""

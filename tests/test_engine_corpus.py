@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from trace_lines import line_objects
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "engines"))
 from corpus import designs, materialise  # noqa: E402
@@ -77,7 +78,7 @@ class Run:
         self.events = self.findings = None
         if out is not None and (out / "trace.jsonl").exists():
             lines = (out / "trace.jsonl").read_text().splitlines()
-            self.events = [json.loads(line) for line in lines[1:] if line.strip()]
+            self.events = line_objects("\n".join(line for line in lines if line.strip()))[1:]
             self.findings = json.loads((out / "findings.json").read_text())
 
     @property

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from trace_lines import line_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -61,7 +62,7 @@ class TestOutputs:
     def test_micrograd_outputs_tell_the_same_story(self, fresh):
         """micrograd's run has the same nodes, grads and findings, whatever order it fired in."""
         def summary(folder: Path):
-            events = [json.loads(line) for line in (folder / "trace.jsonl").read_text().splitlines()[1:]]
+            events = line_objects(folder / "trace.jsonl")[1:]
             created = sorted((e["node"], e["op"], e["value"]) for e in events if e["kind"] == "node_created")
             final = {e["target"]: e["grad_after"] for e in events if e["kind"] == "grad_accumulated"}
             return created, final, (folder / "findings.txt").read_text()

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from trace_lines import line_objects
 
 COMPLEX_ENGINE = '''
 class Node:
@@ -65,7 +66,7 @@ def traced(tmp_path: Path, source: str, *options: str) -> tuple:
     run = subprocess.run([sys.executable, "-m", "autodiff_trace", "--no-live", "--out", str(tmp_path / "out"),
                           *options, script.name], cwd=tmp_path, capture_output=True, text=True)
     findings = json.loads((tmp_path / "out" / "findings.json").read_text())
-    lines = [json.loads(line) for line in (tmp_path / "out" / "trace.jsonl").read_text().splitlines()]
+    lines = line_objects(tmp_path / "out" / "trace.jsonl")
     return plain, run, findings, lines
 
 

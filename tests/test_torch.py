@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import runpy
 import subprocess
@@ -20,6 +19,7 @@ from autodiff_trace import trace  # noqa: E402
 from autodiff_trace.adapters import instrument  # noqa: E402
 from autodiff_trace.adapters.torch import watch_torch  # noqa: E402
 from autodiff_trace.analysis.diagnoser import Diagnoser  # noqa: E402
+from trace_lines import line_objects  # noqa: E402
 from processes import Launched, RunsAhead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -393,7 +393,7 @@ class TestCommand:
     def test_the_trace_file_holds_the_passes_and_the_finding(self, command_runs, name, kind):
         """trace.jsonl has the passes and exactly the expected finding."""
         _, _, out = command_runs(name)
-        lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+        lines = line_objects(out / "trace.jsonl")
         kinds = [line["kind"] for line in lines]
         assert "backward_started" in kinds and "grad_accumulated" in kinds
         assert sorted({line["finding"] for line in lines if line["kind"] == "diagnostic"}) == ([kind] if kind else [])

@@ -14,6 +14,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from autodiff_trace import traced, traced_block  # noqa: E402
 from autodiff_trace.frontends.cli import trace_backward as app  # noqa: E402
+from trace_lines import line_objects
 
 runner = CliRunner()
 
@@ -103,7 +104,7 @@ class TestDecorator:
         gradient is named at the function's backward() line."""
         train = traced(forgetful_training, out=tmp_path, sinks=("json",))
         train()
-        kinds = [json.loads(line)["kind"] for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+        kinds = [line["kind"] for line in line_objects(tmp_path / "trace.jsonl")]
         assert kinds.count("backward_started") == 3 and "grad_accumulated" in kinds
         found = warnings_in(tmp_path)
         assert [f for f, _ in found] == ["stale_gradient"]

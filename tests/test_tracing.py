@@ -13,6 +13,7 @@ from autodiff_trace import (
 )
 from autodiff_trace.core.events import SCHEMA_VERSION, Finding, from_dict, to_dict
 from autodiff_trace.sinks.recorder import Recorder
+from trace_lines import line_objects
 
 
 def worked_example():
@@ -236,17 +237,17 @@ class TestJsonl:
         assert (header["schema"], header["version"]) == ("autodiff_trace.events", SCHEMA_VERSION)
 
     def test_writes_to_a_text_stream(self):
-        """handle() writes one JSON object per line to a StringIO."""
+        """The sink writes one JSON value per line to a StringIO: the header, then each event."""
         out = io.StringIO()
         sink = JsonlSink(out)
         with trace([sink]):
             Value(1.0, name="x")
-        lines = out.getvalue().splitlines()
-        assert json.loads(lines[0])["kind"] == "header"
-        assert json.loads(lines[1]) == {
-            "kind": "node_created", "seq": 0, "t": json.loads(lines[1])["t"], "node": json.loads(lines[1])["node"],
+        lines = line_objects(out.getvalue())
+        assert lines[0]["kind"] == "header"
+        assert lines[1] == {
+            "kind": "node_created", "seq": 0, "t": lines[1]["t"], "node": lines[1]["node"],
             "op": "", "value": 1.0, "parents": [], "name": "x",
-            "site": json.loads(lines[1])["site"], "function": "test_writes_to_a_text_stream"}
+            "site": lines[1]["site"], "function": "test_writes_to_a_text_stream"}
 
     def test_crash_mid_script_leaves_a_readable_trace(self, tmp_path):
         """A script that dies after its first pass leaves that pass complete on disk."""

@@ -55,14 +55,15 @@ class Dispatch:
         tracer = self
         while tracer is not None:  # what was captured before this event goes out first
             if tracer._captured:
-                tracer._flush_captured(t)
+                tracer._flush_captured()
             tracer = tracer._outer
         clock = self._clock
         if cls is BackwardStarted:
             clock.streaming = thread
         elif cls is BackwardFinished:
             clock.streaming = None
-        event = _new(cls, (clock.seq, t - clock.t0, *fields))  # cls(...) without its Python __new__
+        clock.last_t = t = t - clock.t0
+        event = _new(cls, (clock.seq, t, *fields))  # cls(...) without its Python __new__
         clock.seq += 1
         self._dispatch(event)
         if on_emit is not None:
@@ -78,15 +79,15 @@ class Dispatch:
                 tracer._deliver(event)
             tracer = tracer._outer
 
-    def _flush_captured(self, now: Optional[float] = None) -> None:
+    def _flush_captured(self) -> None:
         """Send the captured events as one batch: numbered from the clock's next ``seq``,
-        timed ``now`` (the event that follows them, if any) or else now. The caller holds
-        ``self._clock.lock``."""
+        timed as the event stamped before them (a compact trace line's time is that of the
+        line before it). The caller holds ``self._clock.lock``."""
         batch = self._captured
         if not batch:
             return
         clock = self._clock
-        first_seq, t = clock.seq, (_now() if now is None else now) - clock.t0
+        first_seq, t = clock.seq, clock.last_t
         clock.seq = first_seq + len(batch)
         self._captured = []
         self._capture = self._capture_read if self._reads_captured else self._captured.append
@@ -110,12 +111,12 @@ class Dispatch:
         self._capture = self._capture_read if self._reads_captured else self._captured.append
 
     def _capture_read(self, raw: tuple) -> None:
-        """Capture one hot event and hand it now to the model and the analyzers, numbered as
-        the batch will number it and timed now. The caller holds ``self._clock.lock``."""
+        """Capture one hot event and hand it now to the model and the analyzers, numbered and
+        timed as the batch will give it. The caller holds ``self._clock.lock``."""
         captured = self._captured
         captured.append(raw)
         clock = self._clock
-        event = _new(CAPTURED[raw[0]], (clock.seq + len(captured) - 1, _now() - clock.t0) + raw[1:])
+        event = _new(CAPTURED[raw[0]], (clock.seq + len(captured) - 1, clock.last_t) + raw[1:])
         if self.model is not None:
             self.model.handle(event)
         for analyzer in self.analyzers:
@@ -157,7 +158,8 @@ class Dispatch:
     def _stamp(self, cls, *fields) -> Event:
         """The event with the next sequence number and the time since the trace began."""
         clock = self._clock
-        event = cls(clock.seq, _now() - clock.t0, *fields)
+        clock.last_t = t = _now() - clock.t0
+        event = cls(clock.seq, t, *fields)
         clock.seq += 1
         return event
 

@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 SCHEMA = "autodiff_trace.events"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 2 added ``pass_summary``; a version 1 file reads unchanged
+SCHEMA_VERSION = 3
+# version 2 added ``pass_summary``, version 3 compact lines (arrays) for the hot events;
+# a file of an earlier version reads unchanged
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class NodeCreated(NamedTuple):

@@ -1,4 +1,7 @@
-"""The trace file format, both halves: one JSON object per line, a header line first.
+"""The trace file format, both halves: one JSON value per line, a header line first.
+
+Each line is an event's object, or (the hot events, from version 3) a compact array
+(:mod:`.compact`).
 
 ``encode_line`` is what :class:`~autodiff_trace.sinks.jsonl.JsonlSink` writes;
 ``iter_events``, ``load_events`` and ``read_header`` read it back and check it.
@@ -15,6 +18,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
+from .compact import COLUMNS, read_compact
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
 
@@ -104,6 +108,7 @@ def header_line(metadata: dict) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "python": platform.python_version(),
         "argv": list(sys.argv),
+        "compact": COLUMNS,  # what each compact line's array holds, after its tag
         **metadata,
     }
 
@@ -230,7 +235,8 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     first = next(lines, None)
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
-    _check_header(path, first[1])
+    compact = _check_header(path, first[1])["version"] >= 3  # only version 3 writes arrays
+    t = 0.0  # an array line has the time of the line before it
     for number, line in lines:
         if not line.strip():
             continue
@@ -243,7 +249,11 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
                 return
             raise TraceFileError(f"{path}:{number}: {exc}") from None
         try:
-            event = from_dict(data)
+            if data.__class__ is list and compact:
+                event = read_compact(data, t)
+            else:
+                event = from_dict(data)
+                t = event.t
         except LimitError as exc:
             raise TraceFileError(f"{path}:{number}: {exc}") from None
         except ValueError as exc:

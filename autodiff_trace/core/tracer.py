@@ -264,7 +264,8 @@ class Tracer(Dispatch):
                 return
             seq = clock.seq
             clock.seq = seq + 1
-            self._dispatch(_new(BackwardFnFired, (seq, _now() - clock.t0, p.pass_no, node, grad, upstream)))
+            clock.last_t = t = _now() - clock.t0
+            self._dispatch(_new(BackwardFnFired, (seq, t, p.pass_no, node, grad, upstream)))
 
     def grad_accumulated(self, target: int, fired_by: Optional[int], local_grad: Optional[float],
                          contribution: float, grad_before: float, grad_after: float,
@@ -292,7 +293,8 @@ class Tracer(Dispatch):
                 return
             seq = clock.seq
             clock.seq = seq + 1
-            self._dispatch(_new(GradAccumulated, (seq, _now() - clock.t0, p.pass_no, target, fired_by, local_grad,
+            clock.last_t = t = _now() - clock.t0
+            self._dispatch(_new(GradAccumulated, (seq, t, p.pass_no, target, fired_by, local_grad,
                                                   contribution, grad_before, grad_after, replaced, site)))
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:

@@ -41,6 +41,7 @@ class Turns:
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
         self.seq = 0
+        self.last_t = 0.0  # the time of the event stamped last (captured batches are given it)
         self.passes = 0
         self.lock = threading.RLock()
         self.streaming: Optional[int] = None  # the thread whose pass is going out now

@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, List, Optional, Union
 
-from ..core.captured import events_of, lines_of
+from ..core.captured import NODE, lines_of
 from ..core.events import Event, PassSummary
 from ..core.keep import KeepPolicy, NewFindings
 from ..core.tracefile import ENCODERS, encode_event, encode_line, header_line
@@ -104,8 +104,7 @@ class JsonlSink:
         """Write a batch of captured events (:mod:`autodiff_trace.core.captured`)."""
         try:
             if self._segments is not None:
-                for event in events_of(first_seq, t, batch):
-                    self._segments.add(event, ENCODERS[event.__class__](event))
+                self._segments.add_batch(first_seq, t, batch)
                 return
             if self._batch:
                 self._write(b"".join(self._batch))
@@ -206,6 +205,20 @@ class _Segments:
             segment.finished = event
         if len(segment.batch) >= BATCH or segment.finished is event:
             segment.spill()
+
+    def add_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """A captured batch: hot events only, so never a pass's start or end."""
+        segment = self.current
+        if segment.finished is not None:
+            self._settle(segment)
+            segment = self.current = _Segment(self.spool_dir)
+        segment.spill()
+        segment.spool.write(lines_of(first_seq, t, batch))
+        segment.lines += len(batch)
+        made = [position for position, raw in enumerate(batch) if raw[0] == NODE]
+        segment.made += len(made)
+        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]]))
+                               for i in made if batch[i][2] == ""]  # the leaves
 
     def _settle(self, segment: _Segment) -> None:
         segment.spill()

@@ -1,0 +1,115 @@
+"""Compact trace lines: the hot events as JSON arrays, for a fraction of the cost and bytes.
+
+A trace is almost all ``node_created``, ``backward_fn_fired`` and ``grad_accumulated``
+events. From version 3 a trace file may write each as a JSON array instead of an object:
+a tag (:data:`TAGS`), the ``seq``, then the event's fields in their order, ``t`` left out
+(the line has the time of the line before it). The optional fields at the end are left
+out while unset (:data:`TRAILING`). So ``["g",41,1,7,9,2.0,3.0,0.0,3.0]`` is
+``grad_accumulated`` number 41: pass 1, target 7, fired by 9, local grad 2.0, ...
+A captured batch becomes its lines in one ``orjson.dumps`` (:func:`~.captured.lines_of`);
+reading checks every value as an object line's are checked (:mod:`.fields`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated, from_dict
+from .fields import _ID_END, FIELD_CHECKS, MAX_LIST_ITEMS, NUMBER_FIELDS, shown
+
+__all__ = ["TAGS", "TRAILING", "COLUMNS", "ARRAYS", "read_compact"]
+
+TAGS: Dict[str, type] = {"n": NodeCreated, "f": BackwardFnFired, "g": GradAccumulated}
+TAG_OF = {cls: tag for tag, cls in TAGS.items()}
+TRAILING: Dict[type, tuple] = {  # (field, its value when unset): left out at the end of a line
+    NodeCreated: (("module", None), ("tensor", None)),
+    BackwardFnFired: (),
+    GradAccumulated: (("replaced", False), ("site", None)),
+}
+COLUMNS = {tag: ["seq", *cls._fields[2:]] for tag, cls in TAGS.items()}  # what the header lists
+_new = tuple.__new__
+
+
+def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
+    """The array of one captured event of ``cls`` (its fields after ``seq`` and ``t``), or
+    None when it needs an object line: a number that is not a finite float (NaN, ±inf,
+    a complex, an int), which JSON arrays cannot carry as orjson writes them."""
+    names = list(cls._fields[2:])
+    scalars = [f for f in names if f in NUMBER_FIELDS]
+    trailing = [f for f, _ in TRAILING[cls]]
+    kept = [f for f in names if f not in trailing]
+    checked = " + ".join(f"(0.0 if {f} is None else {f})" for f in scalars)
+    lines = ["def items(seq, raw):",
+             f"    _, {', '.join(names)}, = raw",
+             "    try:",
+             f"        total = {checked}",
+             "    except TypeError:  # a number that does not add to a float",
+             "        return None",
+             "    if total.__class__ is not float or total - total != 0.0:",
+             "        return None"]
+    for i in range(len(trailing), 0, -1):  # the longest tail that is all unset goes
+        unset = " and ".join(f"{f} is {d!r}" for f, d in TRAILING[cls][len(trailing) - i:])
+        shown_ = kept + trailing[:len(trailing) - i]
+        lines += [f"    if {unset}:", f"        return ({TAG_OF[cls]!r}, seq, {', '.join(shown_)})"]
+    lines.append(f"    return ({TAG_OF[cls]!r}, seq, {', '.join(names)})")
+    scope: dict = {}
+    exec(compile("\n".join(lines) + "\n", f"<compact line of {cls.kind}>", "exec"), scope)
+    return scope["items"]
+
+
+ARRAYS = tuple(_line_items(cls) for cls in (NodeCreated, BackwardFnFired, GradAccumulated))
+"""Per captured kind (its index in :data:`~.captured.CAPTURED`), ``(seq, raw) -> array or None``."""
+
+
+def _array_reader(cls: type) -> Callable[[list, float], Optional[Event]]:
+    """The event of a plainly valid array of ``cls`` at time ``t``, or None (the careful
+    path then gives the same event or names what is wrong)."""
+    names = list(cls._fields[2:])
+    tail = TRAILING[cls]
+    least = 2 + len(names) - len(tail)
+    lines = ["def read(items, t):", "    n = len(items)",
+             f"    if n < {least} or n > {2 + len(names)}:", "        return None",
+             f"    if n < {2 + len(names)}:",
+             f"        items = items + {[d for _, d in tail]!r}[n - {2 + len(names)}:]",
+             f"    _, seq, {', '.join(names)}, = items"]
+    for f in ["seq", *names]:
+        condition, value = FIELD_CHECKS[f].plain
+        lines += [f"    v = {f}", f"    if not ({condition}):", "        return None"]
+        if value != "v":
+            lines.append(f"    {f} = {value}")
+    lines.append(f"    return new(cls, (seq, t, {', '.join(names)}))")
+    scope: dict = {"END": _ID_END, "MOST": MAX_LIST_ITEMS, "INT": {int}, "FLOAT": {float},
+                   "STR": {str}, "new": _new, "cls": cls}
+    exec(compile("\n".join(lines) + "\n", f"<compact reader of {cls.kind}>", "exec"), scope)
+    return scope["read"]
+
+
+_READERS = {tag: _array_reader(cls) for tag, cls in TAGS.items()}
+
+
+def read_compact(items: list, t: float) -> Event:
+    """The event of a compact line's array, at time ``t``; ValueError names what is wrong.
+
+    >>> read_compact(["f", 4, 1, 7, 2.0, 2.0], 0.5)
+    BackwardFnFired(seq=4, t=0.5, pass_no=1, node=7, grad=2.0, upstream=2.0)
+    """
+    tag = items[0] if items else None
+    read = _READERS.get(tag) if tag.__class__ is str else None
+    if read is None:
+        known = ", ".join(f'"{tag}" ({cls.kind})' for tag, cls in TAGS.items())
+        raise ValueError(f"an array line must start with a tag ({known}), got {shown(tag)}")
+    event = read(items, t)
+    if event is not None:
+        return event
+    cls = TAGS[tag]
+    names = cls._fields[2:]
+    tail = TRAILING[cls]
+    if not 2 + len(names) - len(tail) <= len(items) <= 2 + len(names):
+        least = 2 + len(names) - len(tail)
+        raise ValueError(f"a {cls.kind} array holds {least} to {2 + len(names)} values (the tag, seq, "
+                         f"{', '.join(names)}), got {len(items)}")
+    values = list(items[1:])
+    missing = 2 + len(names) - len(items)
+    if missing:
+        values += [unset for _, unset in tail[len(tail) - missing:]]
+    return from_dict({"kind": cls.kind, **dict(zip(("seq", *names), values)), "t": t})

@@ -1,0 +1,28 @@
+"""A trace file's lines as the JSON objects they stand for, for tests that look at lines.
+
+An object line reads as itself; a compact line (an array) reads as the object line its
+event would have had, so a test can say ``line["kind"]`` whatever form a line took.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Union
+
+from autodiff_trace.core.compact import read_compact
+from autodiff_trace.core.events import to_dict
+from autodiff_trace.core.tracefile import encode_line
+
+
+def line_objects(trace: Union[str, Path]) -> List[dict]:
+    """Every line of a trace (a path, or the text itself) as an object, the header first."""
+    text = Path(trace).read_text() if isinstance(trace, Path) else trace
+    objects, t = [], 0.0
+    for line in text.splitlines():
+        data = json.loads(line)
+        if isinstance(data, list):
+            data = json.loads(encode_line(to_dict(read_compact(data, t))))
+        t = data.get("t", t)
+        objects.append(data)
+    return objects
