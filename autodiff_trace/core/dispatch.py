@@ -21,7 +21,7 @@ from threading import get_ident
 from typing import Callable, Iterable, Optional
 
 from .captured import CAPTURED, CapturedBatch
-from .events import BackwardFinished, BackwardStarted, Diagnostic, Event, NodeCreated
+from .events import BackwardFinished, BackwardStarted, Diagnostic, Event
 
 __all__ = ["Dispatch"]
 
@@ -98,10 +98,6 @@ class Dispatch:
                 self.sinks = self._detach(self.sinks, sink, CAPTURED[batch[0][0]].kind, exc)
         if self.record:
             self._unread.append(CapturedBatch(first_seq, t, batch))
-        if self._settle_later:  # the engines' callbacks get their nodes' events, names settled
-            settle, self._settle_later = self._settle_later, []
-            for position, on_emit in settle:
-                on_emit(_new(NodeCreated, (first_seq + position, t) + batch[position][1:]))
 
     def _begin_capture(self) -> None:
         """Capture the hot events from now on: appended as tuples, and read at once by the
