@@ -68,15 +68,17 @@ class TestReadingBack:
         assert read_header(path)["version"] == SCHEMA_VERSION == 3
 
     def test_hot_events_are_arrays_and_the_rest_objects(self, tmp_path):
-        """Nodes, firings and grad writes are arrays; a pass's start and end stay objects."""
+        """Nodes, firings and grad writes are arrays; a pass's start and end stay objects,
+        and the one line that made the nodes is written once, as a site line."""
         path = tmp_path / "trace.jsonl"
         with trace([JsonlSink(path)]):
             backward(Value(2.0, name="x") * 3.0)
-        kinds = {}
+        kinds = []
         for line in path.read_text().splitlines()[1:]:
             data = json.loads(line)
-            kinds.setdefault(data[0] if isinstance(data, list) else data["kind"], 0)
-        assert set(kinds) == {"n", "f", "g", "backward_started", "backward_finished"}
+            kinds.append(data[0] if isinstance(data, list) else data.get("kind", "site line"))
+        assert set(kinds) == {"site line", "n", "f", "g", "backward_started", "backward_finished"}
+        assert kinds.count("site line") == 1 and kinds.index("site line") < kinds.index("n")
 
 
 class TestSize:
@@ -89,13 +91,52 @@ class TestSize:
         assert len(compact) < len(encode_event(events_of(123456, 1.5, [raw])[0])) / 2
 
     def test_unset_fields_at_the_end_are_left_out(self):
-        """A node without module or tensor, a write that added with no site: nothing trails."""
+        """A node without function, module or tensor, a write that added with no site: nothing trails."""
         lines = lines_of(0, 0.0, [(NODE, 1, "", 2.0, (), "x", None, None, None, None),
                                   (WRITE, 1, 1, None, None, 1.0, 0.0, 1.0, False, None),
                                   (WRITE, 1, 1, None, None, 1.0, 0.0, 1.0, False, "f.py:3")])
-        assert lines.splitlines() == [b'["n",0,1,"",2.0,[],"x",null,null]',
+        assert lines.splitlines() == [b'["n",0,1,"",2.0,[],"x",null]',
                                       b'["g",1,1,1,null,null,1.0,0.0,1.0]',
                                       b'["g",2,1,1,null,null,1.0,0.0,1.0,false,"f.py:3"]']
+
+
+class TestSiteLines:
+    def test_a_loop_writes_its_line_once(self, tmp_path):
+        """A thousand nodes made by two lines of a loop: two site lines, every node its site back."""
+        path = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(path)]) as t:
+            total = Value(0.0, name="total")
+            for i in range(500):
+                total = total + i  # each turn: a constant and a sum
+        text = path.read_text()
+        assert text.count('{"site_no":') == 2
+        assert [e.site for e in load_events(path)] == [e.site for e in t.events]
+        assert all(e.function == "test_a_loop_writes_its_line_once" for e in load_events(path))
+
+    def test_passes_summarised_keep_the_site_lines_later_passes_use(self, tmp_path):
+        """With only the last pass kept, the nodes it names still read back with their sites."""
+        path = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(path, keep="last")]):
+            w = Value(0.5, name="w")
+            for _ in range(4):
+                backward((w * 2.0).tanh())  # its site line is written with pass 1's nodes
+        events = load_events(path)
+        nodes = [e for e in events if e.kind == "node_created"]
+        assert [e.kind for e in events].count("pass_summary") == 3
+        assert len(nodes) > 3 and all(e.site is not None and e.function is not None for e in nodes)
+
+    @pytest.mark.parametrize("lines, says", [
+        (b'["n",0,1,"",2.0,[],"x",4]\n', "node_created.site is site number 4, which no site line before it defines"),
+        (b'{"site_no":0,"site":"f.py:1"}\n', 'a site line holds "site_no" (a whole number), "site"'),
+        (b'{"site_no":-1,"site":"f.py:1","function":null}\n', "a site line holds"),
+        (b'{"site_no":0,"site":"f.py:1","function":null}\n["n",0,1,"",2.0,[],"x",0,"f"]\n',
+         "node_created.function must be left out or null when the site is a number"),
+    ])
+    def test_a_crafted_site_reference_is_refused(self, tmp_path, lines, says):
+        """A node naming an undefined site, or a malformed site line, is refused by name."""
+        with pytest.raises(TraceFileError) as refused:
+            load_events(written(tmp_path, lines))
+        assert says in str(refused.value)
 
 
 class TestOlderFiles:

@@ -10,19 +10,23 @@ import json
 from pathlib import Path
 from typing import List, Union
 
-from autodiff_trace.core.compact import read_compact
+from autodiff_trace.core.compact import read_compact, read_site_line
 from autodiff_trace.core.events import to_dict
 from autodiff_trace.core.tracefile import encode_line
 
 
 def line_objects(trace: Union[str, Path]) -> List[dict]:
-    """Every line of a trace (a path, or the text itself) as an object, the header first."""
+    """Every event line of a trace (a path, or the text itself) as an object, the header
+    first; site lines are read into the nodes that name them."""
     text = Path(trace).read_text() if isinstance(trace, Path) else trace
-    objects, t = [], 0.0
+    objects, t, sites = [], 0.0, {}
     for line in text.splitlines():
         data = json.loads(line)
+        if isinstance(data, dict) and "site_no" in data:  # a site line: its nodes get the site back
+            read_site_line(data, sites)
+            continue
         if isinstance(data, list):
-            data = json.loads(encode_line(to_dict(read_compact(data, t))))
+            data = json.loads(encode_line(to_dict(read_compact(data, t, sites))))
         t = data.get("t", t)
         objects.append(data)
     return objects

@@ -13,9 +13,9 @@ the event stamped before them, as their compact lines in a trace file read back 
 from __future__ import annotations
 
 import json
-from typing import List
+from typing import List, Optional
 
-from .compact import ARRAYS
+from .compact import ARRAYS, SiteNumbers
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated
 from .tracefile import encode_event, orjson
 
@@ -37,18 +37,19 @@ def events_of(first_seq: int, t: float, batch: List[tuple]) -> List[Event]:
     return [_new(classes[raw[0]], (seq, t) + raw[1:]) for seq, raw in enumerate(batch, first_seq)]
 
 
-def lines_of(first_seq: int, t: float, batch: List[tuple]) -> bytes:
+def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteNumbers] = None) -> bytes:
     """The trace-file lines of a captured batch: compact lines (:mod:`.compact`), one
     ``orjson.dumps`` for the batch; an event that cannot be an array (a NaN, say) gets
-    its object line, timed ``t``.
+    its object line, timed ``t``. With ``sites``, nodes hold their site's number (the
+    file's site lines, from ``sites.take_new()``, must go before these lines).
 
     >>> lines_of(7, 0.5, [(FIRED, 1, 3, 2.0, 2.0)])
     b'["f",7,1,3,2.0,2.0]\\n'
     """
     if not batch:
         return b""
-    arrays = ARRAYS
-    lines = [arrays[raw[0]](seq, raw) for seq, raw in enumerate(batch, first_seq)]
+    arrays, number = ARRAYS, None if sites is None else sites.number
+    lines = [arrays[raw[0]](seq, raw, number) for seq, raw in enumerate(batch, first_seq)]
     if orjson is not None and None not in lines:
         try:
             text = orjson.dumps(lines)

@@ -12,17 +12,18 @@ reading checks every value as an object line's are checked (:mod:`.fields`).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+import json
+from typing import Callable, Dict, List, Optional
 
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated, from_dict
 from .fields import _ID_END, FIELD_CHECKS, MAX_LIST_ITEMS, NUMBER_FIELDS, shown
 
-__all__ = ["TAGS", "TRAILING", "COLUMNS", "ARRAYS", "read_compact"]
+__all__ = ["TAGS", "TRAILING", "COLUMNS", "ARRAYS", "SiteNumbers", "site_line", "read_site_line", "read_compact"]
 
 TAGS: Dict[str, type] = {"n": NodeCreated, "f": BackwardFnFired, "g": GradAccumulated}
 TAG_OF = {cls: tag for tag, cls in TAGS.items()}
 TRAILING: Dict[type, tuple] = {  # (field, its value when unset): left out at the end of a line
-    NodeCreated: (("module", None), ("tensor", None)),
+    NodeCreated: (("function", None), ("module", None), ("tensor", None)),
     BackwardFnFired: (),
     GradAccumulated: (("replaced", False), ("site", None)),
 }
@@ -39,7 +40,7 @@ def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
     trailing = [f for f, _ in TRAILING[cls]]
     kept = [f for f in names if f not in trailing]
     checked = " + ".join(f"(0.0 if {f} is None else {f})" for f in scalars)
-    lines = ["def items(seq, raw):",
+    lines = ["def items(seq, raw, number=None):",
              f"    _, {', '.join(names)}, = raw",
              "    try:",
              f"        total = {checked}",
@@ -47,6 +48,9 @@ def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
              "        return None",
              "    if total.__class__ is not float or total - total != 0.0:",
              "        return None"]
+    if "function" in names:  # a node's site and function: the number of their site line
+        lines += ["    if number is not None and site is not None:",
+                  "        site, function = number(site, function), None"]
     for i in range(len(trailing), 0, -1):  # the longest tail that is all unset goes
         unset = " and ".join(f"{f} is {d!r}" for f, d in TRAILING[cls][len(trailing) - i:])
         shown_ = kept + trailing[:len(trailing) - i]
@@ -58,7 +62,51 @@ def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
 
 
 ARRAYS = tuple(_line_items(cls) for cls in (NodeCreated, BackwardFnFired, GradAccumulated))
-"""Per captured kind (its index in :data:`~.captured.CAPTURED`), ``(seq, raw) -> array or None``."""
+"""Per captured kind (its index in :data:`~.captured.CAPTURED`), ``(seq, raw, number) ->
+array or None``; ``number(site, function)`` gives a site's number (:class:`SiteNumbers`)."""
+
+
+class SiteNumbers:
+    """The sites one trace file has defined, numbered from 0 as they first appear.
+
+    A node's site and function (``"train.py:14"``, ``"step"``) are the same for every
+    node a line makes in a loop, so a file writes them once, in a site line
+    (``{"site_no": 0, "site": "train.py:14", "function": "step"}``), and a compact node
+    line holds the number instead, its function slot left out.
+    """
+
+    def __init__(self) -> None:
+        self.numbers: Dict[tuple, int] = {}
+        self.new: List[bytes] = []  # site lines not yet written
+
+    def number(self, site: str, function: Optional[str]) -> int:
+        key = (site, function)
+        found = self.numbers.get(key)
+        if found is None:
+            found = self.numbers[key] = len(self.numbers)
+            self.new.append(site_line(found, site, function))
+        return found
+
+    def take_new(self) -> bytes:
+        """The site lines defined since the last call, to go before the lines using them."""
+        new, self.new = self.new, []
+        return b"".join(new)
+
+
+def site_line(number: int, site: str, function: Optional[str]) -> bytes:
+    """The line defining site ``number``; json's ASCII keeps any text (a lone surrogate) exactly."""
+    return (json.dumps({"site_no": number, "site": site, "function": function},
+                       separators=(",", ":")) + "\n").encode()
+
+
+def read_site_line(data: dict, sites: Dict[int, tuple]) -> None:
+    """Learn the site a site line defines; ValueError names what is wrong with it."""
+    number, site, function = data.get("site_no"), data.get("site"), data.get("function")
+    if len(data) != 3 or not (number.__class__ is int and 0 <= number < _ID_END) \
+            or site.__class__ is not str or not (function is None or function.__class__ is str):
+        raise ValueError('a site line holds "site_no" (a whole number), "site" (a string) and '
+                         '"function" (a string or null), and nothing else')
+    sites[number] = (site, function)
 
 
 def _array_reader(cls: type) -> Callable[[list, float], Optional[Event]]:
@@ -87,13 +135,18 @@ def _array_reader(cls: type) -> Callable[[list, float], Optional[Event]]:
 _READERS = {tag: _array_reader(cls) for tag, cls in TAGS.items()}
 
 
-def read_compact(items: list, t: float) -> Event:
-    """The event of a compact line's array, at time ``t``; ValueError names what is wrong.
+def read_compact(items: list, t: float, sites: Optional[Dict[int, tuple]] = None) -> Event:
+    """The event of a compact line's array, at time ``t``, its site number looked up in
+    ``sites`` (:func:`read_site_line`); ValueError names what is wrong.
 
     >>> read_compact(["f", 4, 1, 7, 2.0, 2.0], 0.5)
     BackwardFnFired(seq=4, t=0.5, pass_no=1, node=7, grad=2.0, upstream=2.0)
+    >>> read_compact(["n", 5, 8, "", 1.0, [], "x", 0], 0.5, {0: ("f.py:3", "<module>")}).site
+    'f.py:3'
     """
     tag = items[0] if items else None
+    if tag == "n" and len(items) > 7 and items[7].__class__ is int:
+        items = _sited(items, sites or {})
     read = _READERS.get(tag) if tag.__class__ is str else None
     if read is None:
         known = ", ".join(f'"{tag}" ({cls.kind})' for tag, cls in TAGS.items())
@@ -113,3 +166,14 @@ def read_compact(items: list, t: float) -> Event:
     if missing:
         values += [unset for _, unset in tail[len(tail) - missing:]]
     return from_dict({"kind": cls.kind, **dict(zip(("seq", *names), values)), "t": t})
+
+
+def _sited(items: list, sites: Dict[int, tuple]) -> list:
+    """A node array whose site is a number, with its site and function put back."""
+    where = sites.get(items[7])
+    if where is None:
+        raise ValueError(f"node_created.site is site number {items[7]}, which no site line before it defines")
+    if len(items) > 8 and items[8] is not None:
+        raise ValueError(f"node_created.function must be left out or null when the site is a number, "
+                         f"got {shown(items[8])}")
+    return [*items[:7], *where, *items[9:]]

@@ -18,7 +18,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
-from .compact import COLUMNS, read_compact
+from .compact import COLUMNS, read_compact, read_site_line
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
 
@@ -237,6 +237,7 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
     compact = _check_header(path, first[1])["version"] >= 3  # only version 3 writes arrays
     t = 0.0  # an array line has the time of the line before it
+    sites: dict = {}  # site number -> (site, function), from the site lines read so far
     for number, line in lines:
         if not line.strip():
             continue
@@ -250,7 +251,10 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
             raise TraceFileError(f"{path}:{number}: {exc}") from None
         try:
             if data.__class__ is list and compact:
-                event = read_compact(data, t)
+                event = read_compact(data, t, sites)
+            elif compact and data.__class__ is dict and "site_no" in data:
+                read_site_line(data, sites)
+                continue
             else:
                 event = from_dict(data)
                 t = event.t

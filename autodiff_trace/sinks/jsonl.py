@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, List, Optional, Union
 
 from ..core.captured import NODE, lines_of
+from ..core.compact import SiteNumbers
 from ..core.events import Event, PassSummary
 from ..core.keep import KeepPolicy, NewFindings
 from ..core.tracefile import ENCODERS, encode_event, encode_line, header_line
@@ -72,6 +73,7 @@ class JsonlSink:
         self.kept: List[int] = []
         self.summarised: List[int] = []
         self._batch: List[bytes] = []
+        self._sites = SiteNumbers()  # the sites this file's site lines have defined
         self._segments = None if keep is None or keep.keeps_everything else _Segments(self, keep, spool_dir)
         self.closed = False
         try:
@@ -109,7 +111,8 @@ class JsonlSink:
             if self._batch:
                 self._write(b"".join(self._batch))
                 self._batch.clear()
-            self._write(lines_of(first_seq, t, batch))
+            lines = lines_of(first_seq, t, batch, self._sites)
+            self._write(self._sites.take_new() + lines)
         except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
             self._give_up()
             raise cannot_write(f"the trace to {self.where}", exc) from None
@@ -213,11 +216,16 @@ class _Segments:
             self._settle(segment)
             segment = self.current = _Segment(self.spool_dir)
         segment.spill()
-        segment.spool.write(lines_of(first_seq, t, batch))
+        sites = self.sink._sites
+        lines = lines_of(first_seq, t, batch, sites)
+        defined = sites.take_new()
+        segment.spool.write(defined + lines)
+        if defined:  # kept in any case: a later pass's nodes may name these sites
+            segment.kept_lines.append((-1, defined))
         segment.lines += len(batch)
         made = [position for position, raw in enumerate(batch) if raw[0] == NODE]
         segment.made += len(made)
-        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]]))
+        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites))
                                for i in made if batch[i][2] == ""]  # the leaves
 
     def _settle(self, segment: _Segment) -> None:
