@@ -111,6 +111,14 @@ class TestCapturedBatches:
         assert repr(without_time(load_events(path))) == repr(without_time(events_of(10, 0.25, batch)))
         assert lines.count(b"\n") == len(batch)
 
+    def test_a_node_linked_later_on_a_line_that_assigns_nothing_has_its_default_name(self, tmp_path):
+        """A node reported with its parents still to come (a function giving them), from a
+        line that assigns nothing, is named as any unnamed node: its op and id."""
+        path = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(path)]) as t:
+            t.node_created(7, "mul", 2.0, lambda: ("mul", 2.0, ()))
+        assert [e.name for e in t.events] == [e.name for e in load_events(path)] == ["mul#7"]
+
     def test_a_nested_trace_and_its_outer_trace_stay_in_order(self, tmp_path):
         """Events captured by the outer trace go out before the inner trace's first event."""
         with trace([JsonlSink(tmp_path / "outer.jsonl")]) as outer:

@@ -219,8 +219,8 @@ class Tracer(Dispatch):
             if parents.__class__ is not tuple and callable(parents):
                 op, value, parents = parents()
             if i == result:
-                name = held.name
-            elif name is None:
+                name = held.name  # None when the line assigns nothing (held for its parents)
+            if name is None:
                 name = default_name(node, op, value)
             raw = (NODE, node, op, value, parents, name, site, function, module, tensor)
             if on_emit is not None:  # numbered and timed as its batch will be
