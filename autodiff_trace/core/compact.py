@@ -109,17 +109,35 @@ def read_site_line(data: dict, sites: Dict[int, tuple]) -> None:
     sites[number] = (site, function)
 
 
-def _array_reader(cls: type) -> Callable[[list, float], Optional[Event]]:
+def _array_reader(cls: type) -> Callable[[list, float, dict], Optional[Event]]:
     """The event of a plainly valid array of ``cls`` at time ``t``, or None (the careful
     path then gives the same event or names what is wrong)."""
     names = list(cls._fields[2:])
     tail = TRAILING[cls]
     least = 2 + len(names) - len(tail)
-    lines = ["def read(items, t):", "    n = len(items)",
-             f"    if n < {least} or n > {2 + len(names)}:", "        return None",
-             f"    if n < {2 + len(names)}:",
-             f"        items = items + {[d for _, d in tail]!r}[n - {2 + len(names)}:]",
-             f"    _, seq, {', '.join(names)}, = items"]
+    unpack = [f"    if n < {least} or n > {2 + len(names)}:", "        return None",
+              f"    if n < {2 + len(names)}:",
+              f"        items = items + {[d for _, d in tail]!r}[n - {2 + len(names)}:]",
+              f"    _, seq, {', '.join(names)}, = items"]
+    lines = ["def read(items, t, sites):", "    n = len(items)"]
+    if cls is NodeCreated:  # a site number: its site and function in their slots
+        lines += ["    if n == 8 and items[7].__class__ is int:  # the common node: nothing after its site",
+                  "        _, seq, node, op, value, parents, name, number = items",
+                  "        where = sites.get(number)",
+                  "        if where is None:",
+                  "            return None",
+                  "        site, function = where",
+                  "        module = tensor = None",
+                  "    else:",
+                  "        if n > 7 and items[7].__class__ is int:",
+                  "            where = sites.get(items[7])",
+                  "            if where is None or n > 8 and items[8] is not None:",
+                  "                return None",
+                  "            items = [*items[:7], *where, *items[9:]]",
+                  "            n = len(items)"]
+        lines += ["    " + line for line in unpack]
+    else:
+        lines += unpack
     for f in ["seq", *names]:
         condition, value = FIELD_CHECKS[f].plain
         lines += [f"    v = {f}", f"    if not ({condition}):", "        return None"]
@@ -145,15 +163,19 @@ def read_compact(items: list, t: float, sites: Optional[Dict[int, tuple]] = None
     'f.py:3'
     """
     tag = items[0] if items else None
-    if tag == "n" and len(items) > 7 and items[7].__class__ is int:
-        items = _sited(items, sites or {})
-    read = _READERS.get(tag) if tag.__class__ is str else None
+    try:
+        read = _READERS.get(tag)
+    except TypeError:  # a list or object: not a tag
+        read = None
     if read is None:
         known = ", ".join(f'"{tag}" ({cls.kind})' for tag, cls in TAGS.items())
         raise ValueError(f"an array line must start with a tag ({known}), got {shown(tag)}")
-    event = read(items, t)
+    sites = {} if sites is None else sites
+    event = read(items, t, sites)
     if event is not None:
         return event
+    if tag == "n" and len(items) > 7 and items[7].__class__ is int:
+        items = _sited(items, sites)
     cls = TAGS[tag]
     names = cls._fields[2:]
     tail = TRAILING[cls]

@@ -229,40 +229,83 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
 
     Every line and every field is checked: anything wrong raises :class:`TraceFileError`
     naming the file, the line and the field; a last line cut short without its newline
-    (a crash mid-write) is dropped with a warning.
+    (a crash mid-write) is dropped with a warning. Short lines are parsed a block at a
+    time (one ``orjson.loads`` for up to :data:`_BLOCK` of them); a block orjson refuses
+    is read again line by line, which words the error.
     """
     lines = _lines(path)
     first = next(lines, None)
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
-    compact = _check_header(path, first[1])["version"] >= 3  # only version 3 writes arrays
-    t = 0.0  # an array line has the time of the line before it
-    sites: dict = {}  # site number -> (site, function), from the site lines read so far
+    reading = _Reading(path, _check_header(path, first[1])["version"] >= 3)
+    block: List[Tuple[int, bytes]] = []
     for number, line in lines:
-        if not line.strip():
-            continue
-        try:
-            data = _parse(line)
-        except ValueError as exc:
-            if not line.endswith(b"\n"):
-                warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
-                              f"stopped mid-write); the events before it are kept", RuntimeWarning)
-                return
-            raise TraceFileError(f"{path}:{number}: {exc}") from None
-        try:
-            if data.__class__ is list and compact:
-                event = read_compact(data, t, sites)
-            elif compact and data.__class__ is dict and "site_no" in data:
-                read_site_line(data, sites)
+        if _loads is not None and len(line) <= _QUICK_LINE:
+            block.append((number, line))
+            if len(block) < _BLOCK:
                 continue
-            else:
-                event = from_dict(data)
-                t = event.t
-        except LimitError as exc:
-            raise TraceFileError(f"{path}:{number}: {exc}") from None
-        except ValueError as exc:
-            raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
-        yield event
+            yield from reading.block(block)
+            block = []
+        else:
+            if block:
+                yield from reading.block(block)
+                block = []
+            yield from reading.block([(number, line)])
+    if block:
+        yield from reading.block(block)
+
+
+_BLOCK = 2048  # short lines parsed in one call
+
+
+class _Reading:
+    """What reading a file carries from line to line: the time a compact line takes (that
+    of the line before it) and the sites its site lines have defined."""
+
+    def __init__(self, path, compact: bool) -> None:
+        self.path, self.compact = path, compact  # only version 3 writes arrays and site lines
+        self.t = 0.0
+        self.sites: Dict[int, tuple] = {}
+
+    def block(self, block: List[Tuple[int, bytes]]) -> Iterator[Event]:
+        """The events of some consecutive lines."""
+        values = None
+        if len(block) > 1:
+            try:
+                values = _loads(b"[" + b",".join([line for _, line in block]) + b"]")
+            except _LoadError:
+                pass
+        if values is None or len(values) != len(block):  # line by line: the error names its line
+            values = []
+            for number, line in block:
+                if not line.strip():
+                    values.append(None)
+                    continue
+                try:
+                    values.append(_parse(line))
+                except ValueError as exc:
+                    if not line.endswith(b"\n"):
+                        warnings.warn(f"{self.path}:{number}: the last line is cut short (the traced program "
+                                      f"stopped mid-write); the events before it are kept", RuntimeWarning)
+                        break
+                    raise TraceFileError(f"{self.path}:{number}: {exc}") from None
+        for (number, _), data in zip(block, values):
+            try:
+                if data.__class__ is list and self.compact:
+                    event = read_compact(data, self.t, self.sites)
+                elif data is None:
+                    continue
+                elif self.compact and data.__class__ is dict and "site_no" in data:
+                    read_site_line(data, self.sites)
+                    continue
+                else:
+                    event = from_dict(data)
+                    self.t = event.t
+            except LimitError as exc:
+                raise TraceFileError(f"{self.path}:{number}: {exc}") from None
+            except ValueError as exc:
+                raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
+            yield event
 
 
 def load_events(path: Union[str, os.PathLike]) -> List[Event]:
