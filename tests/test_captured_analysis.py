@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import re
+import runpy
+from pathlib import Path
 
 from rich.console import Console
 
@@ -13,9 +16,14 @@ from autodiff_trace.analysis.causes import Causes
 from autodiff_trace.analysis.diagnoser import Diagnoser
 from autodiff_trace.core.captured import FIRED, NODE
 from autodiff_trace.core.tracefile import load_events
+from autodiff_trace.engine import value as engine_value
+from autodiff_trace.sinks.dot import DotSink
 from autodiff_trace.sinks.findings import FindingsSink
 from autodiff_trace.sinks.jsonl import JsonlSink
 from autodiff_trace.sinks.progress import ProgressSink
+from autodiff_trace.sinks.rich_tree import RichTreeSink
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def one_at_a_time(event):
@@ -154,3 +162,39 @@ class TestBatchesForTheCommandsSinks:
         sink = FindingsSink(tmp_path)
         sink.handle_batch(0, 0.0, [(FIRED, 1, 3, 1.0, 1.0)])
         assert sink.findings == []
+
+    def test_a_tree_that_is_not_live_takes_batches_and_prints_the_same_report(self):
+        """A report printed once at the end lets the tracer capture; its text is the one-by-one text."""
+        def report(filters) -> str:
+            console = Console(file=io.StringIO(), width=80, color_system=None)
+            sink = RichTreeSink(console, live=False, full=True)
+            with trace([sink], filters=filters, analyzers=[Diagnoser()], record=False) as t:
+                assert (t._captured is not None) == (not filters)
+                two_steps_without_zeroing()
+            return re.sub(r"#\d+|\d+\.\d+ ?m?s", "N", console.file.getvalue())  # ids and times differ
+
+        assert report(()) == report((one_at_a_time,))
+        assert "stale_gradient" in report(())
+
+    def test_a_live_tree_takes_each_event_as_it_comes(self):
+        """A live view redraws at each step, so the tracer does not capture for it."""
+        console = Console(file=io.StringIO(), force_terminal=True, width=80, color_system=None)
+        sink = RichTreeSink(console, live=True)
+        with trace([sink], record=False) as t:
+            assert t._captured is None
+            two_steps_without_zeroing()
+
+    def test_a_diagram_redrawn_for_a_finding_is_the_same_batched_or_not(self, tmp_path, monkeypatch):
+        """A pass drawn again for a finding shows it as of the finding: nodes made later under
+        the same names (the example's second training run makes w0...w16 again) do not
+        relabel it, captured or not."""
+        def pictures(filters, out) -> dict:
+            monkeypatch.setattr(engine_value, "_numbering", engine_value.ids_from(1))
+            with trace([DotSink(out)], filters=filters, analyzers=[Diagnoser()], record=False):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    runpy.run_path(str(EXAMPLES / "forgot_zero_grad.py"), run_name="__main__")
+            return {path.name: path.read_text() for path in sorted(out.glob("*.dot"))}
+
+        batched = pictures((), tmp_path / "batched")
+        assert batched == pictures((one_at_a_time,), tmp_path / "single")
+        assert "w0 #" not in batched["pass_3.dot"]

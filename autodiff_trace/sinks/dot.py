@@ -101,24 +101,23 @@ class DotSink:
             if found is not None and found.finished and found.pass_no not in self._drawn \
                     and self._wanted(found.pass_no) and self._kept(found.pass_no):
                 self._dirty.add(found.pass_no)  # a pass kept for its findings
+            self._redraw()  # now: the model may run ahead of this sink, a batch at a time
             return
-        if self._dirty:  # findings about a finished pass came right after it; redraw it once
-            for pass_no in sorted(self._dirty):
-                self._draw(pass_no)
-            self._dirty.clear()
         if kind == "backward_finished" and self._wanted(event.pass_no) and self._kept(event.pass_no):
             self._draw(event.pass_no)
 
     def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
-        """Take a captured batch (:mod:`autodiff_trace.core.captured`): it ends no pass, so only
-        a redraw owed to findings is done."""
+        """Take a captured batch (:mod:`autodiff_trace.core.captured`): it ends no pass, so
+        nothing is drawn."""
         if self._folds:
             for event in events_of(first_seq, t, batch):
                 self.model.handle(event)
-        if self._dirty:
-            for pass_no in sorted(self._dirty):
-                self._draw(pass_no)
-            self._dirty.clear()
+
+    def _redraw(self) -> None:
+        """Draw again the passes that findings concern, as the model holds them now."""
+        for pass_no in sorted(self._dirty):
+            self._draw(pass_no)
+        self._dirty.clear()
 
     def close(self) -> None:
         """Draw whatever is not drawn yet: a pass cut short, or findings that came late."""

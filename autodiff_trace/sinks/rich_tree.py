@@ -15,6 +15,7 @@ from typing import Optional
 from rich.console import Console
 from rich.live import Live
 
+from ..core.captured import events_of
 from ..core.events import BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated
 from ..core.model import TraceModel
 from ..views.terminal.pass_tree import PassTree
@@ -69,6 +70,8 @@ class RichTreeSink:
         self._printer = ReportPrinter(console, self.model, full=full, max_lines=max_lines,
                                       ledger=ledger, forget=True)
         self.closed = False
+        if not self.live:  # nothing is drawn per event: the tracer may hand them over in batches
+            self.handle_batch = self._take_batch
 
     def bind(self, model: TraceModel) -> None:
         """Read the tracer's ``model`` (folded before each event reaches this sink)."""
@@ -91,6 +94,13 @@ class RichTreeSink:
                     time.sleep(self.delay)
             case BackwardFinished():
                 self._stop_live()
+
+    def _take_batch(self, first_seq: int, t: float, batch: list) -> None:
+        """Take a captured batch (:mod:`autodiff_trace.core.captured`), when not live: it begins
+        and ends no pass, so there is nothing to draw, only a model to fold when unbound."""
+        if self._folds:
+            for event in events_of(first_seq, t, batch):
+                self.model.handle(event)
 
     def close(self) -> None:
         """End the live view, and print the run's report."""
