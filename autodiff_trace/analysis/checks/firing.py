@@ -7,6 +7,7 @@ engine runs; without it (replayed events), at the node's own line.
 
 from __future__ import annotations
 
+from array import array
 from typing import Dict, List, Optional, Tuple
 
 from ...core.text import number, plural
@@ -83,8 +84,10 @@ class FiredTwice(Check):
 
     def on_pass_start(self, p) -> None:
         # A firing is (its number, the node's grad then, how many writes the pass had made
-        # before it): plain numbers, so the common node that fires once costs one tuple.
-        self.first: Dict[int, tuple] = {}  # node -> its first firing
+        # before it). Every firing's grad and write count go in two flat rows, by firing
+        # number (a node's first is the model's ``fire_number``): no object per node.
+        self.grads: list = []
+        self.writes_then = array("q")
         self.again: Dict[int, List[tuple]] = {}  # node fired more than once -> all its firings
         self.sites: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
 
@@ -93,16 +96,19 @@ class FiredTwice(Check):
         p = ctx.pass_
         if p is None or p.pass_no != event.pass_no:
             return
-        node = event.node
-        firing = (len(p.fired), event.grad, len(p.writes))
-        first = self.first.setdefault(node, firing)
-        if first is firing:
+        grads, writes_then = self.grads, self.writes_then
+        grads.append(event.grad)
+        writes_then.append(len(p.writes))
+        number, node = len(p.fired), event.node
+        first = p.fire_number.get(node, number)
+        if first == number or len(grads) != number:  # its first firing (or one not seen here)
             return
+        firing = (number, event.grad, writes_then[-1])
         firings = self.again.get(node)
         if firings is not None:
             firings.append(firing)
             return
-        self.again[node] = [first, firing]
+        self.again[node] = [(first, grads[first - 1], writes_then[first - 1]), firing]
         if not ctx.is_parentless(node):
             self.sites[node] = traversal(ctx, node)
 
@@ -163,14 +169,14 @@ class FiredTooEarly(Check):
 
     def on_pass_start(self, p) -> None:
         self.late: Dict[int, tuple] = {}  # node -> its first late write, and where it was fired from
-        self.last_fired: Dict[int, int] = {}  # node -> its latest firing number
-        self.pushed: Dict[int, bool] = {}  # node -> has its latest firing written to a parent yet
+        # node -> its latest firing number, negative until that firing writes to a parent;
+        # 0 for a node that wrote without being seen to fire
+        self.latest: Dict[int, int] = {}
 
     def on_backward_fn_fired(self, event) -> None:
         p = self.ctx.pass_
         if p is not None and p.pass_no == event.pass_no:
-            self.last_fired[event.node] = len(p.fired)
-            self.pushed[event.node] = False
+            self.latest[event.node] = -len(p.fired)
 
     def on_grad_accumulated(self, event) -> None:
         ctx = self.ctx
@@ -178,13 +184,15 @@ class FiredTooEarly(Check):
         writer = event.fired_by
         if p is None or writer is None or p.pass_no != event.pass_no:
             return
-        target = event.target
-        self.pushed[writer] = True
+        target, latest = event.target, self.latest
+        fired = latest.get(writer)
+        if fired is None or fired < 0:
+            latest[writer] = 0 if fired is None else -fired
         # A grad received before the node's firing has pushed anything (a recursive
         # backprop(bp) adds bp to itself first) is on time.
         # A target that pushed has parents, even where they were only found in the pass
         # (consumer lists read backwards).
-        if not self.pushed.get(target) or writer not in p.reachable or target == writer \
+        if latest.get(target, -1) < 0 or writer not in p.reachable or target == writer \
                 or target in self.late:
             return
         relation = "which uses it" if target in ctx.model.node(writer).parents else "which writes to it"
@@ -193,7 +201,7 @@ class FiredTooEarly(Check):
 
     def on_pass_end(self, p) -> None:
         for target, (fired_then, writer, site, detail) in self.late.items():
-            if self.last_fired.get(target, 0) <= fired_then:  # it never passed the late part on
+            if abs(self.latest.get(target, 0)) <= fired_then:  # it never passed the late part on
                 self.ctx.report("fired_too_early", "error", site, p.pass_no, (target, writer), detail,
                                 self.describe)
         self.late = {}

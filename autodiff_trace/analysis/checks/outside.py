@@ -25,15 +25,20 @@ class FiredOutsideGraph(Check):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.graph_of: Dict[int, int] = {}  # node -> the last pass whose graph held it
         self.firing: Optional[list] = None  # [node, {target: added}, LoopSite] while it writes
         self.into: Dict[int, Dict[int, float]] = {}  # target -> {outside writer: added}
         self.site: Optional[str] = None  # this pass's outside firings are located here
 
     def on_pass_start(self, p) -> None:
         self.into, self.firing, self.site = {}, None, None
-        for node in p.order:
-            self.graph_of[node] = p.pass_no
+
+    def _home(self, node: int) -> Optional[int]:
+        """The last pass before this one whose graph held ``node``: looked up only for a node
+        that fired outside its pass (rare), so no map of every node is kept."""
+        for q in reversed(self.ctx.model.passes):
+            if q is not self.ctx.pass_ and node in q.reachable:
+                return q.pass_no
+        return None
 
     def on_backward_fn_fired(self, event) -> None:
         if self.firing is not None:
@@ -69,7 +74,7 @@ class FiredOutsideGraph(Check):
         site = (where.step_site or where.list_site or where.site) if where is not None else ctx.site_of(node)
         if where is not None:
             self.site = self.site or site
-        detail = (p.root, self.graph_of.get(node), added, p.upstream.get(node), where)
+        detail = (p.root, self._home(node), added, p.upstream.get(node), where)
         ctx.report("fired_outside_graph", "error", site, p.pass_no, (node, *added), detail, self.describe)
 
     def describe(self, cause: Cause) -> Tuple[str, str]:

@@ -12,10 +12,9 @@ accumulating, and is left silent.
 
 from __future__ import annotations
 
-from typing import Dict, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
-from ...core.events import GradAccumulated
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
@@ -32,7 +31,10 @@ class StaleGradient(Check):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.last_write: Dict[int, GradAccumulated] = {}  # node -> the write that set its grad
+        # node -> the pass of the write that set its grad (0: outside any pass); a plain number,
+        # not the event, so a long run holds no write; the site only for writes outside a pass
+        self.written_in: Dict[int, int] = {}
+        self.written_outside_at: Dict[int, Optional[str]] = {}
         self.roots: Dict[int, int] = {}  # pass -> its root
         # node -> the root of the first pass that wrote it; the roots of later passes, when
         # other, in ``more_roots_into`` (a set per node only for the few that need one)
@@ -42,9 +44,11 @@ class StaleGradient(Check):
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
 
     def on_grad_accumulated(self, event) -> None:
-        target = event.target
-        self.last_write[target] = event
-        root = self.roots.get(event.pass_no)
+        target, pass_no = event.target, event.pass_no
+        self.written_in[target] = pass_no
+        if not pass_no:
+            self.written_outside_at[target] = event.site
+        root = self.roots.get(pass_no)
         if root is not None:
             first = self.roots_into.setdefault(target, root)
             if first != root:
@@ -53,7 +57,8 @@ class StaleGradient(Check):
     def on_grads_zeroed(self, event) -> None:
         self.zeroes = True
         for node in event.nodes:
-            self.last_write.pop(node, None)
+            self.written_in.pop(node, None)
+            self.written_outside_at.pop(node, None)
             self.group_values.pop(node, None)
             self.roots_into.pop(node, None)
             self.more_roots_into.pop(node, None)
@@ -89,8 +94,7 @@ class StaleGradient(Check):
         if not stale:
             return False
         for node in held:
-            write = self.last_write.get(node)
-            if not self.ctx.is_parentless(node) or write is None or not write.pass_no \
+            if not self.ctx.is_parentless(node) or not self.written_in.get(node) \
                     or self._written_from(node, event.root):
                 return False
             if node not in now or self.group_values.get(node) != now[node]:
@@ -103,12 +107,12 @@ class StaleGradient(Check):
         return first is None or first == root or root in self.more_roots_into.get(node, ())
 
     def _source(self, node: int) -> Source:
-        write = self.last_write.get(node)
-        if write is None:
+        pass_no = self.written_in.get(node)
+        if pass_no is None:
             return ("before",)
-        if write.pass_no:
-            return ("pass", write.pass_no, self.ctx.begin_sites.get(write.pass_no))
-        return ("outside", write.site)
+        if pass_no:
+            return ("pass", pass_no, self.ctx.begin_sites.get(pass_no))
+        return ("outside", self.written_outside_at.get(node))
 
     @staticmethod
     def _source_text(source: Source) -> str:
