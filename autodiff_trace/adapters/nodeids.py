@@ -58,6 +58,7 @@ class NodeIds:
         self.on_forget: Optional[Callable[[int], None]] = None  # told the id of a node that died
         self.ids_by_key: Dict[int, int] = {}  # id(node) -> node id
         self.keepers_by_key: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
+        self._on_death = self._forget  # one callback for every reference, not a bound method each
 
     def of(self, node) -> int:
         node_id = self.ids_by_key.get(id(node))
@@ -70,7 +71,7 @@ class NodeIds:
         self.issued += 1
         node_id = self.ids_by_key[key] = self.issued
         try:
-            keep = _Ref(node, self._forget)
+            keep = _Ref(node, self._on_death)
             keep.key = key
         except TypeError:
             keep = node
