@@ -64,22 +64,17 @@ class Diagnoser:
             for kind in EVENT_TYPES}
         self._hooks = {hook: [getattr(c, hook) for c in self.checks if hasattr(c, hook)]
                        for hook in ("on_pass_start", "on_pass_end", "on_close")}
+        # One reader per kind, chosen once: most events pay one call per check that reads them.
+        self._readers: Dict[str, Callable[[Event], Optional[List[Finding]]]] = {
+            kind: _reader(handlers, self.causes) for kind, handlers in self._handlers.items()}
         # The kinds that begin or end a pass need more than their checks' handlers.
-        self._pass_ends: Dict[str, Callable[[Event], Optional[List[Finding]]]] = {
-            "backward_started": self._read_start, "backward_finished": self._read_finish}
+        self._readers.update(backward_started=self._read_start, backward_finished=self._read_finish)
 
     def handle(self, event: Event) -> Optional[List[Finding]]:
         """Fold one event in; return the findings it completes, if any."""
         if self._folds:
             self.model.handle(event)
-        kind = event.kind
-        if kind in self._pass_ends:
-            return self._pass_ends[kind](event)
-        for handler in self._handlers[kind]:  # ``_read``, written out: most events come here
-            handler(event)
-        if self.causes.fresh:  # most events find nothing, and make no list
-            return self.causes.new()
-        return None
+        return self._readers[event.kind](event)
 
     def _read(self, event: Event) -> Optional[List[Finding]]:
         for handler in self._handlers[event.kind]:
@@ -124,6 +119,23 @@ class Diagnoser:
             hook(p)
         self.context.pass_ = None
         return self.causes.updates()
+
+
+def _reader(handlers: tuple, causes: Causes) -> Callable[[Event], Optional[List[Finding]]]:
+    """The reader of one kind: its checks' handlers in order, then the causes they made
+    (most events make none, and no list)."""
+    if len(handlers) == 1:
+        only = handlers[0]
+
+        def read(event: Event) -> Optional[List[Finding]]:
+            only(event)
+            return causes.new() if causes.fresh else None
+    else:
+        def read(event: Event) -> Optional[List[Finding]]:
+            for handler in handlers:
+                handler(event)
+            return causes.new() if causes.fresh else None
+    return read
 
 
 def diagnose(events: Iterable, **options) -> List[Finding]:
