@@ -89,15 +89,19 @@ class DotSink:
             self.model.handle(event)
         kind = event.kind
         if kind == "diagnostic":
-            named = set(event.nodes)
-            for p in self.model.passes:  # a finding without a known pass marks every pass it names
-                if p.pass_no in self._drawn and (p.pass_no == event.pass_no or (
-                        self.model.pass_(event.pass_no) is None and
-                        not named.isdisjoint(p.reachable.union(p.fired)))):
-                    self._dirty.add(p.pass_no)
+            found = self.model.pass_(event.pass_no)  # looked up once: a long run has many passes
+            if found is not None:
+                if found.pass_no in self._drawn:
+                    self._dirty.add(found.pass_no)
+            else:  # a finding without a known pass marks every drawn pass it names
+                named = set(event.nodes)
+                for p in self.model.passes:
+                    if p.pass_no in self._drawn and not (
+                            named.isdisjoint(p.reachable) and named.isdisjoint(p.fired)):
+                        self._dirty.add(p.pass_no)
             if self.keep is not None and self._new_findings.is_new(event):
                 self._found_in.add(event.pass_no)
-            found = self.model.pass_(event.pass_no) if self.keep is not None else None
+            found = found if self.keep is not None else None
             if found is not None and found.finished and found.pass_no not in self._drawn \
                     and self._wanted(found.pass_no) and self._kept(found.pass_no):
                 self._dirty.add(found.pass_no)  # a pass kept for its findings
