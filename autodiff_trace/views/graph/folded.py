@@ -37,6 +37,8 @@ def folds(model: TraceModel, p: PassInfo, modules: Union[bool, str]) -> bool:
     """
     if modules not in (True, False, *MODULE_VIEWS):
         raise ValueError(f"modules={modules!r} is not a way to draw modules; use {', '.join(MODULE_VIEWS)}")
+    if modules in ("fold", "auto") and not model.nodes.has_modules:
+        return False  # no node was made in a module
     if modules == "fold":
         return any(model.node(n).module for n in p.reachable)
     if modules == "auto":
@@ -49,7 +51,8 @@ class FoldedBuilder(Builder):
 
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        nodes, _ = model.graph_of(p)
+        nodes = model.pass_nodes(p)
+        self._gather(set(nodes))
         diagnostics = self._collect_findings(set(nodes))
         members: Dict[str, List[int]] = {}
         for node in nodes:
@@ -95,7 +98,7 @@ class FoldedBuilder(Builder):
         tips = [f"module {part}: {plural(len(inside), 'node')} folded"]
         for node in params:
             start, origin = self._grad_at_start(node)
-            writes = p.writes_to.get(node, [])
+            writes = self.writes_of.get(node, [])
             after = writes[-1].grad_after if writes else start
             name = model.name(node)
             short = name[len(part) + 1:] if name.startswith(part + ".") else name
