@@ -229,12 +229,15 @@ class NodeTable(Mapping):
 
 
 class NodeSet(Set):
-    """The ids of a pass's nodes: a frozenset while small, a sorted int64 array when big."""
+    """The ids of a pass's nodes: a frozenset while small; when big, one byte per id over
+    their range if the ids are dense, else a sorted int64 array searched by bisection."""
 
     def __init__(self, ids: Iterable[int]) -> None:
         ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
         self._set: Optional[frozenset] = None
         self._sorted: Optional[array] = None
+        self._bits: Optional[bytearray] = None  # _bits[i]: is id low + i in the set
+        self._low = 0
         if len(ids) <= _SMALL_SET:
             self._set = frozenset(ids)
             return
@@ -242,8 +245,21 @@ class NodeSet(Set):
             self._sorted = array("q", sorted(set(ids)))
         except (OverflowError, TypeError):
             self._set = frozenset(ids)
+            return
+        low, high = self._sorted[0], self._sorted[-1]
+        if high - low < 16 * len(self._sorted):
+            bits = bytearray(high - low + 1)
+            for node_id in self._sorted:
+                bits[node_id - low] = 1
+            self._bits, self._low = bits, low
 
     def __contains__(self, node_id) -> bool:
+        bits = self._bits
+        if bits is not None:
+            if node_id.__class__ is not int:
+                return False
+            at = node_id - self._low
+            return 0 <= at < len(bits) and bits[at] == 1
         if self._set is not None:
             return node_id in self._set
         if node_id.__class__ is not int:

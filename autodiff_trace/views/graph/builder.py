@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import weakref
+from array import array
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import graphviz
@@ -80,6 +82,45 @@ class _Group:
         return self.count
 
 
+class _PassCache:
+    """What every picture of one pass shares (its nodes, the selection, when each write
+    happened), kept while the pass stays as it was: an animation's frames read it once."""
+
+    def __init__(self, model: TraceModel, p: PassInfo) -> None:
+        self.state = _state(model, p)
+        self.nodes = model.pass_nodes(p)
+        self.selections: Dict[tuple, tuple] = {}  # (max_nodes, findings) -> (shown, groups)
+        self.rows: Dict[frozenset, List[int]] = {}  # drawn nodes -> the rows of their writes
+        self._steps: Optional[array] = None
+        self._ordered: Optional[bool] = None
+
+    def write_steps(self, p: PassInfo) -> array:
+        if self._steps is None:
+            self._steps = array("q", _write_steps(p))
+        return self._steps
+
+    def ordered(self, writes) -> bool:
+        """Do the writes' seqs only grow (so no two are the same)?"""
+        if self._ordered is None:
+            seqs = [writes.seq(row) for row in range(len(writes))] if writes.odd else writes.seqs
+            self._ordered = all(a < b for a, b in zip(seqs, itertools.islice(seqs, 1, None)))
+        return self._ordered
+
+
+_CACHES: "weakref.WeakKeyDictionary[PassInfo, _PassCache]" = weakref.WeakKeyDictionary()
+
+
+def _state(model: TraceModel, p: PassInfo) -> tuple:
+    return (model.events, len(model.nodes), len(p.writes), len(p.fired), len(p.diagnostics), p.finished)
+
+
+def _cache_for(model: TraceModel, p: PassInfo) -> _PassCache:
+    cache = _CACHES.get(p)
+    if cache is None or cache.state != _state(model, p):
+        cache = _CACHES[p] = _PassCache(model, p)
+    return cache
+
+
 class _PassMembers:
     """Membership in a pass's nodes without a set of all of them: reachable, or one of the few others."""
 
@@ -113,32 +154,29 @@ class Builder:
         self.keys: Dict[str, str] = {}  # legend rows (colour -> meaning) for styles that appear
         self.by_module = True  # nodes boxed by the module that made them, when they have one
 
-    def _gather(self, drawn) -> None:
+    def _gather(self, drawn, cache: "_PassCache") -> None:
         """Read the pass for the nodes in ``drawn`` only: their writes (seen by this step or
         not), their grads when it began, their firing numbers; and count the writes made."""
         p, step = self.p, self.step
         writes = p.writes
-        steps = _write_steps(p) if step is not None else itertools.repeat(0)
-        last_seq, ordered = None, True
-        for row, made_at in zip(range(len(writes)), steps):
-            seen = step is None or made_at <= step
-            if seen:
-                self.seen_count += 1
-                seq = writes.seq(row)
-                ordered = ordered and (last_seq is None or seq > last_seq)
-                last_seq = seq
-            if writes.target(row) in drawn:
-                w = writes[row]
-                self.writes_of.setdefault(w.target, []).append(w)
-                self.drawn_writes.append(w)
-                if seen:
-                    self.seen.add(w.seq)
-                if step is not None and made_at == step:
-                    self.current.add(w.seq)
-        if not ordered:  # seqs out of order may repeat: count each once, as a set would
-            self.seen_count = len({writes.seq(row) for row, made_at in
-                                   zip(range(len(writes)), _write_steps(p) if step is not None
-                                       else itertools.repeat(0)) if step is None or made_at <= step})
+        key = frozenset(drawn)
+        rows = cache.rows.get(key)
+        if rows is None:
+            rows = cache.rows[key] = [row for row in range(len(writes)) if writes.target(row) in drawn]
+        steps = cache.write_steps(p) if step is not None else None
+        for row in rows:
+            w = writes[row]
+            self.writes_of.setdefault(w.target, []).append(w)
+            self.drawn_writes.append(w)
+            if step is None or steps[row] <= step:
+                self.seen.add(w.seq)
+            if step is not None and steps[row] == step:
+                self.current.add(w.seq)
+        if not cache.ordered(writes):  # seqs out of order may repeat: count each once, as a set would
+            self.seen_count = len({writes.seq(row) for row in range(len(writes))
+                                   if step is None or steps[row] <= step})
+        else:  # steps never decrease along the writes
+            self.seen_count = len(writes) if step is None else bisect.bisect_right(steps, step)
         self.before = p.grads_before_of(drawn)
         for fire_number, node in enumerate(p.fired, 1):
             if node in drawn:
@@ -201,11 +239,16 @@ class Builder:
     # -- the picture ------------------------------------------------------------------
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        nodes = model.pass_nodes(p)
+        cache = _cache_for(model, p)
+        nodes = cache.nodes
         diagnostics = self._collect_findings(_PassMembers(p, nodes))
-        shown, groups = self._select(nodes, None)
+        chosen = (self.max_nodes, tuple(self.findings))
+        if chosen not in cache.selections:
+            cache.selections[chosen] = self._select(nodes, None)
+        shown, groups = cache.selections[chosen]
         self.shown = set(shown)
-        self._gather(self.shown)
+        self._gather(self.shown, cache)
+        cache.state = _state(model, p)  # placeholders the selection made for unknown parents
         g = self._digraph(f"backward pass {p.pass_no}", nodesep="0.2", ranksep="0.35")
         inside = [n for n in shown if n in p.reachable]
         if not (self.by_module and draw_by_module(g, model, inside, self._node)):

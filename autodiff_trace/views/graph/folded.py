@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Union
 
 import graphviz
 
-from .builder import Builder
+from .builder import Builder, _cache_for
 from .palette import FIRED, INK, MUTED, SEVERITY, STALE
 from .picture import Diagram
 from .quoting import html_text, tooltip
@@ -51,8 +51,9 @@ class FoldedBuilder(Builder):
 
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        nodes = model.pass_nodes(p)
-        self._gather(set(nodes))
+        cache = _cache_for(model, p)
+        nodes = cache.nodes
+        self._gather(set(nodes), cache)
         diagnostics = self._collect_findings(set(nodes))
         members: Dict[str, List[int]] = {}
         for node in nodes:
