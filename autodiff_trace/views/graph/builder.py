@@ -309,7 +309,7 @@ class Builder:
 
     def _node(self, g: graphviz.Digraph, node: int) -> None:
         """A value node: a table of firing numbers, name, data and grad, then its op node."""
-        info, p = self.model.node(node), self.p
+        info = self.model.node(node)
         start, origin = self._grad_at_start(node)
         final = self.writes_of.get(node, [])
         writes = [w for w in final if w.seq in self.seen]

@@ -78,7 +78,7 @@ class FoldedBuilder(Builder):
 
     def _module_box(self, g: graphviz.Digraph, box: str, part: str, inside: List[int]) -> None:
         """One table: the module, the ops it ran with their firing numbers, its parameters' grads."""
-        model, p = self.model, self.p
+        model = self.model
         ops: Dict[str, int] = {}
         params, fires = [], []
         for node in inside:
