@@ -120,7 +120,7 @@ class NodeTable(Mapping):
         self.odd_grads: Dict[int, object] = {}  # row -> a grad a float column cannot hold
         self._dense = array("q")  # id -> row + 1 (0: no such node), while ids stay small
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
-        self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text
+        self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
 
     # -- the mapping -------------------------------------------------------------------
     def row(self, node_id) -> int:
@@ -185,7 +185,7 @@ class NodeTable(Mapping):
         self.data.append(event.value if not whole else 0.0)
         self.starts.append(len(self.parents))
         self.ops.append(self._share(event.op))
-        self.names.append(event.name)
+        self.names.append(self._share(event.name))
         self.sites.append(self._share(event.site))
         self.functions.append(self._share(event.function))
         if event.module is not None and self.modules is None:

@@ -102,7 +102,7 @@ class Side:
         self.epoch, self.occurrences = 0, {}
         self.count = self.passes = 0
         self.findings: Dict[tuple, object] = {}
-        self.last_pass: List[int] = []  # keys of the last compared pass's graph
+        self.last_pass = array("q")  # keys of the last compared pass's graph
         self.root: Optional[int] = None
         self.names = _ByKey(self, lambda row: self._names[row])
         self.sites = _ByKey(self, lambda row: self._sites[row])
@@ -141,7 +141,7 @@ class Side:
         row, earlier = len(self._names), self._row(key)
         site = self._shared.setdefault(e.site, e.site) if e.site else None
         if earlier < 0:  # the first node with this key names it
-            self._names.append(e.name)
+            self._names.append(self._shared.setdefault(e.name, e.name))
             self._sites.append(site)
             self._made.append(key)
         else:  # later ones keep that name, and give their site if they have one
@@ -207,7 +207,7 @@ class Side:
                 in_pass = self.pass_no is None or e.pass_no == self.pass_no
                 if in_pass:
                     self.root = key_of(e.root)
-                    self.last_pass = []
+                    self.last_pass = array("q")
                     for n, g in zip(e.order, e.grads_before):
                         key = key_of(n)
                         self._touch(key)
