@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import weakref
-from array import array
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import graphviz
 
 from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STALE
 from .modules import draw_by_module
+from .pass_cache import Group, PassCache, PassMembers, cache_for, state
 from .picture import Diagram
 from .quoting import html_text, plain_text, tooltip
 from ...core.model import NodeInfo, PassInfo, TraceModel
@@ -29,107 +28,6 @@ __all__ = ["Builder"]
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "neg": "-x", "pow": "^"}  # ASCII:
 # graphviz-pure sizes text from ASCII font metrics
 MAX_LEGEND_FINDINGS = 8
-
-
-LOOK_AHEAD = 64  # firings searched in place for a write's writer before an index is made
-
-
-def _write_steps(p: PassInfo) -> Iterable[int]:
-    """For each write of the pass, how many backward functions had fired when it happened:
-    a write belongs to the writer's first firing from the one under way on."""
-    fired, writes = p.fired, p.writes
-    firings: Optional[Dict[int, List[int]]] = None  # node -> its firing indexes, made if needed
-    current = -1  # index into p.fired of the firing under way
-    for row in range(len(writes)):
-        writer = writes.writer(row)
-        start = max(current, 0)
-        if start < len(fired) and fired[start] == writer:
-            current = start
-            yield current + 1
-            continue
-        window = fired[start:start + LOOK_AHEAD]
-        if writer in window:  # the common case: the writer is firing now or soon
-            current = start + window.index(writer)
-        elif writer is not None and len(fired) > start + LOOK_AHEAD:
-            if firings is None:
-                firings = {}
-                for index, node in enumerate(fired):
-                    firings.setdefault(node, []).append(index)
-            ids = firings.get(writer)
-            if ids:
-                at = bisect.bisect_left(ids, start)
-                if at < len(ids):
-                    current = ids[at]
-        yield current + 1
-
-
-class _Group:
-    """Hidden nodes folded under one kept node: how many, their ops, the first few."""
-
-    __slots__ = ("count", "ops", "sample")
-
-    def __init__(self) -> None:
-        self.count, self.ops, self.sample = 0, {}, []
-
-    def add(self, node: int, op: str) -> None:
-        self.count += 1
-        op = op or "leaf"
-        self.ops[op] = self.ops.get(op, 0) + 1
-        if len(self.sample) < 20:
-            self.sample.append(node)
-
-    def __len__(self) -> int:
-        return self.count
-
-
-class _PassCache:
-    """What every picture of one pass shares (its nodes, the selection, when each write
-    happened), kept while the pass stays as it was: an animation's frames read it once."""
-
-    def __init__(self, model: TraceModel, p: PassInfo) -> None:
-        self.state = _state(model, p)
-        self.nodes = model.pass_nodes(p)
-        self.selections: Dict[tuple, tuple] = {}  # (max_nodes, findings) -> (shown, groups)
-        self.rows: Dict[frozenset, List[int]] = {}  # drawn nodes -> the rows of their writes
-        self._steps: Optional[array] = None
-        self._ordered: Optional[bool] = None
-
-    def write_steps(self, p: PassInfo) -> array:
-        if self._steps is None:
-            self._steps = array("q", _write_steps(p))
-        return self._steps
-
-    def ordered(self, writes) -> bool:
-        """Do the writes' seqs only grow (so no two are the same)?"""
-        if self._ordered is None:
-            seqs = [writes.seq(row) for row in range(len(writes))] if writes.odd else writes.seqs
-            self._ordered = all(a < b for a, b in zip(seqs, itertools.islice(seqs, 1, None)))
-        return self._ordered
-
-
-_CACHES: "weakref.WeakKeyDictionary[PassInfo, _PassCache]" = weakref.WeakKeyDictionary()
-
-
-def _state(model: TraceModel, p: PassInfo) -> tuple:
-    return (model.events, len(model.nodes), len(p.writes), len(p.fired), len(p.diagnostics), p.finished)
-
-
-def _cache_for(model: TraceModel, p: PassInfo) -> _PassCache:
-    cache = _CACHES.get(p)
-    if cache is None or cache.state != _state(model, p):
-        cache = _CACHES[p] = _PassCache(model, p)
-    return cache
-
-
-class _PassMembers:
-    """Membership in a pass's nodes without a set of all of them: reachable, or one of the few others."""
-
-    def __init__(self, p: PassInfo, nodes: List[int]) -> None:
-        self.reachable = p.reachable
-        self.others = set(nodes[len(p.order):])
-
-    def __contains__(self, node) -> bool:
-        return node in self.reachable or node in self.others
 
 
 class Builder:
@@ -154,7 +52,7 @@ class Builder:
         self.keys: Dict[str, str] = {}  # legend rows (colour -> meaning) for styles that appear
         self.by_module = True  # nodes boxed by the module that made them, when they have one
 
-    def _gather(self, drawn, cache: "_PassCache") -> None:
+    def _gather(self, drawn, cache: "PassCache") -> None:
         """Read the pass for the nodes in ``drawn`` only: their writes (seen by this step or
         not), their grads when it began, their firing numbers; and count the writes made."""
         p, step = self.p, self.step
@@ -192,7 +90,7 @@ class Builder:
         if len(nodes) <= self.max_nodes:
             return nodes, {}
         p, model = self.p, self.model
-        present = _PassMembers(p, nodes)
+        present = PassMembers(p, nodes)
         near = self._near_findings(nodes, present) if self.findings else []
         candidates = itertools.chain((p.root,), self.findings, p.fired_outside, p.order[: self.max_nodes // 2],
                                      near, p.stale, p.order, nodes)
@@ -202,7 +100,7 @@ class Builder:
                 kept[node] = True
                 if len(kept) == self.max_nodes:
                     break
-        groups: Dict[int, _Group] = {}
+        groups: Dict[int, Group] = {}
         owned = bytearray(len(model.nodes))  # by node row: folded into a group already
         frontier = [(k, k) for k in kept]
         while frontier:  # a walk from every kept node at once into the hidden nodes it uses
@@ -216,10 +114,10 @@ class Builder:
                             owned.extend(bytes(row + 1 - len(owned)))
                         if not owned[row]:
                             owned[row] = 1
-                            groups.setdefault(group, _Group()).add(parent, info.op)
+                            groups.setdefault(group, Group()).add(parent, info.op)
                             following.append((parent, group))
             frontier = following
-        others = _Group()
+        others = Group()
         for n in nodes:
             if n not in kept:
                 row = model.nodes.row(n)
@@ -239,16 +137,16 @@ class Builder:
     # -- the picture ------------------------------------------------------------------
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        cache = _cache_for(model, p)
+        cache = cache_for(model, p)
         nodes = cache.nodes
-        diagnostics = self._collect_findings(_PassMembers(p, nodes))
+        diagnostics = self._collect_findings(PassMembers(p, nodes))
         chosen = (self.max_nodes, tuple(self.findings))
         if chosen not in cache.selections:
             cache.selections[chosen] = self._select(nodes, None)
         shown, groups = cache.selections[chosen]
         self.shown = set(shown)
         self._gather(self.shown, cache)
-        cache.state = _state(model, p)  # placeholders the selection made for unknown parents
+        cache.state = state(model, p)  # placeholders the selection made for unknown parents
         g = self._digraph(f"backward pass {p.pass_no}", nodesep="0.2", ranksep="0.35")
         inside = [n for n in shown if n in p.reachable]
         if not (self.by_module and draw_by_module(g, model, inside, self._node)):

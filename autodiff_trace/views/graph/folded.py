@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Union
 
 import graphviz
 
-from .builder import Builder, _cache_for
+from .builder import Builder
+from .pass_cache import cache_for
 from .palette import FIRED, INK, MUTED, SEVERITY, STALE
 from .picture import Diagram
 from .quoting import html_text, tooltip
@@ -51,7 +52,7 @@ class FoldedBuilder(Builder):
 
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        cache = _cache_for(model, p)
+        cache = cache_for(model, p)
         nodes = cache.nodes
         self._gather(set(nodes), cache)
         diagnostics = self._collect_findings(set(nodes))
