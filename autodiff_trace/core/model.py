@@ -7,8 +7,11 @@ its own bookkeeping. Folding is linear in the number of events.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from array import array
+from collections.abc import Mapping
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from .columns import NodeInfo, NodeSet, NodeTable, WriteLog
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, PassSummary,
@@ -17,59 +20,148 @@ from .events import (
 __all__ = ["NodeInfo", "PassInfo", "TraceModel"]
 
 
-class NodeInfo:
-    """One node as the trace knows it; ``grad`` is its latest known gradient."""
+def _ids(values) -> "array | tuple":
+    """Node ids as an int64 array (8 bytes each), or as they came if they do not fit one."""
+    try:
+        return array("q", values)
+    except (OverflowError, TypeError):
+        return tuple(values)
 
-    __slots__ = ("id", "name", "op", "value", "parents", "site", "function", "module", "grad")
 
-    def __init__(self, event: NodeCreated) -> None:
-        self.id = event.node
-        self.name = event.name
-        self.op = event.op
-        self.value = event.value
-        self.parents = event.parents
-        self.site = event.site
-        self.function = event.function
-        self.module = event.module  # the model part that made it (torch), else None
-        self.grad = 0.0
+class _WritesTo(Mapping):
+    """Target -> its writes in this pass (``GradAccumulated``, in order), targets in the
+    order of their first write. The index is made on first use, then kept up to date."""
 
-    @classmethod
-    def unknown(cls, node: int) -> "NodeInfo":
-        """A node seen in a pass but never created in the trace (made before tracing began)."""
-        return cls(NodeCreated(-1, 0.0, node, "?", float("nan"), (), f"#{node}", None, None))
+    def __init__(self, log: WriteLog) -> None:
+        self._log = log
+        self._rows: Optional[Dict[int, List[int]]] = None
 
-    def __repr__(self) -> str:
-        return f"NodeInfo({self.id}, {self.name!r}, op={self.op!r}, value={self.value!r}, grad={self.grad!r})"
+    def _index(self) -> Dict[int, List[int]]:
+        if self._rows is None:
+            rows: Dict[int, List[int]] = {}
+            log = self._log
+            for row in range(len(log)):
+                rows.setdefault(log.target(row), []).append(row)
+            self._rows = rows
+        return self._rows
+
+    def added(self, target: int, row: int) -> None:
+        if self._rows is not None:
+            self._rows.setdefault(target, []).append(row)
+
+    def __getitem__(self, target) -> List[GradAccumulated]:
+        log = self._log
+        return [log[row] for row in self._index()[target]]
+
+    def __contains__(self, target) -> bool:
+        return target in self._index()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
 
 
 class PassInfo:
-    """One backward pass: what it meant to visit, what fired, and every grad written."""
+    """One backward pass: what it meant to visit, what fired, and every grad written.
+
+    Held as columns (``order``, ``fired``, ``writes``); the per-node lookups
+    (``grads_before``, ``fire_number``, ``upstream``, ``writes_to``, ``reachable``) are
+    made on first use, so a view that draws a few nodes of a huge pass never pays for them.
+    """
 
     def __init__(self, event: BackwardStarted) -> None:
         self.pass_no = event.pass_no
         self.root = event.root
         self.seed = event.seed
-        self.order = event.order
-        self.reachable = frozenset(event.order)
-        self.grads_before: Dict[int, float] = dict(zip(event.order, event.grads_before))
+        self.order = _ids(event.order)
+        self._grads_before = event.grads_before if not all(g.__class__ is float for g in event.grads_before) \
+            else array("d", event.grads_before)
         self.fired: List[int] = []  # node ids, in firing order
-        self.fire_number: Dict[int, int] = {}  # node id -> 1-based firing number (first firing)
-        self.upstream: Dict[int, float] = {}  # node id -> the gradient its latest firing passed on
-        self.writes: List[GradAccumulated] = []
-        self.writes_to: Dict[int, List[GradAccumulated]] = {}
+        self._upstreams: list = []  # what each firing passed on, aligned with fired
+        self.writes = WriteLog(event.pass_no)
+        self.writes_to = _WritesTo(self.writes)
         self.diagnostics: List[Diagnostic] = []
         self.finished = False
         self.duration: Optional[float] = None
+        self._reachable: Optional[NodeSet] = None
+        self._grads_before_map: Optional[Dict[int, float]] = None
+        self._fire_number: Optional[Dict[int, int]] = None
+        self._upstream: Optional[Dict[int, float]] = None
+
+    @property
+    def reachable(self) -> NodeSet:
+        """The nodes the root reaches (``order`` as a set)."""
+        if self._reachable is None:
+            self._reachable = NodeSet(self.order)
+        return self._reachable
+
+    @property
+    def grads_before(self) -> Dict[int, float]:
+        """Node -> the grad it held when the pass began."""
+        if self._grads_before_map is None:
+            self._grads_before_map = dict(zip(self.order, self._grads_before))
+        return self._grads_before_map
+
+    def grads_before_of(self, wanted) -> Dict[int, float]:
+        """:attr:`grads_before` for the nodes in ``wanted`` only (one scan, no full map)."""
+        if self._grads_before_map is not None:
+            return {n: g for n, g in self._grads_before_map.items() if n in wanted}
+        found: Dict[int, float] = {}
+        for n, g in zip(self.order, self._grads_before):
+            if n in wanted:
+                found[n] = g
+        return found
+
+    @property
+    def fire_number(self) -> Dict[int, int]:
+        """Node id -> its 1-based firing number (first firing)."""
+        if self._fire_number is None:
+            numbers: Dict[int, int] = {}
+            for number, node in enumerate(self.fired, 1):
+                numbers.setdefault(node, number)
+            self._fire_number = numbers
+        return self._fire_number
+
+    @property
+    def upstream(self) -> Dict[int, float]:
+        """Node id -> the gradient its latest firing passed on."""
+        if self._upstream is None:
+            self._upstream = dict(zip(self.fired, self._upstreams))
+        return self._upstream
+
+    def fire(self, node: int, upstream: float) -> None:
+        """Note a firing of ``node``."""
+        self.fired.append(node)
+        if self._upstreams.__class__ is list and upstream.__class__ is float and len(self._upstreams) == 0:
+            self._upstreams = array("d")
+        try:
+            self._upstreams.append(upstream)
+        except TypeError:
+            self._upstreams = list(self._upstreams)
+            self._upstreams.append(upstream)
+        if self._fire_number is not None and node not in self._fire_number:
+            self._fire_number[node] = len(self.fired)
+        if self._upstream is not None:
+            self._upstream[node] = upstream
 
     @property
     def stale(self) -> Dict[int, float]:
         """Nodes that held a non-zero grad when this pass began, with that grad."""
-        return {n: g for n, g in self.grads_before.items() if g != 0}
+        found: Dict[int, float] = {}
+        for n, g in zip(self.order, self._grads_before):
+            if g != 0:
+                found[n] = g
+            elif n in found:  # the node listed again, with a zero grad: the last listing counts
+                del found[n]
+        return found
 
     @property
     def fired_outside(self) -> List[int]:
         """Nodes whose backward function fired although the root cannot reach them."""
-        return [n for n in self.fired if n not in self.reachable]
+        reachable = self.reachable
+        return [n for n in self.fired if n not in reachable]
 
 
 class TraceModel:
@@ -84,12 +176,12 @@ class TraceModel:
     """
 
     def __init__(self) -> None:
-        self.nodes: Dict[int, NodeInfo] = {}
+        self.nodes = NodeTable()  # node id -> NodeInfo, held as columns
+        self._shared: Dict[str, str] = {}  # one copy of each grad-writing site's text
         self.passes: List[PassInfo] = []
         self.diagnostics: List[Diagnostic] = []
         self.zeroed: List[GradsZeroed] = []
         self.summarised: Dict[int, PassSummary] = {}  # pass number -> its counts, when a file kept only those
-        self.last_pass_of: Dict[int, int] = {}  # node id -> the last pass that wrote its grad
         self.name_uses: Dict[str, int] = {}  # name -> how many nodes have it
         self.events = 0
 
@@ -102,10 +194,24 @@ class TraceModel:
 
     def node(self, node_id: int) -> NodeInfo:
         """The node with this id (a placeholder if the trace never saw it created)."""
-        info = self.nodes.get(node_id)
-        if info is None:
-            info = self.nodes[node_id] = NodeInfo.unknown(node_id)
-        return info
+        return NodeInfo(self.nodes, self._row(node_id))
+
+    def _row(self, node_id: int) -> int:
+        row = self.nodes.row(node_id)
+        if row < 0:  # seen in a pass but never created in the trace (made before tracing began)
+            row = self.nodes.add(NodeCreated(-1, 0.0, node_id, "?", float("nan"), (), f"#{node_id}",
+                                             None, None))
+        return row
+
+    @property
+    def last_pass_of(self) -> Dict[int, int]:
+        """Node id -> the last pass that wrote its grad."""
+        last: Dict[int, int] = {}
+        for p in self.passes:
+            for target in p.writes_to:
+                last.pop(target, None)
+                last[target] = p.pass_no
+        return last
 
     def name(self, node_id: Optional[int]) -> str:
         """A node's name, with its id when another node shares the name (``z #3``)."""
@@ -154,42 +260,33 @@ class TraceModel:
             fold(self, event)
 
     def _created(self, event: NodeCreated) -> None:
-        self.nodes[event.node] = NodeInfo(event)
+        self.nodes.add(event)
         name_uses = self.name_uses
         name_uses[event.name] = name_uses.get(event.name, 0) + 1
 
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
+        set_grad, row = self.nodes.set_grad, self._row
         for node_id, grad in zip(event.order, event.grads_before):
-            self.node(node_id).grad = grad
+            set_grad(row(node_id), grad)
 
     def _fired(self, event: BackwardFnFired) -> None:
         p = self._pass_for(event.pass_no)
         if p is not None:
-            node, fired = event.node, p.fired
-            fired.append(node)
-            if node not in p.fire_number:
-                p.fire_number[node] = len(fired)
-            p.upstream[node] = event.upstream
+            p.fire(event.node, event.upstream)
 
     def _written(self, event: GradAccumulated) -> None:
         target = event.target
-        info = self.nodes.get(target)
-        (info if info is not None else self.node(target)).grad = event.grad_after
+        self.nodes.set_grad(self._row(target), event.grad_after)
         p = self._pass_for(event.pass_no)
         if p is not None:
-            p.writes.append(event)
-            writes = p.writes_to.get(target)
-            if writes is None:  # one list per target, made only for its first write
-                p.writes_to[target] = [event]
-            else:
-                writes.append(event)
-            self.last_pass_of[target] = p.pass_no
+            p.writes_to.added(target, len(p.writes))
+            p.writes.append(event, self._shared)
 
     def _zeroed(self, event: GradsZeroed) -> None:
         self.zeroed.append(event)
         for node_id in event.nodes:
-            self.node(node_id).grad = 0.0
+            self.nodes.set_grad(self._row(node_id), 0.0)
 
     def _finished(self, event: BackwardFinished) -> None:
         p = self._pass_for(event.pass_no)
@@ -216,15 +313,26 @@ class TraceModel:
             return passes[-1]  # the common case, in constant time
         return self.pass_(pass_no)
 
+    def pass_nodes(self, p: PassInfo) -> List[int]:
+        """The nodes to draw for a pass: everything the root reaches (in visiting order), plus whatever fired or was written outside it."""
+        reachable = p.reachable
+        wanted = list(p.order)
+        extra: Dict[int, None] = {}
+        for node_id in p.fired:
+            if node_id not in reachable:
+                extra[node_id] = None
+        writes = p.writes
+        for row in range(len(writes)):
+            target = writes.target(row)
+            if target not in reachable:
+                extra[target] = None
+        return wanted + list(extra)
+
     def graph_of(self, p: PassInfo) -> Tuple[List[int], List[Tuple[int, int]]]:
         """The nodes to draw for a pass and the (parent, child) edges between them:
         everything the root reaches, plus whatever fired or was written outside it."""
-        wanted = list(p.order)
+        wanted = self.pass_nodes(p)
         seen = set(wanted)
-        for node_id in [*p.fired, *p.writes_to]:
-            if node_id not in seen:
-                seen.add(node_id)
-                wanted.append(node_id)
         edges = [(parent, child) for child in wanted
                  for parent in self.node(child).parents if parent in seen]
         return wanted, edges

@@ -155,6 +155,12 @@ def _draw(path: Path, folder: Path, fmt: str, pass_no: Optional[int], max_nodes:
     pictures = [p for p in sink.written if p.suffix == f".{fmt}"]
     if not pictures:
         raise UsageProblem(said[0] if said else "nothing was drawn")
+    for picture in pictures:  # a capped picture says so
+        drawn = sink.model.pass_(int(picture.stem.rpartition("_")[2]))
+        total = len(sink.model.pass_nodes(drawn)) if drawn is not None else 0
+        if total > max_nodes:
+            said.append(f"pass {drawn.pass_no} has {total:,} nodes, more than --max-nodes {max_nodes}: "
+                        f"{picture.name} folds the rest into counted groups")
     for message in said:
         print(f"autodiff-trace: {message}", file=sys.stderr)
     return pictures

@@ -14,20 +14,17 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
-import re
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from ..core.describe import describe
 from ..core.events import Event
 from ..core.text import number, plural, visible
-from ..core.tracefile import iter_events
+from .diffside import END, Keys, Side
 
 __all__ = ["TraceDiff", "diff_traces"]
 
 Source = Union[str, os.PathLike, Iterable[Event]]
-_AUTO = re.compile(r"#\d+$")
 ALIGN_LIMIT = 20_000  # events per pass above which the middle is compared in place
-END = object()  # marks the end of a piece (a pass and what led up to it) in a trace's steps
 
 
 def _n(x: Optional[float]):
@@ -47,129 +44,8 @@ def _same(a: Optional[float], b: Optional[float]) -> bool:
     return _n(a) == _n(b)
 
 
-class _Side:
-    """One trace being read: node keys, names, current grads, and the pass being compared."""
-
-    def __init__(self, label: str, source: Source, canon: Dict[tuple, int], pass_no: Optional[int]):
-        self.label, self.canon, self.pass_no = label, canon, pass_no
-        self.path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        self.events = iter_events(source) if self.path else iter(source)
-        self.key: Dict[int, tuple] = {}  # node id -> key
-        self.names: Dict[tuple, str] = {}  # key -> name
-        self.sites: Dict[tuple, str] = {}  # key -> "file.py:line", for names given twice
-        self.name_count: Dict[str, int] = {}
-        self.parents: Dict[tuple, Tuple[tuple, ...]] = {}
-        self.grads: Dict[tuple, float] = {}  # key -> latest grad (at the end: the final grad)
-        self.epoch, self.occurrences = 0, {}
-        self.count = self.passes = 0
-        self.findings: Dict[tuple, object] = {}
-        self.last_pass: List[tuple] = []  # keys of the last compared pass's graph
-        self.pass_keys: set = set()
-        self.root: Optional[tuple] = None
-
-    def name(self, node: Optional[int]) -> str:
-        """The node's name, with its creation line when another node has the same name."""
-        if node is None:
-            return "(none)"
-        key = self.key.get(node)
-        name = self.names.get(key, f"#{node}")
-        site = self.sites.get(key)
-        return f"{name} ({site})" if site and self.name_count.get(name, 0) > 1 else name
-
-    def _make_key(self, e) -> tuple:
-        parents = tuple(self.key.get(p, ("?", p)) for p in e.parents)
-        label = ("op", e.op, parents) if _AUTO.search(e.name) else e.name
-        counter = (label, e.function)
-        occurrence = self.occurrences.get(counter, 0)
-        self.occurrences[counter] = occurrence + 1
-        base = self.canon.setdefault((label, e.function, occurrence), len(self.canon))
-        key = (base,) if self.pass_no is not None else (self.epoch, base)
-        self.names.setdefault(key, e.name)
-        self.name_count[e.name] = self.name_count.get(e.name, 0) + 1
-        if e.site:
-            self.sites[key] = os.path.basename(e.site)
-        self.parents[key] = parents
-        return key
-
-    def sig(self, e) -> Optional[tuple]:
-        """What must agree for two events to count as the same step (ids replaced by keys)."""
-        signature = _SIGNATURES.get(e.kind)
-        return None if signature is None else signature(self.key.get, e)
-
-    def steps(self) -> Iterator[object]:
-        """Yield ``(signature, event)`` for each compared event and :data:`END` after each
-        piece: everything up to the end of a pass (or, with a pass number, that pass alone)."""
-        open_piece = False
-        in_pass = self.pass_no is None
-        for e in self.events:
-            self.count += 1
-            kind = e.kind
-            if kind == "node_created":
-                self.key[e.node] = self._make_key(e)
-            elif kind == "diagnostic":
-                if self.pass_no is None or e.pass_no == self.pass_no:
-                    names = tuple(self.name(n) for n in e.nodes) or e.names
-                    self.findings.setdefault((e.finding, e.severity, names), e)
-                continue
-            elif kind == "backward_started":
-                self.passes += 1
-                in_pass = self.pass_no is None or e.pass_no == self.pass_no
-                if in_pass:
-                    self.root = self.key.get(e.root)
-                    self.last_pass = [self.key.get(n, ("?", n)) for n in e.order]
-                    self.pass_keys = set(self.last_pass)
-                    for n, g in zip(e.order, e.grads_before):
-                        self.grads[self.key.get(n, ("?", n))] = g
-            elif kind == "grad_accumulated" and in_pass:
-                target = self.key.get(e.target, ("?", e.target))
-                self.grads[target] = e.grad_after
-                self._touch(target)
-            elif kind == "backward_fn_fired" and in_pass:
-                self._touch(self.key.get(e.node, ("?", e.node)))
-            elif kind == "grads_zeroed" and self.pass_no is None:
-                for n in e.nodes:
-                    self.grads[self.key.get(n, ("?", n))] = 0.0
-            if in_pass:
-                open_piece = True
-                yield self.sig(e), e
-            if kind == "backward_finished":
-                self.epoch += 1
-                self.occurrences.clear()
-                if in_pass:
-                    open_piece = False
-                    yield END
-                if self.pass_no is not None and in_pass:
-                    self._drain_findings()
-                    return
-                in_pass = self.pass_no is None
-        if open_piece:
-            yield END
-
-    def _touch(self, key: tuple) -> None:
-        """Add a node that fired or was written outside the root's graph to the pass's nodes."""
-        if key not in self.pass_keys:
-            self.last_pass.append(key)
-            self.pass_keys.add(key)
-
-    def _drain_findings(self) -> None:
-        """The findings about a pass come right after its end: read them, then stop."""
-        for e in self.events:
-            if e.kind != "diagnostic":
-                return
-            if e.pass_no == self.pass_no:
-                self.findings.setdefault((e.finding, e.severity, e.names), e)
-
-
-_SIGNATURES = {  # kind -> (key of a node id, event) -> what two matched steps must share
-    "node_created": lambda k, e: ("node", k(e.node), e.op, _n(e.value)),
-    "backward_started": lambda k, e: ("start", k(e.root), _n(e.seed), tuple(sorted(
-        ((k(n), _n(g)) for n, g in zip(e.order, e.grads_before) if g != 0), key=repr))),
-    "backward_fn_fired": lambda k, e: ("fired", k(e.node), _n(e.grad), _n(e.upstream)),
-    "grad_accumulated": lambda k, e: ("write", k(e.target), k(e.fired_by), _n(e.contribution),
-                                      _n(e.grad_before), _n(e.grad_after)),
-    "grads_zeroed": lambda k, e: ("zeroed", tuple(sorted((k(n) for n in e.nodes), key=repr))),
-    "backward_finished": lambda k, e: ("finished", k(e.root)),
-}
+def _raw(x):
+    return x
 
 
 class TraceDiff:
@@ -185,7 +61,7 @@ class TraceDiff:
             draws them.
     """
 
-    def __init__(self, a: _Side, b: _Side, limit: int) -> None:
+    def __init__(self, a: Side, b: Side, limit: int) -> None:
         self.a, self.b, self.limit = a, b, limit
         self.first: Optional[Tuple[Optional[str], Optional[str]]] = None
         self.only_a: List[str] = []
@@ -209,13 +85,14 @@ class TraceDiff:
         if len(target) < self.limit:
             target.append(line)
 
-    def _step(self, side: _Side, e: Event) -> str:
+    def _step(self, side: Side, e: Event) -> str:
         where = f"pass {e.pass_no}, " if hasattr(e, "pass_no") else ""
         return f"{where}seq {e.seq}: {describe(e, side.name)}"
 
     def compare(self, piece_a: list, piece_b: list) -> None:
         """Align one piece of each trace and record what differs."""
-        sa, sb = [s for s, _ in piece_a], [s for s, _ in piece_b]
+        sa = [self.a.sig(e, _n) for _, e in piece_a]  # numbers compared to 12 digits
+        sb = [self.b.sig(e, _n) for _, e in piece_b]
         start = next((i for i, (x, y) in enumerate(zip(sa, sb)) if x != y), min(len(sa), len(sb)))
         end = 0
         while end < min(len(sa), len(sb)) - start and sa[-1 - end] == sb[-1 - end]:
@@ -245,20 +122,25 @@ class TraceDiff:
 
     def finish(self) -> None:
         a, b = self.a, self.b
-        for key, grad in a.grads.items():
+        for key in a.grads.keys():
+            grad = a.grads[key]
             if key in b.grads and not _same(grad, b.grads[key]):
                 self.differing.add(key)
                 self.grads.append((a.names.get(key, "?"), grad, b.grads[key]))
         nodes_a, nodes_b = self._nodes(a), self._nodes(b)
-        self.nodes_only_a = [a.names.get(k, "?") for k in nodes_a if k not in nodes_b]
-        self.nodes_only_b = [b.names.get(k, "?") for k in nodes_b if k not in nodes_a]
+        self.nodes_only_a = [a.names.get(k, "?") for k in nodes_a if not self._has(b, nodes_b, k)]
+        self.nodes_only_b = [b.names.get(k, "?") for k in nodes_b if not self._has(a, nodes_a, k)]
         self.findings_only_a = [f for k, f in a.findings.items() if k not in b.findings]
         self.findings_only_b = [f for k, f in b.findings.items() if k not in a.findings]
 
     @staticmethod
-    def _nodes(side: _Side) -> dict:
+    def _nodes(side: Side):
         """The nodes compared: every node of a whole trace, or those of the chosen pass."""
-        return side.names if side.pass_no is None else dict.fromkeys(side.last_pass)
+        return side.made() if side.pass_no is None else dict.fromkeys(side.last_pass)
+
+    @staticmethod
+    def _has(side: Side, nodes, key) -> bool:
+        return side.made_here(key) if side.pass_no is None else key in nodes
 
     def format(self) -> str:
         """The report as plain text, one fact per line."""
@@ -313,17 +195,18 @@ def diff_traces(a: Source, b: Source, *, pass_no: Union[None, int, Tuple[int, in
         limit: list at most this many steps of each sort (all are counted).
     """
     pa, pb = pass_no if isinstance(pass_no, tuple) else (pass_no, pass_no)
-    canon: Dict[tuple, int] = {}
-    side_a, side_b = _Side("A", a, canon, pa), _Side("B", b, canon, pb)
+    keys = Keys()
+    side_a, side_b = Side("A", a, keys, pa), Side("B", b, keys, pb)
     result = TraceDiff(side_a, side_b, limit)
-    steps_a, steps_b = side_a.steps(), side_b.steps()
+    steps_a, steps_b = side_a.steps(_raw), side_b.steps(_raw)
     while True:  # in step while the traces agree; buffer only the rest of a piece that differs
         x, y = next(steps_a, None), next(steps_b, None)
         if x is None and y is None:
             break
         if x is END and y is END or (x is not None and y is not None and x is not END
-                                     and y is not END and x[0] == y[0]):
-            continue
+                                     and y is not END and (x[0] == y[0] or side_a.sig(x[1], _n)
+                                                           == side_b.sig(y[1], _n))):
+            continue  # the same step: equal as read, or once numbers are taken to 12 digits
         rest_a = [] if x is None or x is END else [x, *itertools.takewhile(_not_end, steps_a)]
         rest_b = [] if y is None or y is END else [y, *itertools.takewhile(_not_end, steps_b)]
         result.compare(rest_a, rest_b)

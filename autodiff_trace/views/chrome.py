@@ -18,13 +18,14 @@ from ..core.describe import describe
 from ..core.tracefile import encode_line
 from ..core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
-    GradsZeroed, NodeCreated, to_dict,
+    EVENT_TYPES, GradsZeroed, NodeCreated, to_dict,
 )
 
 __all__ = ["chrome_events", "write_chrome_trace", "PID", "FORWARD_TID", "BACKWARD_TID", "FINDINGS_TID"]
 
 PID = 1
 FORWARD_TID, BACKWARD_TID, FINDINGS_TID = 1, 2, 3
+_LINES_PER_WRITE = 4096  # records joined into one write
 _TRACKS = {FORWARD_TID: "forward (nodes created)", BACKWARD_TID: "backward",
            FINDINGS_TID: "findings"}
 
@@ -38,14 +39,22 @@ def _us(seconds: float) -> float:
     return round(seconds * 1e6, 3)
 
 
+_NAMED_FIELDS = ("node", "target", "fired_by", "root")  # node ids also given by name
+_LONG_FIELDS = ("order", "grads_before", "nodes")  # long tuples would swamp the viewer
+_NAMED = {cls: tuple(f for f in _NAMED_FIELDS if f in cls._fields) for cls in EVENT_TYPES.values()}
+_LONG = {cls: tuple(f for f in _LONG_FIELDS if f in cls._fields) for cls in EVENT_TYPES.values()}
+
+
 def _args(event: Event, names: Dict[int, str]) -> dict:
     """The event's fields as JSON-safe args, with node ids also given by name."""
-    args = {k: v for k, v in to_dict(event).items() if k not in ("kind", "t")}
-    for field in ("node", "target", "fired_by", "root"):
+    args = to_dict(event)
+    del args["kind"], args["t"]
+    cls = event.__class__
+    for field in _NAMED[cls]:
         node = args.get(field)
         if isinstance(node, int):
             args[f"{field}_name"] = names.get(node, f"#{node}")
-    for field in ("order", "grads_before", "nodes"):  # long tuples would swamp the viewer
+    for field in _LONG[cls]:
         value = args.get(field)
         if isinstance(value, (tuple, list)) and len(value) > 50:
             args[field] = f"{len(value)} values (see the trace file)"
@@ -76,6 +85,14 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
     def name_of(node: Optional[int]) -> str:
         return names.get(node, f"#{node}")
 
+    shared: Dict[str, str] = {}  # one copy of each name
+    said_at = [None, 0.0]  # the last time converted and its microseconds: events come in batches
+
+    def us(t: float) -> float:
+        if t != said_at[0] or t == 0 or t.__class__ is not float:  # 0.0 and -0.0 print apart
+            said_at[0], said_at[1] = t, _us(t)
+        return said_at[1]
+
     def close_firing(at: float) -> Iterator[dict]:
         nonlocal firing
         if firing is not None:
@@ -89,8 +106,8 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
         last_t = max(last_t, t)
         match event:
             case NodeCreated():
-                names[event.node] = event.name
-                yield _instant(describe(event, name_of), "node", FORWARD_TID, t, _args(event, names))
+                names[event.node] = shared.setdefault(event.name, event.name)
+                yield _instant(describe(event, name_of), "node", FORWARD_TID, us(t), _args(event, names))
             case BackwardStarted():
                 yield from close_firing(t)
                 if open_pass is not None:  # a pass that never finished: end it where the next begins
@@ -105,24 +122,24 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
                 upstream[event.node] = event.upstream
             case GradAccumulated():
                 label = describe(event, name_of, upstream=upstream.get(event.fired_by))
-                yield _instant(label, "grad", BACKWARD_TID, t, _args(event, names))
+                yield _instant(label, "grad", BACKWARD_TID, us(t), _args(event, names))
             case GradsZeroed():
-                yield _instant(describe(event, name_of), "zero", FORWARD_TID, t, _args(event, names))
+                yield _instant(describe(event, name_of), "zero", FORWARD_TID, us(t), _args(event, names))
             case BackwardFinished():
                 yield from close_firing(t)
                 if open_pass is not None:
                     yield _end(open_pass, t)
                     open_pass = None
             case Diagnostic():
-                yield _instant(describe(event, name_of), "finding", FINDINGS_TID, t,
+                yield _instant(describe(event, name_of), "finding", FINDINGS_TID, us(t),
                                _args(event, names))
     yield from close_firing(last_t)
     if open_pass is not None:
         yield _end(open_pass, last_t)
 
 
-def _instant(name: str, cat: str, tid: int, t: float, args: dict) -> dict:
-    return {"ph": "i", "s": "t", "name": name, "cat": cat, "pid": PID, "tid": tid, "ts": _us(t),
+def _instant(name: str, cat: str, tid: int, ts: float, args: dict) -> dict:
+    return {"ph": "i", "s": "t", "name": name, "cat": cat, "pid": PID, "tid": tid, "ts": ts,
             "args": args}
 
 
@@ -143,12 +160,16 @@ def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, 
         with open(Path(target), "w", encoding="utf-8") as file:
             return write_chrome_trace(events, file, metadata=metadata)
     target.write('{"displayTimeUnit": "ms", "traceEvents": [\n')
-    count = 0
+    count, lines = 0, []
     for record in chrome_events(events):
-        if count:
-            target.write(",\n")
-        target.write(encode_line(record)[:-1].decode())  # orjson when it can: several times faster
-        count += 1
+        lines.append(encode_line(record)[:-1].decode())  # orjson when it can: several times faster
+        if len(lines) == _LINES_PER_WRITE:
+            target.write((",\n" if count else "") + ",\n".join(lines))
+            count += len(lines)
+            lines.clear()
+    if lines:
+        target.write((",\n" if count else "") + ",\n".join(lines))
+        count += len(lines)
     target.write("\n]")
     if metadata:
         target.write(', "metadata": ' + json.dumps(metadata, default=str))

@@ -10,12 +10,14 @@ output cannot reach it is drawn in a box of its own.
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import Dict, List, Optional, Tuple
 
 import graphviz
 
 from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STALE
 from .modules import draw_by_module
+from .pass_cache import Group, PassCache, PassMembers, cache_for, state
 from .picture import Diagram
 from .quoting import html_text, plain_text, tooltip
 from ...core.model import NodeInfo, PassInfo, TraceModel
@@ -28,23 +30,6 @@ SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "neg": "-x", "pow": "
 MAX_LEGEND_FINDINGS = 8
 
 
-def _write_steps(p: PassInfo) -> List[int]:
-    """For each write of the pass, how many backward functions had fired when it happened:
-    a write belongs to the latest firing of the node that made it."""
-    firings: Dict[int, List[int]] = {}
-    for index, node in enumerate(p.fired):
-        firings.setdefault(node, []).append(index)
-    steps, current = [], -1  # index into p.fired of the firing under way
-    for w in p.writes:
-        ids = firings.get(w.fired_by)
-        if ids:
-            at = bisect.bisect_left(ids, max(current, 0))
-            if at < len(ids):
-                current = ids[at]
-        steps.append(current + 1)
-    return steps
-
-
 class Builder:
     """Builds the Digraph of one pass, or of the pass as it stood after ``step`` firings.
 
@@ -55,16 +40,45 @@ class Builder:
     def __init__(self, model: TraceModel, p: PassInfo, max_nodes: int, rankdir: str,
                  step: Optional[int]) -> None:
         self.model, self.p, self.max_nodes, self.rankdir, self.step = model, p, max_nodes, rankdir, step
-        steps = _write_steps(p) if step is not None else [0] * len(p.writes)
-        self.seen = {w.seq for w, s in zip(p.writes, steps) if step is None or s <= step}
-        self.current = {w.seq for w, s in zip(p.writes, steps) if step is not None and s == step}
+        self.seen: set = set()  # seqs of the drawn nodes' writes made by this step
+        self.seen_count = 0  # writes of the whole pass made by this step
+        self.current: set = set()  # seqs of the drawn nodes' writes made in this step
+        self.writes_of: Dict[int, List] = {}  # drawn node -> its writes in the pass
+        self.drawn_writes: List = []  # the writes into drawn nodes, in the pass's order
+        self.before: Dict[int, float] = {}  # drawn node -> its grad when the pass began
         self.fire_numbers: Dict[int, List[int]] = {}
-        for fire_number, node in enumerate(p.fired, 1):
-            self.fire_numbers.setdefault(node, []).append(fire_number)
         self.now = p.fired[step - 1] if step and step <= len(p.fired) else None
         self.findings: Dict[int, list] = {}
         self.keys: Dict[str, str] = {}  # legend rows (colour -> meaning) for styles that appear
         self.by_module = True  # nodes boxed by the module that made them, when they have one
+
+    def _gather(self, drawn, cache: "PassCache") -> None:
+        """Read the pass for the nodes in ``drawn`` only: their writes (seen by this step or
+        not), their grads when it began, their firing numbers; and count the writes made."""
+        p, step = self.p, self.step
+        writes = p.writes
+        key = frozenset(drawn)
+        rows = cache.rows.get(key)
+        if rows is None:
+            rows = cache.rows[key] = [row for row in range(len(writes)) if writes.target(row) in drawn]
+        steps = cache.write_steps(p) if step is not None else None
+        for row in rows:
+            w = writes[row]
+            self.writes_of.setdefault(w.target, []).append(w)
+            self.drawn_writes.append(w)
+            if step is None or steps[row] <= step:
+                self.seen.add(w.seq)
+            if step is not None and steps[row] == step:
+                self.current.add(w.seq)
+        if not cache.ordered(writes):  # seqs out of order may repeat: count each once, as a set would
+            self.seen_count = len({writes.seq(row) for row in range(len(writes))
+                                   if step is None or steps[row] <= step})
+        else:  # steps never decrease along the writes
+            self.seen_count = len(writes) if step is None else bisect.bisect_right(steps, step)
+        self.before = p.grads_before_of(drawn)
+        for fire_number, node in enumerate(p.fired, 1):
+            if node in drawn:
+                self.fire_numbers.setdefault(node, []).append(fire_number)
 
     def _fired_yet(self, number: int) -> bool:
         return self.step is None or number <= self.step
@@ -75,41 +89,64 @@ class Builder:
         outside nodes); fold the rest into groups, each under the kept node it feeds."""
         if len(nodes) <= self.max_nodes:
             return nodes, {}
-        p, node_of = self.p, self.model.node
-        near = [a for a, c in edges if c in self.findings] + [c for a, c in edges if a in self.findings]
-        candidates = [p.root, *self.findings, *p.fired_outside, *p.order[: self.max_nodes // 2],
-                      *near, *p.stale, *p.order, *nodes]
-        present, kept = set(nodes), {}
+        p, model = self.p, self.model
+        present = PassMembers(p, nodes)
+        near = self._near_findings(nodes, present) if self.findings else []
+        candidates = itertools.chain((p.root,), self.findings, p.fired_outside, p.order[: self.max_nodes // 2],
+                                     near, p.stale, p.order, nodes)
+        kept: Dict[int, bool] = {}
         for node in candidates:
             if node in present:
                 kept[node] = True
                 if len(kept) == self.max_nodes:
                     break
-        groups: Dict[int, List[int]] = {}
-        owner: Dict[int, int] = {}
+        groups: Dict[int, Group] = {}
+        owned = bytearray(len(model.nodes))  # by node row: folded into a group already
         frontier = [(k, k) for k in kept]
         while frontier:  # a walk from every kept node at once into the hidden nodes it uses
             following = []
             for node, group in frontier:
-                for parent in node_of(node).parents:
-                    if parent in present and parent not in kept and parent not in owner:
-                        owner[parent] = group
-                        groups.setdefault(group, []).append(parent)
-                        following.append((parent, group))
+                for parent in model.node(node).parents:
+                    if parent in present and parent not in kept:
+                        info = model.node(parent)
+                        row = info._row
+                        if row >= len(owned):
+                            owned.extend(bytes(row + 1 - len(owned)))
+                        if not owned[row]:
+                            owned[row] = 1
+                            groups.setdefault(group, Group()).add(parent, info.op)
+                            following.append((parent, group))
             frontier = following
-        others = [n for n in nodes if n not in kept and n not in owner]
-        if others:
+        others = Group()
+        for n in nodes:
+            if n not in kept:
+                row = model.nodes.row(n)
+                if row < 0 or row >= len(owned) or not owned[row]:
+                    others.add(n, model.node(n).op)
+        if others.count:
             groups[-1] = others
         return [n for n in nodes if n in kept], groups
+
+    def _near_findings(self, nodes: List[int], present) -> List[int]:
+        """Parents of the nodes findings name, then their children (those in the pass)."""
+        node_of, findings = self.model.node, self.findings
+        edges = [(parent, child) for child in nodes for parent in node_of(child).parents
+                 if parent in present and (child in findings or parent in findings)]
+        return [a for a, c in edges if c in findings] + [c for a, c in edges if a in findings]
 
     # -- the picture ------------------------------------------------------------------
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        nodes, edges = model.graph_of(p)
-        wanted = set(nodes)
-        diagnostics = self._collect_findings(wanted)
-        shown, groups = self._select(nodes, edges)
+        cache = cache_for(model, p)
+        nodes = cache.nodes
+        diagnostics = self._collect_findings(PassMembers(p, nodes))
+        chosen = (self.max_nodes, tuple(self.findings))
+        if chosen not in cache.selections:
+            cache.selections[chosen] = self._select(nodes, None)
+        shown, groups = cache.selections[chosen]
         self.shown = set(shown)
+        self._gather(self.shown, cache)
+        cache.state = state(model, p)  # placeholders the selection made for unknown parents
         g = self._digraph(f"backward pass {p.pass_no}", nodesep="0.2", ranksep="0.35")
         inside = [n for n in shown if n in p.reachable]
         if not (self.by_module and draw_by_module(g, model, inside, self._node)):
@@ -136,7 +173,7 @@ class Builder:
         noted under every node it names."""
         model, p = self.model, self.p
         diagnostics = list(p.diagnostics) + [
-            d for d in model.diagnostics if model.pass_(d.pass_no) is None and wanted.intersection(d.nodes)]
+            d for d in model.diagnostics if model.pass_(d.pass_no) is None and any(n in wanted for n in d.nodes)]
         for d in diagnostics:
             for node in d.nodes:
                 self.findings.setdefault(node, []).append(d)
@@ -155,8 +192,8 @@ class Builder:
     def _grad_at_start(self, node: int) -> Tuple[float, Optional[int]]:
         """The grad ``node`` held when the pass began, and the earlier pass that left it."""
         p, model = self.p, self.model
-        before = p.grads_before.get(node)
-        start = p.writes[0].seq if p.writes else float("inf")
+        before = self.before.get(node)
+        start = p.writes.seq(0) if p.writes else float("inf")
         for q in reversed(model.passes[: model.passes.index(p)]):
             if q.writes_to.get(node):
                 w = q.writes_to[node][-1]
@@ -170,9 +207,9 @@ class Builder:
 
     def _node(self, g: graphviz.Digraph, node: int) -> None:
         """A value node: a table of firing numbers, name, data and grad, then its op node."""
-        info, p = self.model.node(node), self.p
+        info = self.model.node(node)
         start, origin = self._grad_at_start(node)
-        final = p.writes_to.get(node, [])
+        final = self.writes_of.get(node, [])
         writes = [w for w in final if w.seq in self.seen]
         grad = writes[-1].grad_after if writes else start
         tips = self._tips(node, info, grad)
@@ -278,8 +315,8 @@ class Builder:
 
     def _edges(self, g: graphviz.Digraph, shown: List[int]) -> None:
         """Forward edges parent -> op -> child, labelled with what flowed back along them."""
-        by_pair: Dict[Tuple[int, int], List] = {}
-        for w in self.p.writes:
+        by_pair: Dict[Tuple[int, int], List] = {}  # the drawn nodes' writes: the only ones drawn
+        for w in self.drawn_writes:
             by_pair.setdefault((w.fired_by, w.target), []).append(w)
         for child in shown:
             info = self.model.node(child)
@@ -318,15 +355,12 @@ class Builder:
 
     def _groups(self, g: graphviz.Digraph, groups: Dict[int, List[int]]) -> None:
         for owner, members in groups.items():
-            ops: Dict[str, int] = {}
-            for m in members:
-                op = self.model.node(m).op or "leaf"
-                ops[op] = ops.get(op, 0) + 1
+            ops = members.ops
             mix = ", ".join(f"{n} {op}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
             g.node(f"g{owner}", graphviz.nohtml(plain_text(plural(len(members), "node") + " folded") + "\\n" + plain_text(
                    f"({mix})", 60)), shape="box", style="rounded,dashed", color=MUTED, id=f"g{owner}",
                    fontcolor="#555555", margin="0.1,0.05",
-                   tooltip=tooltip(*(self.model.name(m) for m in members[:20])))
+                   tooltip=tooltip(*(self.model.name(m) for m in members.sample)))
             if owner >= 0:
                 head = f"o{owner}" if self._has_op(self.model.node(owner)) else f"v{owner}"
                 g.edge(f"g{owner}", head, style="dashed")
@@ -336,7 +370,7 @@ class Builder:
         fired = len(p.fired) if self.step is None else min(self.step, len(p.fired))
         when = f" after {fired} of {len(p.fired)} firings" if self.step is not None else ""
         head = (f"backward pass {p.pass_no} from <b>{html_text(self._name(p.root))}</b>{when}: "
-                f"{plural(fired, 'backward function')} fired, {plural(len(self.seen), 'grad write')}")
+                f"{plural(fired, 'backward function')} fired, {plural(self.seen_count, 'grad write')}")
         if p.seed != 1:
             head += f", seed {html_text(number(p.seed))}"
         rows = [(FIRED, "#n", "the order in which the node's backward function fired"),

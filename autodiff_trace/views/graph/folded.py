@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Union
 import graphviz
 
 from .builder import Builder
+from .pass_cache import cache_for
 from .palette import FIRED, INK, MUTED, SEVERITY, STALE
 from .picture import Diagram
 from .quoting import html_text, tooltip
@@ -37,6 +38,8 @@ def folds(model: TraceModel, p: PassInfo, modules: Union[bool, str]) -> bool:
     """
     if modules not in (True, False, *MODULE_VIEWS):
         raise ValueError(f"modules={modules!r} is not a way to draw modules; use {', '.join(MODULE_VIEWS)}")
+    if modules in ("fold", "auto") and not model.nodes.has_modules:
+        return False  # no node was made in a module
     if modules == "fold":
         return any(model.node(n).module for n in p.reachable)
     if modules == "auto":
@@ -49,7 +52,9 @@ class FoldedBuilder(Builder):
 
     def build(self) -> Diagram:
         p, model = self.p, self.model
-        nodes, _ = model.graph_of(p)
+        cache = cache_for(model, p)
+        nodes = cache.nodes
+        self._gather(set(nodes), cache)
         diagnostics = self._collect_findings(set(nodes))
         members: Dict[str, List[int]] = {}
         for node in nodes:
@@ -74,7 +79,7 @@ class FoldedBuilder(Builder):
 
     def _module_box(self, g: graphviz.Digraph, box: str, part: str, inside: List[int]) -> None:
         """One table: the module, the ops it ran with their firing numbers, its parameters' grads."""
-        model, p = self.model, self.p
+        model = self.model
         ops: Dict[str, int] = {}
         params, fires = [], []
         for node in inside:
@@ -95,7 +100,7 @@ class FoldedBuilder(Builder):
         tips = [f"module {part}: {plural(len(inside), 'node')} folded"]
         for node in params:
             start, origin = self._grad_at_start(node)
-            writes = p.writes_to.get(node, [])
+            writes = self.writes_of.get(node, [])
             after = writes[-1].grad_after if writes else start
             name = model.name(node)
             short = name[len(part) + 1:] if name.startswith(part + ".") else name

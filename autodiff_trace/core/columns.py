@@ -1,0 +1,384 @@
+"""Compact storage for the trace model: nodes and grad writes held as columns.
+
+A trace of millions of events cannot keep an object per event: :class:`NodeTable` and
+:class:`WriteLog` keep one ``array`` slot (or one shared-string reference) per field,
+and hand out the familiar records (:class:`NodeInfo`, ``GradAccumulated``) when asked.
+A record whose values do not fit a column exactly (an int where a float is expected,
+a NaN, an id beyond 64 bits) is kept whole beside the columns, so what comes out is
+always equal to what went in.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping, Set
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .events import GradAccumulated, NodeCreated
+
+__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog"]
+
+_NONE = -(2 ** 63)  # fired_by None, in an int64 column
+_FLOAT = float
+_SMALL_SET = 100_000  # ids above which a NodeSet bisects a sorted array instead of hashing
+
+
+def _plain(x) -> bool:
+    """Does ``x`` survive a float column unchanged (a float that is not NaN)?"""
+    return x.__class__ is _FLOAT and x == x
+
+
+class NodeInfo:
+    """One node as the trace knows it; ``grad`` is its latest known gradient.
+
+    A view of one row of a :class:`NodeTable`: it reads the table when asked, so it
+    always shows the node's latest grad.
+    """
+
+    __slots__ = ("_table", "_row")
+
+    def __init__(self, table: "NodeTable", row: int) -> None:
+        self._table, self._row = table, row
+
+    def _whole(self) -> Optional[NodeCreated]:
+        return self._table.odd.get(self._row) if self._table.odd else None
+
+    @property
+    def id(self) -> int:
+        whole = self._whole()
+        return whole.node if whole is not None else self._table.ids[self._row]
+
+    @property
+    def name(self) -> str:
+        return self._table.names[self._row]
+
+    @property
+    def op(self) -> str:
+        return self._table.ops[self._row]
+
+    @property
+    def value(self) -> float:
+        whole = self._whole()
+        return whole.value if whole is not None else self._table.data[self._row]
+
+    @property
+    def parents(self) -> Tuple[int, ...]:
+        whole = self._whole()
+        if whole is not None:
+            return whole.parents
+        table, row = self._table, self._row
+        return tuple(table.parents[table.starts[row]:table.starts[row + 1]])
+
+    @property
+    def site(self) -> Optional[str]:
+        return self._table.sites[self._row]
+
+    @property
+    def function(self) -> Optional[str]:
+        return self._table.functions[self._row]
+
+    @property
+    def module(self) -> Optional[str]:
+        """The model part that made the node (torch), else None."""
+        modules = self._table.modules
+        return modules[self._row] if modules is not None else None
+
+    @property
+    def grad(self) -> float:
+        return self._table.grad(self._row)
+
+    @grad.setter
+    def grad(self, value: float) -> None:
+        self._table.set_grad(self._row, value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, NodeInfo) and other._table is self._table and other._row == self._row
+
+    def __hash__(self) -> int:
+        return hash((id(self._table), self._row))
+
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.id}, {self.name!r}, op={self.op!r}, value={self.value!r}, grad={self.grad!r})"
+
+
+class NodeTable(Mapping):
+    """Node id -> :class:`NodeInfo`, held as columns (about 100 bytes a node)."""
+
+    def __init__(self) -> None:
+        self.ids = array("q")
+        self.data = array("d")
+        self.grads = array("d")
+        self.starts = array("q", [0])  # parents of row r: parents[starts[r]:starts[r + 1]]
+        self.parents = array("q")
+        self.ops: List[str] = []
+        self.names: List[str] = []
+        self.sites: List[Optional[str]] = []
+        self.functions: List[Optional[str]] = []
+        self.modules: Optional[List[Optional[str]]] = None  # made at the first node with a module
+        self.odd: Dict[int, NodeCreated] = {}  # row -> the whole event, when a column cannot hold it
+        self.odd_grads: Dict[int, object] = {}  # row -> a grad a float column cannot hold
+        self._dense = array("q")  # id -> row + 1 (0: no such node), while ids stay small
+        self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
+        self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
+
+    # -- the mapping -------------------------------------------------------------------
+    def row(self, node_id) -> int:
+        """The row of ``node_id``, or -1."""
+        if self._sparse is not None:
+            return self._sparse.get(node_id, -1)
+        if node_id.__class__ is int and 0 <= node_id < len(self._dense):
+            return self._dense[node_id] - 1
+        return -1
+
+    def __getitem__(self, node_id) -> NodeInfo:
+        row = self.row(node_id)
+        if row < 0:
+            raise KeyError(node_id)
+        return NodeInfo(self, row)
+
+    def get(self, node_id, default=None):
+        row = self.row(node_id)
+        return NodeInfo(self, row) if row >= 0 else default
+
+    def __contains__(self, node_id) -> bool:
+        return self.row(node_id) >= 0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[int]:
+        odd = self.odd
+        for row, node_id in enumerate(self.ids):
+            yield odd[row].node if odd and row in odd else node_id
+
+    # -- filling -----------------------------------------------------------------------
+    def _share(self, text):
+        return text if text is None else self._shared.setdefault(text, text)
+
+    def add(self, event: NodeCreated) -> int:
+        """Store a node (a second ``node_created`` for one id replaces the first, in place); its row."""
+        row = self.row(event.node)
+        if row >= 0:
+            self.odd[row] = event
+            self.ops[row], self.names[row] = self._share(event.op), event.name
+            self.sites[row], self.functions[row] = self._share(event.site), self._share(event.function)
+            if event.module is not None and self.modules is None:
+                self.modules = [None] * len(self.names)
+            if self.modules is not None:
+                self.modules[row] = self._share(event.module)
+            self.set_grad(row, 0.0)
+            return row
+        row = len(self.names)
+        parents = event.parents
+        try:
+            whole = not _plain(event.value)
+            self.ids.append(event.node if not whole else 0)
+            self.parents.extend(parents if not whole else ())
+        except (OverflowError, TypeError):
+            whole = True
+            del self.ids[row:]
+            self.ids.append(0)
+            del self.parents[self.starts[row]:]
+        if whole:
+            self.odd[row] = event
+        self.data.append(event.value if not whole else 0.0)
+        self.starts.append(len(self.parents))
+        self.ops.append(self._share(event.op))
+        self.names.append(self._share(event.name))
+        self.sites.append(self._share(event.site))
+        self.functions.append(self._share(event.function))
+        if event.module is not None and self.modules is None:
+            self.modules = [None] * row
+        if self.modules is not None:
+            self.modules.append(self._share(event.module))
+        self.grads.append(0.0)
+        self._index(event.node, row)
+        return row
+
+    def _index(self, node_id, row: int) -> None:
+        if self._sparse is None:
+            dense = self._dense
+            if node_id.__class__ is int and 0 <= node_id < 2 * len(self.names) + 65536:
+                if node_id >= len(dense):
+                    dense.frombytes(bytes(8 * (node_id + 1 - len(dense))))
+                dense[node_id] = row + 1
+                return
+            self._sparse = {i: r - 1 for i, r in enumerate(dense) if r}
+            self._dense = array("q")
+        self._sparse[node_id] = row
+
+    # -- grads -------------------------------------------------------------------------
+    def grad(self, row: int):
+        g = self.grads[row]
+        return self.odd_grads.get(row, g) if g != g else g
+
+    def set_grad(self, row: int, value) -> None:
+        if _plain(value):
+            self.grads[row] = value
+            if self.odd_grads:
+                self.odd_grads.pop(row, None)
+        else:
+            self.grads[row] = float("nan")
+            self.odd_grads[row] = value
+
+    @property
+    def has_modules(self) -> bool:
+        """Did any node say which model part made it?"""
+        return self.modules is not None
+
+
+class NodeSet(Set):
+    """The ids of a pass's nodes: a frozenset while small; when big, one byte per id over
+    their range if the ids are dense, else a sorted int64 array searched by bisection."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
+        self._set: Optional[frozenset] = None
+        self._sorted: Optional[array] = None
+        self._bits: Optional[bytearray] = None  # _bits[i]: is id low + i in the set
+        self._low = 0
+        if len(ids) <= _SMALL_SET:
+            self._set = frozenset(ids)
+            return
+        try:
+            self._sorted = array("q", sorted(set(ids)))
+        except (OverflowError, TypeError):
+            self._set = frozenset(ids)
+            return
+        low, high = self._sorted[0], self._sorted[-1]
+        if high - low < 16 * len(self._sorted):
+            bits = bytearray(high - low + 1)
+            for node_id in self._sorted:
+                bits[node_id - low] = 1
+            self._bits, self._low = bits, low
+
+    def __contains__(self, node_id) -> bool:
+        bits = self._bits
+        if bits is not None:
+            if node_id.__class__ is not int:
+                return False
+            at = node_id - self._low
+            return 0 <= at < len(bits) and bits[at] == 1
+        if self._set is not None:
+            return node_id in self._set
+        if node_id.__class__ is not int:
+            return False
+        ids = self._sorted
+        at = bisect_left(ids, node_id)
+        return at < len(ids) and ids[at] == node_id
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._set if self._set is not None else self._sorted)
+
+    def __len__(self) -> int:
+        return len(self._set if self._set is not None else self._sorted)
+
+    def union(self, *others) -> set:
+        return set(self).union(*others)
+
+    @classmethod
+    def _from_iterable(cls, it):
+        return frozenset(it)
+
+
+class WriteLog:
+    """A pass's grad writes, in order, as columns; ``log[i]`` is the i-th ``GradAccumulated``."""
+
+    def __init__(self, pass_no: int) -> None:
+        self.pass_no = pass_no
+        self.seqs = array("q")
+        self.times = array("d")
+        self.targets = array("q")
+        self.writers = array("q")  # fired_by; _NONE for a write outside any backward function
+        self.locals = array("d")
+        self.contributions = array("d")
+        self.befores = array("d")
+        self.afters = array("d")
+        self.flags = bytearray()  # 1: replaced, 2: local_grad is None
+        self.sites: List[Optional[str]] = []
+        self.odd: Dict[int, GradAccumulated] = {}  # row -> the whole event, when columns cannot hold it
+
+    def append(self, w: GradAccumulated, shared: Dict[str, str]) -> None:
+        row = len(self.sites)
+        local = w.local_grad
+        fired_by = w.fired_by
+        whole = not (_plain(w.contribution) and _plain(w.grad_before) and _plain(w.grad_after)
+                     and (local is None or _plain(local)) and w.t.__class__ is _FLOAT
+                     and w.replaced.__class__ is bool and w.pass_no == self.pass_no
+                     and w.target.__class__ is int and (fired_by is None or fired_by.__class__ is int))
+        if not whole:
+            try:
+                self.targets.append(w.target)
+                self.writers.append(_NONE if fired_by is None else fired_by)
+                self.seqs.append(w.seq)
+            except (OverflowError, TypeError):
+                whole = True
+                for column in (self.targets, self.writers, self.seqs):
+                    del column[row:]
+        if whole:
+            self.odd[row] = w
+            self.targets.append(0)
+            self.writers.append(_NONE)
+            self.seqs.append(0)
+            self.times.append(0.0)
+            self.locals.append(0.0)
+            self.contributions.append(0.0)
+            self.befores.append(0.0)
+            self.afters.append(0.0)
+            self.flags.append(0)
+            self.sites.append(None)
+            return
+        self.times.append(w.t)
+        self.locals.append(0.0 if local is None else local)
+        self.contributions.append(w.contribution)
+        self.befores.append(w.grad_before)
+        self.afters.append(w.grad_after)
+        self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
+        site = w.site
+        self.sites.append(site if site is None else shared.setdefault(site, site))
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if self.odd and index in self.odd:
+            return self.odd[index]
+        flags, writer = self.flags[index], self.writers[index]
+        return GradAccumulated(self.seqs[index], self.times[index], self.pass_no, self.targets[index],
+                               None if writer == _NONE else writer,
+                               None if flags & 2 else self.locals[index], self.contributions[index],
+                               self.befores[index], self.afters[index], bool(flags & 1), self.sites[index])
+
+    def __iter__(self) -> Iterator[GradAccumulated]:
+        for row in range(len(self.sites)):
+            yield self[row]
+
+    def target(self, row: int):
+        return self.odd[row].target if self.odd and row in self.odd else self.targets[row]
+
+    def writer(self, row: int):
+        if self.odd and row in self.odd:
+            return self.odd[row].fired_by
+        writer = self.writers[row]
+        return None if writer == _NONE else writer
+
+    def rows_to(self, wanted) -> Dict[int, List[int]]:
+        """Target -> its write rows in order, for the targets in ``wanted`` only (one scan)."""
+        found: Dict[int, List[int]] = {}
+        targets = self.targets
+        for row in range(len(targets)):
+            target = targets[row] if not (self.odd and row in self.odd) else self.odd[row].target
+            if target in wanted:
+                found.setdefault(target, []).append(row)
+        return found
+
+    def seq(self, row: int) -> int:
+        return self.odd[row].seq if self.odd and row in self.odd else self.seqs[row]
