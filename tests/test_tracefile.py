@@ -21,7 +21,8 @@ from autodiff_trace.core.events import (
     EVENT_TYPES, MAX_LIST_ITEMS, BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic,
     GradAccumulated, GradsZeroed, NodeCreated, from_dict, to_dict,
 )
-from autodiff_trace.core.tracefile import MAX_LINE_BYTES, encode_line, iter_events
+from autodiff_trace.core.long_lists import CHUNK
+from autodiff_trace.core.tracefile import MAX_LINE_BYTES, encode_event, encode_line, header_line, iter_events
 
 HEADER = {"kind": "header", "schema": "autodiff_trace.events", "version": 1}
 
@@ -72,10 +73,11 @@ CASES = [(kind, field, wrong) for kind, good in GOOD.items() for field in good i
          for wrong in WRONG[SHAPE[field]]]
 
 
-def write_lines(path: Path, *lines) -> Path:
-    """A trace file: the header, then each line (a dict is JSON-encoded, bytes go as they are)."""
+def write_lines(path: Path, *lines, version: int = 1) -> Path:
+    """A trace file: the header (of ``version``), then each line (a dict is JSON-encoded,
+    bytes go as they are)."""
     with open(path, "wb") as file:
-        for line in (HEADER, *lines):
+        for line in ({**HEADER, "version": version}, *lines):
             file.write(line if isinstance(line, bytes) else json.dumps(line).encode() + b"\n")
     return path
 
@@ -218,22 +220,50 @@ class TestBounds:
         assert peak < 4 * (8 << 20)
 
     def test_a_list_beyond_the_bound_is_refused(self, tmp_path):
-        """A pass `order` of MAX_LIST_ITEMS + 1 ids is refused with the bound and the fix."""
-        ids = [1] * (MAX_LIST_ITEMS + 1)
-        started = {**GOOD["backward_started"], "order": ids, "grads_before": [0.0] * len(ids)}
-        path = write_lines(tmp_path / "trace.jsonl", started)
-        with pytest.raises(TraceFileError, match=rf":2: backward_started\.order holds 1,000,001 node ids, "
-                                                 rf"more than the 1,000,000 one list of a trace may hold; "
+        """A pass `order` of more than MAX_LIST_ITEMS ids, over its list lines, is refused with
+        the bound and the fix as soon as the bound is passed."""
+        started = {**GOOD["backward_started"], "order": [1] * CHUNK, "grads_before": [0.0] * CHUNK}
+        more = MAX_LIST_ITEMS // CHUNK  # one line more than the bound allows
+        piece = {"more_of": started["seq"], "order": [1] * CHUNK, "grads_before": []}
+        path = write_lines(tmp_path / "trace.jsonl", {**started, "more": more}, *[piece] * more, version=3)
+        with pytest.raises(TraceFileError, match=rf":{more + 2}: backward_started\.order holds more than the "
+                                                 rf"10,000,000 items one list of a trace may hold; "
                                                  rf"trace a smaller graph$"):
             load_events(path)
 
-    def test_a_list_at_the_bound_reads(self, tmp_path):
-        """A pass over exactly MAX_LIST_ITEMS nodes is read whole."""
-        started = {**GOOD["backward_started"], "order": list(range(MAX_LIST_ITEMS)),
-                   "grads_before": [0.0] * MAX_LIST_ITEMS}
-        path = write_lines(tmp_path / "trace.jsonl", started)
-        (event,) = load_events(path)
-        assert len(event.order) == MAX_LIST_ITEMS and event.order[-1] == MAX_LIST_ITEMS - 1
+    def test_a_pass_over_many_nodes_goes_on_over_lines_of_bounded_length(self, tmp_path):
+        """A pass over 250,001 nodes is written as its event and two list lines, none over
+        1.2 MB, and reads back whole, special numbers included."""
+        started = BackwardStarted(5, 0.5, 1, 250_000, 1.0, tuple(range(250_001)),
+                                  (0.0,) * 250_000 + (float("nan"),))
+        path = tmp_path / "trace.jsonl"
+        path.write_bytes(encode_line(header_line({})) + encode_event(started))
+        lines = path.read_bytes().splitlines()
+        assert len(lines) == 4 and max(map(len, lines)) < 1_200_000
+        assert repr(load_events(path)) == repr([started])
+
+    @pytest.mark.parametrize("lines, says", [
+        ([{"more_of": 3, "order": [1], "grads_before": [0.0]}], "a list line (more_of 3) must follow the line of "
+                                                                 "the event whose seq it names"),
+        ([{**GOOD["backward_started"], "seq": 3, "more": 2}, {"more_of": 3, "order": [1], "grads_before": [0.0]},
+          GOOD["backward_fn_fired"]], "the event with seq 3 is missing 1 of its list lines"),
+        ([{**GOOD["backward_started"], "more": 0}], "more must be how many list lines follow"),
+        ([{**GOOD["backward_fn_fired"], "more": 1}], "only backward_started, grads_zeroed, diagnostic events go on"),
+        ([{**GOOD["backward_started"], "seq": 3, "more": 1}, {"more_of": 3, "order": 7, "grads_before": []}],
+         "backward_started.order must be a list, got 7"),
+    ])
+    def test_list_lines_out_of_place_are_refused(self, tmp_path, lines, says):
+        """A list line without its event, an event missing its list lines, or a bad one, is named."""
+        with pytest.raises(TraceFileError) as refused:
+            load_events(write_lines(tmp_path / "trace.jsonl", *lines, version=3))
+        assert says in str(refused.value)
+
+    def test_a_trace_cut_inside_a_long_event_keeps_what_came_before(self, tmp_path):
+        """The events before an event whose list lines were cut short still read, with a warning."""
+        path = write_lines(tmp_path / "trace.jsonl", GOOD["backward_fn_fired"],
+                           {**GOOD["backward_started"], "more": 3}, version=3)
+        with pytest.warns(RuntimeWarning, match="the last event's list lines are cut short"):
+            assert [e.kind for e in load_events(path)] == ["backward_fn_fired"]
 
     @pytest.mark.parametrize("where", ["line", "field"])
     def test_deep_nesting_is_one_error(self, tmp_path, where):

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 __all__ = ["MAX_LIST_ITEMS", "NUMBER_FIELDS", "FIELD_CHECKS", "FieldError", "LimitError", "json_number",
            "shown"]
 
-MAX_LIST_ITEMS = 1_000_000  # items one list of one event may hold (a pass over at most 1M nodes)
+MAX_LIST_ITEMS = 10_000_000  # items one list of one event may hold (a pass over at most 10M nodes)
 NUMBER_FIELDS = frozenset({
     "t", "value", "seed", "grads_before", "grad", "upstream",
     "local_grad", "contribution", "grad_before", "grad_after", "duration",

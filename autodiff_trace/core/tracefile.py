@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 from .compact import COLUMNS, read_compact, read_site_line
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
+from .long_lists import LISTS, Continued, split
 
 __all__ = ["TraceFileError", "MAX_LINE_BYTES", "encode_line", "encode_event", "header_line", "load_events", "iter_events",
            "read_header"]
@@ -87,6 +88,7 @@ def _careful(event: Event) -> bytes:
 ENCODERS: Dict[type, Callable[[Event], bytes]] = {
     cls: (_event_encoder(cls) if orjson is not None and cls.kind != "diagnostic" else _careful)
     for cls in EVENT_TYPES.values()}
+ENCODERS.update({cls: split(ENCODERS[cls], encode_line) for cls in LISTS})  # long lists: several lines
 
 
 def encode_event(event: Event) -> bytes:
@@ -253,6 +255,9 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
             yield from reading.block([(number, line)])
     if block:
         yield from reading.block(block)
+    if reading.continued.pending is not None:  # a crash while the long lists were written
+        warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
+                      f"mid-write); the events before it are kept", RuntimeWarning)
 
 
 _BLOCK = 2048  # short lines parsed in one call
@@ -266,6 +271,7 @@ class _Reading:
         self.path, self.compact = path, compact  # only version 3 writes arrays and site lines
         self.t = 0.0
         self.sites: Dict[int, tuple] = {}
+        self.continued = Continued()  # an event whose long lists go on over the next lines
 
     def block(self, block: List[Tuple[int, bytes]]) -> Iterator[Event]:
         """The events of some consecutive lines."""
@@ -298,6 +304,12 @@ class _Reading:
                 elif self.compact and data.__class__ is dict and "site_no" in data:
                     read_site_line(data, self.sites)
                     continue
+                elif self.compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                        or self.continued.pending is not None:
+                    event = self.continued.take(data if data.__class__ is dict else {})
+                    if event is None:
+                        continue
+                    self.t = event.t
                 else:
                     event = from_dict(data)
                     self.t = event.t
