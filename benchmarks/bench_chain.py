@@ -8,22 +8,7 @@ peak resident memory are printed beside the plain script's:
 
     python benchmarks/bench_chain.py [--ops 1000000] [--keep DIR]
 
-Measured at --ops 200000 (1,000,004 events), each table one run on a busy 2-core machine,
-CPU s / peak MiB, before and after the model was held as columns:
-
-    command              before          after
-    stats               4.6 /  80       5.3 /  80
-    render --to svg     9.9 / 798      11.2 / 163
-    html               17.6 / 802      13.5 / 201
-    diff               23.2 / 671      19.7 / 202
-    export --chrome    23.4 / 138      17.9 / 115
-
-At --ops 1000000 the trace's ``backward_started`` line (2,000,001 ids) is longer than the
-reader's line cap and its list cap, so every replay command stops there with exit code 2.
-With both caps raised in the measuring process only (5,000,004 events), after:
-
-    stats 30.6 / 250, render --to svg 58.9 / 680, html 58.6 / 767,
-    export --chrome 102.4 / 392, diff (the trace against itself) 118.5 / 845
+README.md's performance section quotes what it measured.
 """
 
 from __future__ import annotations
