@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from autodiff_trace import Value, trace
 from autodiff_trace.core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, GradAccumulated, NodeCreated,
 )
 
-__all__ = ["Stream", "notebook_user_engine_events"]
+__all__ = ["Stream", "notebook_user_engine_events", "chain_events"]
 
 
 class Stream:
@@ -79,3 +80,13 @@ def notebook_user_engine_events() -> list:
     s.finish(6)
     assert (s.grads[6], s.grads[1], s.grads[2]) == (1.0, 22.0, 18.0)  # the notebook's "1 22 18"
     return s.events
+
+
+def chain_events(length: int) -> list:
+    """The events of one pass over a chain of ``length`` multiplications, traced."""
+    with trace() as t:
+        x = Value(1.0, name="x")
+        for _ in range(length):
+            x = x * 1.5
+        x.backward()
+    return t.events

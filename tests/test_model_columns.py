@@ -11,6 +11,7 @@ from autodiff_trace.core.events import BackwardFnFired, BackwardStarted, GradAcc
 from autodiff_trace.core.model import TraceModel
 from autodiff_trace.replay.tracediff import diff_traces
 from autodiff_trace.views.graph.diagram import diagram
+from streams import chain_events
 
 
 def node(node_id, value=1.5, parents=(), name="x", module=None):
@@ -21,15 +22,6 @@ def node(node_id, value=1.5, parents=(), name="x", module=None):
 def write(seq, target, fired_by=None, local=None, contribution=2.0, replaced=False, pass_no=1):
     return GradAccumulated(seq, 0.5, pass_no, target, fired_by, local, contribution, 1.0,
                            1.0 + contribution, replaced, None)
-
-
-def chain_events(length: int) -> list:
-    with trace() as t:
-        x = Value(1.0, name="x")
-        for _ in range(length):
-            x = x * 1.5
-        x.backward()
-    return t.events
 
 
 class TestNodeTable:

@@ -6,18 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from autodiff_trace import Value, trace
 from autodiff_trace.views.player import build_player
-
-
-def chain_events(length: int) -> list:
-    """One pass over a chain of ``length`` multiplications."""
-    with trace() as t:
-        x = Value(1.0, name="x")
-        for _ in range(length):
-            x = x * 1.5
-        x.backward()
-    return t.events
+from streams import chain_events
 
 
 def page_data(page: str) -> dict:
