@@ -1,7 +1,8 @@
-"""JSON Lines: a header line, then one event per line (the format is :mod:`autodiff_trace.core.tracefile`).
+"""JSON Lines: a header line, then a line per event (the format is :mod:`autodiff_trace.core.tracefile`).
 
 Lines are written in batches, not one ``write`` per event; the tracer may hand the
-hot events over as a captured batch of tuples (``handle_batch``), encoded in one go. The file is flushed at the
+hot events over as a captured batch of tuples (``handle_batch``), written in one go as
+compact lines, each new site first as a site line (:mod:`autodiff_trace.core.compact`). The file is flushed at the
 end of every backward pass and on close, so a script that crashes leaves a valid
 prefix of its trace (at worst a cut last line, which the reader tolerates with a
 warning).
@@ -11,8 +12,8 @@ small: each pass, with the nodes made since the pass before, is one *segment*, h
 in a spool file until it is known whether the policy keeps it. A kept segment is
 copied into the trace whole (under ``findings``, a pass where a finding first shows);
 any other becomes one ``pass_summary`` line, and only
-its leaves (``node_created`` with op ``""``) and findings stay, so the nodes a later
-kept pass names are still known.
+its leaves (``node_created`` with op ``""``), findings and site lines stay, so the nodes
+and sites a later kept pass names are still known.
 """
 
 from __future__ import annotations
