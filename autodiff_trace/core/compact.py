@@ -6,6 +6,7 @@ a tag (:data:`TAGS`), the ``seq``, then the event's fields in their order, ``t``
 (the line has the time of the line before it). The optional fields at the end are left
 out while unset (:data:`TRAILING`). So ``["g",41,1,7,9,2.0,3.0,0.0,3.0]`` is
 ``grad_accumulated`` number 41: pass 1, target 7, fired by 9, local grad 2.0, ...
+A node's site may be the number of a site line written once before it (:class:`SiteNumbers`).
 A captured batch becomes its lines in one ``orjson.dumps`` (:func:`~.captured.lines_of`);
 reading checks every value as an object line's are checked (:mod:`.fields`).
 """
@@ -31,7 +32,7 @@ COLUMNS = {tag: ["seq", *cls._fields[2:]] for tag, cls in TAGS.items()}  # what 
 _new = tuple.__new__
 
 
-def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
+def _line_items(cls: type) -> Callable[..., Optional[tuple]]:
     """The array of one captured event of ``cls`` (its fields after ``seq`` and ``t``), or
     None when it needs an object line: a number that is not a finite float (NaN, ±inf,
     a complex, an int), which JSON arrays cannot carry as orjson writes them."""
@@ -53,8 +54,8 @@ def _line_items(cls: type) -> Callable[[int, tuple], Optional[tuple]]:
                   "        site, function = number(site, function), None"]
     for i in range(len(trailing), 0, -1):  # the longest tail that is all unset goes
         unset = " and ".join(f"{f} is {d!r}" for f, d in TRAILING[cls][len(trailing) - i:])
-        shown_ = kept + trailing[:len(trailing) - i]
-        lines += [f"    if {unset}:", f"        return ({TAG_OF[cls]!r}, seq, {', '.join(shown_)})"]
+        written = kept + trailing[:len(trailing) - i]
+        lines += [f"    if {unset}:", f"        return ({TAG_OF[cls]!r}, seq, {', '.join(written)})"]
     lines.append(f"    return ({TAG_OF[cls]!r}, seq, {', '.join(names)})")
     scope: dict = {}
     exec(compile("\n".join(lines) + "\n", f"<compact line of {cls.kind}>", "exec"), scope)
