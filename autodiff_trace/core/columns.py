@@ -17,7 +17,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .events import GradAccumulated, NodeCreated
 
-__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog"]
+__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "put_number", "number_at"]
 
 _NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _FLOAT = float
@@ -27,6 +27,24 @@ _SMALL_SET = 100_000  # ids above which a NodeSet bisects a sorted array instead
 def _plain(x) -> bool:
     """Does ``x`` survive a float column unchanged (a float that is not NaN)?"""
     return x.__class__ is _FLOAT and x == x
+
+
+def put_number(column: array, odd: dict, index: int, value) -> None:
+    """Store ``value`` at ``index`` of a float ``column``; one the column cannot hold
+    unchanged (NaN, a complex, an int) goes to ``odd``, with NaN in its place."""
+    if _plain(value):
+        column[index] = value
+        if odd:
+            odd.pop(index, None)
+    else:
+        column[index] = float("nan")
+        odd[index] = value
+
+
+def number_at(column: array, odd: dict, index: int):
+    """What :func:`put_number` stored at ``index``."""
+    value = column[index]
+    return odd.get(index, value) if value != value else value
 
 
 class NodeInfo:
@@ -210,17 +228,10 @@ class NodeTable(Mapping):
 
     # -- grads -------------------------------------------------------------------------
     def grad(self, row: int):
-        g = self.grads[row]
-        return self.odd_grads.get(row, g) if g != g else g
+        return number_at(self.grads, self.odd_grads, row)
 
     def set_grad(self, row: int, value) -> None:
-        if _plain(value):
-            self.grads[row] = value
-            if self.odd_grads:
-                self.odd_grads.pop(row, None)
-        else:
-            self.grads[row] = float("nan")
-            self.odd_grads[row] = value
+        put_number(self.grads, self.odd_grads, row, value)
 
     @property
     def has_modules(self) -> bool:

@@ -13,6 +13,7 @@ import re
 from array import array
 from typing import Dict, Iterable, Iterator, List, Optional, Union
 
+from ..core.columns import number_at, put_number
 from ..core.events import Event
 from ..core.tracefile import iter_events
 
@@ -165,13 +166,7 @@ class Side:
         if not self._has_grad[key]:
             self._has_grad[key] = 1
             self._grad_order.append(key)
-        if grad.__class__ is float and grad == grad:
-            self._grads[key] = grad
-            if self._odd:
-                self._odd.pop(key, None)
-        else:
-            self._grads[key] = float("nan")
-            self._odd[key] = grad
+        put_number(self._grads, self._odd, key, grad)
 
     def _in_pass(self, key: int) -> bool:
         return key < len(self._stamp) and self._stamp[key] == self.passes
@@ -283,8 +278,7 @@ class _Grads:
     def get(self, key, default=None):
         if key not in self:
             return default
-        g = self._side._grads[key]
-        return self._side._odd.get(key, g) if g != g else g
+        return number_at(self._side._grads, self._side._odd, key)
 
     def __getitem__(self, key):
         if key not in self:
