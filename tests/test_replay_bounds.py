@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import re
 
+from typer.testing import CliRunner
+
+from autodiff_trace import JsonlSink, trace
+from autodiff_trace.frontends.cli import app
 from autodiff_trace.views.player import build_player
 from streams import chain_events
 
@@ -21,6 +25,15 @@ class TestPlayerBounds:
         page = build_player(chain_events(20), max_steps=10, max_frames=2)
         assert "the first 10 steps of" in page
         assert len(page_data(page)["steps"]) == 10
+
+    def test_the_command_says_on_the_terminal_what_the_page_leaves_out(self, tmp_path):
+        """`autodiff-trace html` on a pass of over 5,000 steps names the cut on stderr as well."""
+        trace_file = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(trace_file)]):
+            chain_events(2000)
+        done = CliRunner().invoke(app, ["html", str(trace_file)], prog_name="autodiff-trace")
+        assert done.exit_code == 0, done.output
+        assert "autodiff-trace: the page shows pass 1: the first 5,000 steps of 6,002" in done.output
 
     def test_a_pass_within_the_cap_lists_every_step(self):
         """A small pass lists every step and notes nothing."""

@@ -258,8 +258,11 @@ def _player(path: Path, target: Path, **options) -> Path:
     """The step-by-step player of a trace: ``html`` and ``render --to html`` both write it."""
     from ..views.player import build_player
 
-    page = build_player(path, title=_title(path), **options)
+    said: list = []
+    page = build_player(path, title=_title(path), said=said, **options)
     write_output(target, lambda file: file.write(page), what="the player")
+    for message in said:  # what the page leaves out, said on the terminal too
+        print(f"autodiff-trace: {message}", file=sys.stderr)
     return target
 
 

@@ -40,7 +40,7 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
                  pass_no: Optional[int] = None, max_nodes: int = 150, max_frames: int = 100,
                  max_bytes: int = 20_000_000, max_passes: int = 20, renderer: Optional[str] = None,
                  title: str = "backward pass", max_steps: int = 5000,
-                 max_drawn: int = 1_000_000) -> str:
+                 max_drawn: int = 1_000_000, said: Optional[List[str]] = None) -> str:
     """The player page as a string.
 
     Args:
@@ -55,6 +55,7 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
         max_steps: steps listed per pass at most; the page says how many it left out.
         max_drawn: a budget of nodes laid out over a pass's frames (frames × the pass's
             graph), so a pass over a huge graph gets fewer step pictures, not a hang.
+        said: a list that gets what the page leaves out, as the page says it (for a terminal).
     """
     if isinstance(events, (str, os.PathLike)):
         events = iter_events(events)
@@ -116,6 +117,8 @@ def build_player(events: Union[Iterable[Event], TraceModel, str, os.PathLike], *
            for n, extra in left_out.items() if any(p.pass_no == n for p in chosen)]
     if cut:
         note = "; ".join(filter(None, [note, *cut]))
+    if said is not None and note:
+        said.append(f"the page shows {note}")
     return _page(title, frames, {"steps": steps, "findings": findings}, note)
 
 
