@@ -12,12 +12,11 @@ the event stamped before them, as their compact lines in a trace file read back 
 
 from __future__ import annotations
 
-import json
 from typing import List, Optional
 
 from .compact import ARRAYS, SiteNumbers
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated
-from .tracefile import encode_event, orjson
+from .tracefile import encode_event, encode_line, orjson
 
 __all__ = ["BATCH", "NODE", "FIRED", "WRITE", "CapturedBatch", "events_of", "lines_of"]
 
@@ -58,19 +57,9 @@ def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteN
         else:  # cut into lines where one array ends and the next begins; a string escapes its "
             if text.count(b'],["') == len(lines) - 1:
                 return text[1:-1].replace(b'],["', b']\n["') + b"\n"
-    return b"".join([_array_line(items) if items is not None
+    return b"".join([encode_line(items) if items is not None
                      else encode_event(_new(CAPTURED[raw[0]], (seq, t) + raw[1:]))
                      for seq, raw, items in zip(range(first_seq, first_seq + len(batch)), batch, lines)])
-
-
-def _array_line(items: tuple) -> bytes:
-    """One compact line; the standard library's ASCII keeps a lone surrogate exactly."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(items) + b"\n"
-        except TypeError:
-            pass
-    return (json.dumps(items, separators=(",", ":")) + "\n").encode()
 
 
 class CapturedBatch:

@@ -205,29 +205,10 @@ class Tracer(Dispatch):
         held, state.held = state.held, None
         result = max((i for i, (r, own) in enumerate(held.reports)
                       if own and r[4] is None and r[1] != "const"), default=None)
-        clock = self._clock
-        if self._captured is None or not (clock.streaming is None and not clock.waiting
-                                          or not clock.must_wait(get_ident())):
-            for i, ((node, op, value, parents, name, site, function, on_emit, module, tensor), _) in \
-                    enumerate(held.reports):
-                self._emit_node(node, op, value, parents, held.name if i == result else name,
-                                site, function, on_emit, module, tensor)
-            return
-        # Captured (the common case): _emit_node's capture path, written out for the line's nodes.
         for i, ((node, op, value, parents, name, site, function, on_emit, module, tensor), _) in \
                 enumerate(held.reports):
-            if parents.__class__ is not tuple and callable(parents):
-                op, value, parents = parents()
-            if i == result:
-                name = held.name  # None when the line assigns nothing (held for its parents)
-            if name is None:
-                name = default_name(node, op, value)
-            raw = (NODE, node, op, value, parents, name, site, function, module, tensor)
-            if on_emit is not None:  # numbered and timed as its batch will be
-                on_emit(_new(NodeCreated, (clock.seq + len(self._captured), clock.last_t) + raw[1:]))
-            self._capture(raw)
-        if len(self._captured) >= BATCH:
-            self._flush_captured()
+            self._emit_node(node, op, value, parents, held.name if i == result else name,
+                            site, function, on_emit, module, tensor)
 
     def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None,
                    tensor=None) -> None:
