@@ -33,8 +33,9 @@ def _made(reporter: EngineReporter, node_class: type, count: int) -> list:
 
 
 def _remembered(reporter: EngineReporter, node) -> tuple:
-    parents, ids = reporter.graph.remember_ids(node, reporter.ids.of(node), VOCAB, sys._getframe())
-    return tuple(parents), ids
+    node_id = reporter.ids.of(node)
+    ids = reporter.graph.remember_ids(node, node_id, VOCAB, sys._getframe())
+    return reporter.graph.remember(node, node_id, VOCAB, sys._getframe()), ids
 
 
 class TestParentsReadInOneGo:

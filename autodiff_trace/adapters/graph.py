@@ -62,10 +62,12 @@ class NodeGraph:
     # -- learning -----------------------------------------------------------------------
     def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
         """Read and keep the parents of a node just made (only nodes made before it)."""
-        return tuple(self.remember_ids(node, node_id, vocab, creator)[0])
+        self.remember_ids(node, node_id, vocab, creator)
+        kept = self.reporter.ids.kept
+        return tuple([kept(keeper) for keeper in self._parents.get(node_id, ())])
 
-    def remember_ids(self, node, node_id: int, vocab, creator: FrameType) -> Tuple[list, tuple]:
-        """``(parents, their ids)`` of a node just made, read and kept as :meth:`remember`."""
+    def remember_ids(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
+        """The ids of the parents of a node just made, read and kept as :meth:`remember`."""
         if vocab.parents:
             direct = self._held_directly(node, node_id, vocab.parents)
             if direct is not None:
@@ -75,13 +77,13 @@ class NodeGraph:
             found = [p for p in called_with(creator, self.reporter.is_node) if self._earlier(p, node_id)]
         self._keep(node_id, found)
         known = self.reporter.ids.known
-        return found, tuple([known(p) for p in found])
+        return tuple([known(p) for p in found])
 
-    def _held_directly(self, node, node_id: int, name: str) -> Optional[Tuple[list, tuple]]:
+    def _held_directly(self, node, node_id: int, name: str) -> Optional[tuple]:
         """The common design read in one go: the parents attribute, in the instance dict,
-        is a plain tuple, list or set of nodes (micrograd's ``_prev``). ``(parents, their
-        ids)`` as :meth:`_held` and :meth:`_keep` would find them, or None for any other
-        content (pairs, a context object, a leaf made by an op function), read the general way."""
+        is a plain tuple, list or set of nodes (micrograd's ``_prev``). Their ids, kept as
+        :meth:`_held` and :meth:`_keep` would keep them, or None for any other content
+        (pairs, a context object, a leaf made by an op function), read the general way."""
         try:
             namespace = object.__getattribute__(node, "__dict__")
         except AttributeError:
@@ -94,27 +96,34 @@ class NodeGraph:
                 or not held or len(held) > _LARGEST:
             return None
         reporter = self.reporter
-        node_types, ids_of = reporter.node_types, reporter.ids.ids_by_key
-        parents, parent_ids = [], []  # the nodes made before it, and their ids
+        node_types, ids_of, keepers_of = reporter.node_types, reporter.ids.ids_by_key, reporter.ids.keepers_by_key
+        keepers, parent_ids = [], []  # the nodes made before it (as kept), and their ids
         for item in held:
             if not isinstance(item, node_types):
                 return None
-            parent_id = ids_of.get(id(item))
+            key = id(item)
+            parent_id = ids_of.get(key)
             if parent_id is not None and parent_id < node_id:
-                parents.append(item)
+                keepers.append(keepers_of[key])
                 parent_ids.append(parent_id)
-        if not parents:
+        if not keepers:
             return None  # made from no earlier node: the general reading decides
-        if len(parents) > 1:
+        if len(keepers) == 2:  # the common binary op, ordered without sorting
+            first, second = parent_ids
+            if first > second and (kind is set or kind is frozenset):  # a set: in creation order
+                keepers.reverse()
+                parent_ids.reverse()
+            elif first == second:  # ``a * a``: the parent once
+                del keepers[1], parent_ids[1]
+        elif len(keepers) > 2:
             if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
                 if parent_ids != sorted(parent_ids):
-                    parent_ids, parents = map(list, zip(*sorted(zip(parent_ids, parents), key=_first)))
-            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
-                parent_ids, parents = map(list, zip(*dict(zip(parent_ids, parents)).items()))
+                    parent_ids, keepers = map(list, zip(*sorted(zip(parent_ids, keepers), key=_first)))
+            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes
+                parent_ids, keepers = map(list, zip(*dict(zip(parent_ids, keepers)).items()))
         self._with_parents.add(type(node))
-        keep = reporter.ids.keepers_by_key
-        self._parents[node_id] = tuple([keep[id(p)] for p in parents])
-        return parents, tuple(parent_ids)
+        self._parents[node_id] = tuple(keepers)
+        return tuple(parent_ids)
 
     def _earlier(self, candidate, node_id: int) -> bool:
         known = self.reporter.ids.known(candidate)

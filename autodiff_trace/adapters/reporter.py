@@ -119,7 +119,7 @@ class EngineReporter:
         if not self.firing and not self._idle():
             self._between_passes(tracer)
         node_id = self.ids.of(node)
-        parents = self.graph.remember_ids(node, node_id, vocab, creator)[1]
+        parents = self.graph.remember_ids(node, node_id, vocab, creator)
         code = creator.f_code
         if code not in self.skip and makes_for_its_caller(creator, vocab.grad, bool(parents),
                                                           vocab.parents is None, self.skip):
