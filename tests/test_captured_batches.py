@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import threading
+from fractions import Fraction
 
 import pytest
 
 from autodiff_trace import Value, trace
 from autodiff_trace.core import tracer as tracer_module
-from autodiff_trace.core.captured import FIRED, NODE, WRITE, events_of, lines_of
+from autodiff_trace.core.captured import FIRED, NODE, WRITE, CapturedBatch, events_of, lines_of
 from autodiff_trace.engine import value as value_module
 from autodiff_trace.core.tracefile import encode_line, header_line, load_events
 from autodiff_trace.sinks.jsonl import JsonlSink
@@ -73,11 +74,21 @@ class TestCapturedBatches:
     def test_long_passes_go_out_in_several_batches(self, tmp_path, monkeypatch):
         """A batch bound far below the pass's size changes nothing in the file."""
         with monkeypatch.context() as patch:
-            patch.setattr(tracer_module, "BATCH", 7)
+            patch.setattr(tracer_module, "CAPTURE_BATCH", 7)
             traced(tmp_path / "small.jsonl", small_training, ids=patch)
         traced(tmp_path / "single.jsonl", small_training, filters=[one_at_a_time], ids=monkeypatch)
         assert without_time(load_events(tmp_path / "small.jsonl")) == \
             without_time(load_events(tmp_path / "single.jsonl"))
+
+    def test_a_recorded_batch_reads_back_as_its_events_whatever_its_values(self):
+        """Kept for ``t.events`` without its tuples, a batch gives back the events it held,
+        NaN bits included; a value that cannot be packed is kept as it was."""
+        batch = [(NODE, 1, "", float("nan"), (), "x", "f.py:3", "<module>", None, None),
+                 (WRITE, 1, 1, None, None, complex(1, 2), 0.0, 2.0, True, "f.py:9")]
+        packed = CapturedBatch(4, 0.5, batch)
+        assert packed.batch is None and repr(packed.events()) == repr(events_of(4, 0.5, batch))
+        odd = [(NODE, 1, "", Fraction(1, 3), (), "x", None, None, None, None)]
+        assert CapturedBatch(0, 0.0, odd).events() == events_of(0, 0.0, odd)
 
     def test_assigned_names_reach_the_values(self, tmp_path):
         """The engine's nodes take the names the tracer settles on, as when sent one by one."""

@@ -12,15 +12,20 @@ the event stamped before them, as their compact lines in a trace file read back 
 
 from __future__ import annotations
 
+import marshal
 from typing import List, Optional
 
 from .compact import ARRAYS, SiteNumbers
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated
 from .tracefile import encode_event, encode_line, orjson
 
-__all__ = ["BATCH", "NODE", "FIRED", "WRITE", "CapturedBatch", "events_of", "lines_of"]
+__all__ = ["BATCH", "CAPTURE_BATCH", "NODE", "FIRED", "WRITE", "CapturedBatch", "events_of", "lines_of"]
 
-BATCH = 65_536  # events captured before they go out: bounds the memory a long pass holds
+BATCH = 65_536  # lines a sink gathers before it writes: bounds the memory a long pass holds
+# Events captured before they go out: fewer than the collector's threshold (700 new objects),
+# so a batch is freed before the collector counts it, and tracing does not set it off again
+# and again, as a long-lived batch would.
+CAPTURE_BATCH = 512
 CAPTURED = (NodeCreated, BackwardFnFired, GradAccumulated)  # the kinds the tracer captures
 NODE, FIRED, WRITE = range(3)  # a captured tuple's first item: its class in CAPTURED
 _new = tuple.__new__
@@ -63,12 +68,18 @@ def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteN
 
 
 class CapturedBatch:
-    """A batch kept for ``Tracer.events``: its event objects are made only when read."""
+    """A batch kept for ``Tracer.events``, marshalled: its tuples are freed, so a long
+    recorded run does not keep the collector busy; event objects are made only when read."""
 
-    __slots__ = ("first_seq", "t", "batch")
+    __slots__ = ("first_seq", "t", "packed", "batch")
 
     def __init__(self, first_seq: int, t: float, batch: List[tuple]) -> None:
-        self.first_seq, self.t, self.batch = first_seq, t, batch
+        self.first_seq, self.t = first_seq, t
+        try:
+            self.packed, self.batch = marshal.dumps(batch), None
+        except ValueError:  # a value marshal cannot write (a NumPy scalar, say): kept as it is
+            self.packed, self.batch = None, batch
 
     def events(self) -> List[Event]:
-        return events_of(self.first_seq, self.t, self.batch)
+        batch = self.batch if self.packed is None else marshal.loads(self.packed)
+        return events_of(self.first_seq, self.t, batch)

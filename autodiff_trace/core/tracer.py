@@ -32,7 +32,7 @@ from threading import get_ident
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from .active import _stack, active_tracer, announce, follow_active
-from .captured import BATCH, FIRED, NODE, WRITE
+from .captured import CAPTURE_BATCH, FIRED, NODE, WRITE
 from .dispatch import Dispatch, _new, _now
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated,
@@ -224,7 +224,7 @@ class Tracer(Dispatch):
                 if on_emit is not None:  # numbered and timed as its batch will be
                     on_emit(_new(NodeCreated, (clock.seq + len(captured), clock.last_t) + raw[1:]))
                 self._capture(raw)
-                if len(captured) >= BATCH:
+                if len(captured) >= CAPTURE_BATCH:
                     self._flush_captured()
                 return
         self._emit(NodeCreated, node, op, value, parents, name, site, function, module, tensor,
@@ -259,7 +259,7 @@ class Tracer(Dispatch):
             p.fired += 1
             if self._capture is not None:
                 self._capture((FIRED, p.pass_no, node, grad, upstream))
-                if len(self._captured) >= BATCH:
+                if len(self._captured) >= CAPTURE_BATCH:
                     self._flush_captured()
                 return
             seq = clock.seq
@@ -288,7 +288,7 @@ class Tracer(Dispatch):
             if self._capture is not None:
                 self._capture((WRITE, p.pass_no, target, fired_by, local_grad,
                                contribution, grad_before, grad_after, replaced, site))
-                if len(self._captured) >= BATCH:
+                if len(self._captured) >= CAPTURE_BATCH:
                     self._flush_captured()
                 return
             seq = clock.seq
