@@ -170,13 +170,19 @@ def element_name(frame: Optional[FrameType], skip: Container = ()) -> Optional[s
     return None
 
 
+_assigns_tuples: dict = {}  # id(code) -> (code, does any line of it assign a tuple of calls?)
+
+
 def _element_at(frame: FrameType) -> Optional[str]:
     code = frame.f_code
-    key = (code.co_filename, frame.f_lineno)
-    elements = _elements.get(key)
-    if elements is None:
-        line = linecache.getline(code.co_filename, frame.f_lineno, frame.f_globals)
-        elements = _elements[key] = _tuple_elements(line)
+    known = _assigns_tuples.get(id(code))  # most code has no such line: one lookup per node
+    if known is None:
+        lines = {line for _, _, line in code.co_lines() if line is not None}
+        known = _assigns_tuples[id(code)] = (
+            code, any(_elements_on(code.co_filename, line, frame.f_globals) for line in lines))
+    if not known[1]:
+        return None
+    elements = _elements_on(code.co_filename, frame.f_lineno, frame.f_globals)
     if not elements:
         return None
     try:
@@ -186,6 +192,15 @@ def _element_at(frame: FrameType) -> Optional[str]:
     if position[0] != frame.f_lineno:
         return None
     return elements.get((position[2], position[3]))
+
+
+def _elements_on(filename: str, lineno: int, module_globals: dict) -> dict:
+    """:func:`_tuple_elements` of a line of a file, read once."""
+    key = (filename, lineno)
+    elements = _elements.get(key)
+    if elements is None:
+        elements = _elements[key] = _tuple_elements(linecache.getline(filename, lineno, module_globals))
+    return elements
 
 
 def _tuple_elements(line: str) -> dict:
