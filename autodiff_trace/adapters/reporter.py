@@ -309,14 +309,14 @@ class EngineReporter:
         (``writing``: a grad write already under way when the rule is noticed)."""
         if self._zeroed:
             self._flush_zeroed(tracer)
+        node_id = self.ids.of(node)
         if self._seed is not None:
             self._confirm(tracer, writing)
-        elif not self.firing and self._pass is not None and self.ids.of(node) == self._pass[0]:
+        elif not self.firing and self._pass is not None and node_id == self._pass[0]:
             self._between_passes(tracer)  # the root's recursive rule called by hand again:
             self._start_at(tracer, node, vocab)  # a new pass
         elif self._pass is None and not self.firing:
             self._start_at(tracer, node, vocab, dict([writing]) if writing else None)  # called by hand
-        node_id = self.ids.of(node)
         self._fired.add(node_id)
         grad = as_float(static_attr(node, vocab.grad))
         tracer.backward_fn_fired(node_id, grad, grad)
