@@ -11,7 +11,7 @@ from __future__ import annotations
 from threading import get_ident
 from typing import Callable, Iterable, Optional
 
-from .captured import BATCH, NODE
+from .captured import NODE
 from .dispatch import _new
 from .events import NodeCreated
 from .held_line import HeldLine, PendingReport
@@ -139,7 +139,7 @@ class NodeReports:
                     self._capture(raw)
             else:
                 captured.extend(reports)
-            if len(self._captured) >= BATCH:
+            if len(self._captured) >= self._batch:
                 self._flush_captured()
             return
         for entry in reports:
@@ -159,7 +159,7 @@ class NodeReports:
         captured = self._captured
         if captured is not None and self._may_capture():
             self._capture(raw)
-            if len(captured) >= BATCH:
+            if len(captured) >= self._batch:
                 self._flush_captured()
         else:
             self._emit(NodeCreated, *raw[1:])
@@ -177,7 +177,7 @@ class NodeReports:
                 clock = self._clock
                 on_emit(_new(NodeCreated, (clock.seq + len(captured), clock.last_t) + raw[1:]))
             self._capture(raw)
-            if len(captured) >= BATCH:
+            if len(captured) >= self._batch:
                 self._flush_captured()
             return
         self._emit(NodeCreated, node, op, value, parents, name, site, function, module, tensor,

@@ -76,6 +76,7 @@ class Tracer(NodeReports, Dispatch):
         self._events: List[Event] = []
         self._unread: list = []  # captured batches (and the events after them) not yet read
         self._captured: Optional[list] = None  # the hot events as tuples, when capturing
+        self._batch = BATCH  # captured events that go out together
         self._capture: Optional[Callable] = None  # its bound append
         self.record = record
         self.name_prefix = name_prefix
@@ -186,7 +187,7 @@ class Tracer(NodeReports, Dispatch):
             p.fired += 1
             if self._capture is not None:
                 self._capture((FIRED, p.pass_no, node, grad, upstream))
-                if len(self._captured) >= BATCH:
+                if len(self._captured) >= self._batch:
                     self._flush_captured()
                 return
             seq = clock.seq
@@ -215,7 +216,7 @@ class Tracer(NodeReports, Dispatch):
             if self._capture is not None:
                 self._capture((WRITE, p.pass_no, target, fired_by, local_grad,
                                contribution, grad_before, grad_after, replaced, site))
-                if len(self._captured) >= BATCH:
+                if len(self._captured) >= self._batch:
                     self._flush_captured()
                 return
             seq = clock.seq
@@ -251,7 +252,7 @@ class Tracer(NodeReports, Dispatch):
         p = self._threads[get_ident()].pass_
         p.fired += fired
         p.accumulated += accumulated
-        if len(self._captured) >= BATCH:
+        if len(self._captured) >= self._batch:
             self._flush_captured()
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
