@@ -74,9 +74,9 @@ class NodeReports:
 
         ``frame`` is the first frame outside the engine's own code (the user's line is
         found from it, past this package's frames). Returns the node's site. A node with
-        no ``name`` of its own is called by its op and id; when it is the result of an
-        assignment line, ``named(obj, name)`` gives it the assigned name once the line is
-        done (see :meth:`node_created`).
+        no ``name`` of its own goes out with its default name (:func:`~.sites.default_name`);
+        when it is the result of an assignment line, ``named(obj, name)`` gives it the
+        assigned name once the line is done (see :meth:`node_created`).
         """
         while frame is not None:
             lines = by_code.get(id(frame.f_code))
