@@ -53,6 +53,11 @@ def label_source(filename: str, label: str) -> None:
     _labels[filename], _labelled[label] = label, filename
     for key in [k for k in _lines if k[0] == filename]:  # the name may have held other code
         del _lines[key]
+    for memo in memos:
+        memo.clear()
+
+
+memos: list = []  # dicts of described lines kept elsewhere (per instruction): cleared with _lines
 
 
 def locate_site(site: str) -> Optional[Tuple[str, int]]:
@@ -98,15 +103,16 @@ def _display_path(filename: str) -> str:
 _lines: dict = {}
 
 
-def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str]]:
-    """``(site, function, assigned name)`` for the frame's current line, cached per line."""
+def describe_line(frame: FrameType) -> Tuple[str, str, Optional[str], int]:
+    """``(site, function, assigned name, line number)`` for the frame's current line,
+    cached per line."""
     code = frame.f_code  # code objects of two files can compare equal: key on the file too
     key = (code.co_filename, code.co_name, frame.f_lineno)
     described = _lines.get(key)
     if described is None:
         # Lambdas and generator expressions run inside a line but assign nothing.
         named = code.co_name == "<module>" or not code.co_name.startswith("<")
-        described = (*format_site(frame), assigned_name(frame) if named else None)
+        described = (*format_site(frame), assigned_name(frame) if named else None, frame.f_lineno)
         _lines[key] = described
     return described
 

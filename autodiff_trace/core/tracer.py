@@ -29,28 +29,23 @@ import sys
 import time
 from collections import deque
 from threading import get_ident
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .active import _stack, active_tracer, announce, follow_active
-from .captured import CAPTURE_BATCH, FIRED, NODE, WRITE
+from .captured import CAPTURE_BATCH, FIRED, WRITE
 from .dispatch import Dispatch, _new, _now
 from .events import (
-    BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated,
-    GradsZeroed, NodeCreated,
+    BackwardFinished, BackwardFnFired, BackwardStarted, Event, GradAccumulated, GradsZeroed,
 )
-from .held_line import HeldLine
 from .model import TraceModel
-from .sites import default_name
+from .node_reports import NodeReports
 from .stages import Analyzer, ReadsModel, Sink, TakesBatches
 from .turns import PassCounts, ThreadState, Turns
-from .user_line import user_line
 
 __all__ = ["Sink", "Analyzer", "ReadsModel", "Tracer", "trace", "active_tracer", "follow_active"]
 
 
-
-
-class Tracer(Dispatch):
+class Tracer(NodeReports, Dispatch):
     """Receives reports from engines, and sends events to its sinks.
 
     Args:
@@ -81,6 +76,7 @@ class Tracer(Dispatch):
         self._events: List[Event] = []
         self._unread: list = []  # captured batches (and the events after them) not yet read
         self._captured: Optional[list] = None  # the hot events as tuples, when capturing
+        self._batch = CAPTURE_BATCH  # captured events that go out together
         self._capture: Optional[Callable] = None  # its bound append
         self.record = record
         self.name_prefix = name_prefix
@@ -155,80 +151,12 @@ class Tracer(Dispatch):
                 print(f"autodiff_trace: {type(sink).__name__} failed to close: {exc}", file=sys.stderr)
 
     # -- reports from engines --------------------------------------------------------
-    def node_created(self, node: int, op: str, value: float, parents: tuple,
-                     name: Optional[str] = None, *, skip: Iterable = (), obj: object = None,
-                     on_emit: Optional[Callable[[NodeCreated], None]] = None,
-                     module: Optional[str] = None, tensor: Optional[str] = None) -> None:
-        """Report a new node.
-
-        A node made on an assignment line (``z = mul(add(x, y), add(x, y))``) is held
-        until the line is done, so that the last node it made, its result, can be
-        named ``z``; the held events go out, in order, before any later event.
-        ``obj`` is the node itself, when the engine has one (it tells a loop's new
-        run of a line from the same run making several nodes); ``on_emit`` receives
-        the event once its name is settled; ``skip`` holds code objects to look past
-        when finding the user's line (an adapter's op functions); ``module`` is the model
-        part that made it, when the adapter knows one (``model.0``), and ``tensor`` the dtype
-        and shape of the tensor the node stands for (``float32[64, 512]``). ``parents`` may be a
-        function giving ``(op, value, parents)``, for a node not finished when it is
-        reported (its op links it after making it, ``ret._ctx = ctx``, or its ``__init__``
-        has yet to run): the report is then held until its line is done.
-        """
-        frame, (site, function, assigned) = user_line(skip)
-        with self._clock.lock:
-            state = self._threads.get(get_ident()) or self._state()
-            held = state.held
-            own = None if held is None else held.admits(frame)
-            if own is None and held is not None:
-                self._release(state)
-                held = None
-            if held is None and (assigned is not None or callable(parents) and frame is not None):
-                held = state.held = HeldLine(frame, assigned, assigned and self.name_prefix + assigned)
-                own = True
-            report = (node, op, value, parents, name, site, function, on_emit, module, tensor)
-            if held is None:
-                self._emit_node(*report)
-            else:
-                held.reports.append((report, own))
-                if own:
-                    held.last_node = obj
-
     def _state(self) -> ThreadState:
         """The calling thread's pass and held line in this tracer."""
         state = self._threads.get(get_ident())
         if state is None:
             state = self._threads[get_ident()] = ThreadState()
         return state
-
-    def _release(self, state: ThreadState) -> None:
-        """Emit the held nodes of a finished line; its result takes the assigned name."""
-        held, state.held = state.held, None
-        result = max((i for i, (r, own) in enumerate(held.reports)
-                      if own and r[4] is None and r[1] != "const"), default=None)
-        for i, ((node, op, value, parents, name, site, function, on_emit, module, tensor), _) in \
-                enumerate(held.reports):
-            self._emit_node(node, op, value, parents, held.name if i == result else name,
-                            site, function, on_emit, module, tensor)
-
-    def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None,
-                   tensor=None) -> None:
-        if callable(parents):
-            op, value, parents = parents()
-        if name is None:
-            name = default_name(node, op, value)
-        captured = self._captured
-        if captured is not None:
-            clock = self._clock
-            if (clock.streaming is None and not clock.waiting) or not clock.must_wait(get_ident()):
-                raw = (NODE, node, op, value, parents, name, site, function, module, tensor)
-                if on_emit is not None:  # numbered and timed as its batch will be
-                    on_emit(_new(NodeCreated, (clock.seq + len(captured), clock.last_t) + raw[1:]))
-                self._capture(raw)
-                if len(captured) >= CAPTURE_BATCH:
-                    self._flush_captured()
-                return
-        self._emit(NodeCreated, node, op, value, parents, name, site, function, module, tensor,
-                   on_emit=on_emit)
 
     def backward_started(self, root: int, seed: float, order: tuple, grads_before: tuple) -> int:
         """Report the start of a backward pass; returns its number (1, 2, ...)."""
@@ -259,7 +187,7 @@ class Tracer(Dispatch):
             p.fired += 1
             if self._capture is not None:
                 self._capture((FIRED, p.pass_no, node, grad, upstream))
-                if len(self._captured) >= CAPTURE_BATCH:
+                if len(self._captured) >= self._batch:
                     self._flush_captured()
                 return
             seq = clock.seq
@@ -288,7 +216,7 @@ class Tracer(Dispatch):
             if self._capture is not None:
                 self._capture((WRITE, p.pass_no, target, fired_by, local_grad,
                                contribution, grad_before, grad_after, replaced, site))
-                if len(self._captured) >= CAPTURE_BATCH:
+                if len(self._captured) >= self._batch:
                     self._flush_captured()
                 return
             seq = clock.seq
@@ -296,6 +224,36 @@ class Tracer(Dispatch):
             clock.last_t = t = _now() - clock.t0
             self._dispatch(_new(GradAccumulated, (seq, t, p.pass_no, target, fired_by, local_grad,
                                                   contribution, grad_before, grad_after, replaced, site)))
+
+    @property
+    def lock(self):
+        """The lock every report takes (reentrant): an engine holds it around the steps it
+        captures itself (:meth:`pass_capture`)."""
+        return self._clock.lock
+
+    def pass_capture(self) -> Optional[Callable[[tuple], None]]:
+        """The function an engine may give the calling thread's pass events to itself, as
+        captured tuples (``(FIRED, pass_no, node, grad, upstream)`` and ``(WRITE, pass_no,
+        target, fired_by, local_grad, contribution, grad_before, grad_after, False, None)``,
+        see :mod:`.captured`), while it holds :attr:`lock`; then it calls
+        :meth:`pass_captured`. None when the events must go through
+        :meth:`backward_fn_fired` and :meth:`grad_accumulated` (no capture, a held line,
+        another thread's turn)."""
+        thread = get_ident()
+        state = self._threads.get(thread)
+        clock = self._clock
+        if self._capture is None or state is None or state.pass_ is None or state.held is not None \
+                or clock.waiting or clock.streaming != thread:
+            return None
+        return self._capture
+
+    def pass_captured(self, fired: int, accumulated: int) -> None:
+        """Count the events an engine captured itself in its pass; a full batch goes out."""
+        p = self._threads[get_ident()].pass_
+        p.fired += fired
+        p.accumulated += accumulated
+        if len(self._captured) >= self._batch:
+            self._flush_captured()
 
     def grads_zeroed(self, nodes: tuple, grads_before: tuple) -> None:
         """Report that the grads of ``nodes`` were set to zero."""

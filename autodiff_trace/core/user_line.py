@@ -1,8 +1,8 @@
 """The user's line behind a report, remembered per instruction so a loop pays one lookup.
 
-:func:`~.sites.user_frame` walks out of this package and :func:`~.sites.describe_line`
-names the line; a node made again by the same instruction of the same code (a loop's
-next turn) gets the same answer, so it is kept per ``(code, offset)``.
+:func:`user_line` walks out of this package and :func:`~.sites.describe_line` names
+the line; a node made again by the same instruction of the same code (a loop's next
+turn) gets the same answer, so it is kept per ``(code, offset)`` in :data:`by_code`.
 """
 
 from __future__ import annotations
@@ -14,36 +14,52 @@ from typing import Container, Optional, Tuple
 from . import sites
 from .sites import PACKAGE_DIR, describe_line
 
-__all__ = ["user_line"]
+__all__ = ["user_line", "line_at", "code_lines", "by_code", "INSIDE", "NOWHERE"]
 
 _getframe = sys._getframe
-_NOWHERE = (None, None, None)
+NOWHERE = (None, None, None, None)  # described, when no user frame made the node
 _MOST_CODES = 10_000  # code objects remembered before the memo starts again
-_seen: dict = {}  # id(code) -> (code, {offset: described}); holding the code keeps its id its own
-_labels_seen = [0]  # how many labelled sources the memo was made with (sites.label_source)
+by_code: dict = {}  # id(code) -> {offset: described}, or INSIDE; _alive holds each code, so its id stays its own
+_alive: dict = {}
+INSIDE = "inside"  # by_code's entry for the code of this package: no line of the user's
+sites.memos.append(by_code)  # a labelled source reads its lines anew
 
 
-def user_line(skip: Container = ()) -> Tuple[Optional[FrameType], Tuple[Optional[str], Optional[str], Optional[str]]]:
-    """``(frame, (site, function, assigned name))`` for the innermost frame outside this
-    package whose code is not in ``skip``, seen from a report method's caller; ``(None,
-    (None, None, None))`` when there is none."""
+def user_line(skip: Container = ()) -> Tuple[Optional[FrameType], Tuple]:
+    """``(frame, (site, function, assigned name, line number))`` for the innermost frame
+    outside this package whose code is not in ``skip``, seen from a report method's
+    caller; ``(None, NOWHERE)`` when there is none."""
     frame = _getframe(2)
     while frame is not None:
         code = frame.f_code
-        if code.co_filename.startswith(PACKAGE_DIR) or code in skip:
+        lines = by_code.get(id(code))
+        if lines is None:
+            lines = code_lines(code)
+        if lines is INSIDE or code in skip:
             frame = frame.f_back
             continue
-        if len(sites._labels) != _labels_seen[0]:  # a source was labelled: sites read anew
-            _seen.clear()
-            _labels_seen[0] = len(sites._labels)
-        known = _seen.get(id(code))
-        if known is None:
-            if len(_seen) >= _MOST_CODES:
-                _seen.clear()
-            known = _seen[id(code)] = (code, {})
-        lines = known[1]
-        described = lines.get(frame.f_lasti)
-        if described is None:
-            described = lines[frame.f_lasti] = describe_line(frame)
-        return frame, described
-    return None, _NOWHERE
+        return frame, lines.get(frame.f_lasti) or line_at(frame)
+    return None, NOWHERE
+
+
+def code_lines(code):
+    """The described instructions of ``code`` so far (:data:`by_code`), or :data:`INSIDE`
+    for this package's own code."""
+    lines = by_code.get(id(code))
+    if lines is None:
+        if len(by_code) >= _MOST_CODES:
+            by_code.clear()
+            _alive.clear()
+        lines = by_code[id(code)] = INSIDE if code.co_filename.startswith(PACKAGE_DIR) else {}
+        _alive[id(code)] = code
+    return lines
+
+
+def line_at(frame: FrameType) -> Tuple:
+    """``(site, function, assigned name, line number)`` of the instruction ``frame`` is
+    at (a frame outside this package), described once per instruction."""
+    lines = code_lines(frame.f_code)
+    described = lines.get(frame.f_lasti)
+    if described is None:
+        described = lines[frame.f_lasti] = describe_line(frame)
+    return described

@@ -12,14 +12,16 @@ same numbers: a test runs every op both ways.
 from __future__ import annotations
 
 from operator import add, attrgetter
-from typing import List
+from typing import List, Optional
 
+from ..core.captured import FIRED, WRITE
 from .ids import BLOCK
 from .rules import ADD, CONST, DIV, MUL, NEG, RELU, SUB, TANH
 
 __all__ = ["backward_pass", "topological_order"]
 
 _grad_of, _block_of, _offset_of = attrgetter("grad"), attrgetter("_block"), attrgetter("_offset")
+STRETCH = 1024  # nodes of a traced pass between two turns of the tracer's lock
 
 
 def topological_order(root) -> list:
@@ -65,11 +67,13 @@ def backward_pass(root, seed: float, tracer) -> None:
     """Add d root / d node to ``node.grad`` on every node ``root`` depends on."""
     order = topological_order(root)
     fresh = not any(map(_grad_of, order))
-    if tracer is None and fresh:
+    if tracer is not None:
+        _propagate_traced(root, seed, order, tracer, None if fresh else dict.fromkeys(order, 0.0))
+    elif fresh:
         root.grad = seed or 0.0  # d root / d root (0.0 + seed)
         _propagate(order)
     else:
-        _propagate_from_table(root, seed, order, tracer, fresh)
+        _propagate_from_table(root, seed, order, None, dict.fromkeys(order, 0.0))
 
 
 def _propagate(order: List) -> None:
@@ -113,14 +117,10 @@ def _propagate(order: List) -> None:
             b.grad = grad + db if grad else (db or 0.0)
 
 
-def _propagate_from_table(root, seed: float, order: List, tracer, fresh: bool) -> None:
+def _propagate_from_table(root, seed: float, order: List, tracer, received: Optional[dict]) -> None:
     """The pass with every derivative from the table, each step reported to ``tracer``
-    when there is one. Unless every grad was 0 when the pass began (``fresh``), what
-    each node receives in this pass is kept apart from its grad, in a dict."""
-    if tracer is not None:
-        ids = tuple(map(add, map(_block_of, order), map(_offset_of, order)))  # each node.id
-        tracer.backward_started(root.id, seed, ids, tuple(map(_grad_of, order)))
-    received = None if fresh else dict.fromkeys(order, 0.0)
+    when there is one. ``received`` (unless every grad was 0 when the pass began) keeps
+    what each node receives in this pass apart from its grad."""
 
     def give(target, source, local, grad_in: float) -> None:
         """``target.grad += local * grad_in``: one step of the chain rule."""
@@ -134,7 +134,8 @@ def _propagate_from_table(root, seed: float, order: List, tracer, fresh: bool) -
                                     None if source is None else source._block + source._offset,
                                     local, contribution, before, target.grad)
 
-    give(root, None, None, seed)  # the seed: d root / d root
+    if root is not None:
+        give(root, None, None, seed)  # the seed: d root / d root
     for node in order:
         op = node._op
         if op is None or op.arity == 0:
@@ -148,5 +149,60 @@ def _propagate_from_table(root, seed: float, order: List, tracer, fresh: bool) -
             local_a, local_b = op.local(a.data, b.data, node.data)
             give(a, node, local_a, grad_in)
             give(b, node, local_b, grad_in)
-    if tracer is not None:
-        tracer.backward_finished()
+
+
+def _propagate_traced(root, seed: float, order: List, tracer, received: Optional[dict]) -> None:
+    """The pass from the table, every step an event. A stretch of :data:`STRETCH` nodes
+    holds the tracer's lock and, when the tracer lets it (:meth:`~autodiff_trace.core.tracer.Tracer.pass_capture`),
+    appends its events as captured tuples itself: no call per event but the append."""
+    ids = tuple(map(add, map(_block_of, order), map(_offset_of, order)))  # each node.id
+    pass_no = tracer.backward_started(root.id, seed, ids, tuple(map(_grad_of, order)))
+    _propagate_from_table(root, seed, (), tracer, received)  # the seed: d root / d root
+    for start in range(0, len(order), STRETCH):
+        stretch = order[start:start + STRETCH]
+        with tracer.lock:
+            capture = tracer.pass_capture()
+            if capture is None:
+                _propagate_from_table(None, seed, stretch, tracer, received)
+                continue
+            fired = accumulated = 0
+            try:
+                for node in stretch:
+                    op = node._op
+                    if op is None or op.arity == 0:
+                        continue
+                    a, b, grad = node._a, node._b, node.grad
+                    grad_in = grad if received is None else received[node]
+                    source = node._block + node._offset
+                    capture((FIRED, pass_no, source, grad, grad_in))
+                    fired += 1
+                    if op.arity == 1:
+                        local = op.local(a.data, b, node.data)
+                        contribution = local * grad_in
+                        before = a.grad
+                        a.grad = after = before + contribution
+                        if received is not None:
+                            received[a] += contribution
+                        capture((WRITE, pass_no, a._block + a._offset, source, local, contribution,
+                                 before, after, False, None))
+                        accumulated += 1
+                        continue
+                    local_a, local_b = op.local(a.data, b.data, node.data)
+                    contribution = local_a * grad_in
+                    before = a.grad
+                    a.grad = after = before + contribution
+                    if received is not None:
+                        received[a] += contribution
+                    capture((WRITE, pass_no, a._block + a._offset, source, local_a, contribution,
+                             before, after, False, None))
+                    contribution = local_b * grad_in
+                    before = b.grad  # after a's write: a * a adds to one grad twice
+                    b.grad = after = before + contribution
+                    if received is not None:
+                        received[b] += contribution
+                    capture((WRITE, pass_no, b._block + b._offset, source, local_b, contribution,
+                             before, after, False, None))
+                    accumulated += 2
+            finally:
+                tracer.pass_captured(fired, accumulated)
+    tracer.backward_finished()

@@ -13,13 +13,15 @@ row's ``value``. Either way a node is built in one place, :func:`_made`.
 
 A node is its slots and its ``data`` float, nothing more: its id is two ints it shares
 with other nodes (:mod:`.ids`), its name and site share one slot set only on a named or
-traced node, and no slot holds what it receives during a pass (:mod:`.backward`).
+traced node (a traced node with no name of its own holds just its site, a string the
+nodes of one line share), and no slot holds what it receives during a pass (:mod:`.backward`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Iterable, Optional, Union
 
 from ..core.sites import default_name
@@ -38,6 +40,8 @@ _new = object.__new__
 Number = Union[int, float]
 _numbering = ids_from(1)  # (block, offset) pairs: see .ids
 _UNNAMED = (None, None)  # the (name, site) of a node whose _info slot was never set
+_getframe = sys._getframe
+_HERE = globals()  # the frames of this module's functions: never the user's line
 
 
 class Value:
@@ -68,8 +72,12 @@ class Value:
 
     @property
     def name(self) -> Optional[str]:
-        """The name given, or inferred from an assignment while traced; else None."""
-        return getattr(self, "_info", _UNNAMED)[0]
+        """The name given, or inferred from an assignment while traced (``op#id`` if the
+        line named nothing); else None."""
+        info = getattr(self, "_info", _UNNAMED)
+        if info.__class__ is tuple:
+            return info[0]
+        return default_name(self.id, self.op, self.data)  # traced: _info is just the site
 
     @name.setter
     def name(self, name: Optional[str]) -> None:
@@ -78,7 +86,8 @@ class Value:
     @property
     def site(self) -> Optional[str]:
         """``"file.py:14"``, the line that made the node; recorded only while traced."""
-        return getattr(self, "_info", _UNNAMED)[1]
+        info = getattr(self, "_info", _UNNAMED)
+        return info[1] if info.__class__ is tuple else info
 
     @property
     def op(self) -> str:
@@ -109,10 +118,6 @@ class Value:
         name = self.name
         named = f", name={name!r}" if name is not None else ""
         return f"Value(data={self.data!r}, grad={self.grad!r}{named})"
-
-    def _traced_as(self, event) -> None:
-        """Take the name and site the tracer settled on."""
-        self._info = (event.name, event.site)
 
     # -- primitive ops: each one row of the derivative table ------------------------
     def __add__(self, other):
@@ -194,20 +199,37 @@ def _made(data: float, op: Rule, a: Value, b) -> Value:
     out._b = b
     out._block, out._offset = next(_numbering)
     if _tracer is not None:
-        _report(out, None)
+        _report(out, None, 2)
     return out
 
 
-def _report(node: Value, name: Optional[str]) -> None:
-    """Tell the tracer about a new node; it hands back the name and site it settles on."""
+def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
+    """Tell the tracer about a new node, made ``depth`` frames up from the caller (an op
+    called ``_made``); the tracer hands back the node's site, and later names the result
+    of an assignment line (:func:`_named`)."""
+    try:
+        frame = _getframe(depth + 1)
+    except ValueError:  # called from C with no frame above
+        frame = None
+    while frame is not None and frame.f_globals is _HERE:  # past the ops calling ops (__radd__)
+        frame = frame.f_back
     rule, a, b = node._op, node._a, node._b
     arity = 0 if rule is None else rule.arity
     if arity == 2:  # ids as the ``id`` property computes them, without its call
         parents = (a._block + a._offset, b._block + b._offset)
     else:
         parents = (a._block + a._offset,) if arity else ()
-    _tracer.node_created(node._block + node._offset, node.op, node.data, parents, name,
-                         obj=node, on_emit=node._traced_as)
+    op = rule.name if rule is not None and rule is not POWC else node.op
+    site = _tracer.value_made(frame, node, node._block + node._offset, op, node.data, parents, name, _named)
+    if name is None and rule is not CONST:
+        node._info = site  # its name is op#id, made when asked for
+    else:  # a constant's name is its value when made: kept, as a later ``data`` may differ
+        node._info = (default_name(node._block + node._offset, op, node.data) if name is None else name, site)
+
+
+def _named(node: Value, name: str) -> None:
+    """The tracer names ``node``: the result of the assignment line that made it."""
+    node._info = (name, node.site)
 
 
 def _apply(rule: Rule, a: Value, b) -> Value:

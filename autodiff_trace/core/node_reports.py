@@ -1,0 +1,184 @@
+"""The tracer's reports of new nodes, and the lines held until they can name their result.
+
+``node_created`` takes any engine's report; ``value_made`` is the lean report of an
+engine that keeps its nodes' names itself (:class:`~autodiff_trace.engine.Value`). A node
+made on an assignment line waits in a :class:`~.held_line.HeldLine` until the line is done,
+then goes out with the rest of the line, captured as a tuple when the tracer captures.
+"""
+
+from __future__ import annotations
+
+from threading import get_ident
+from typing import Callable, Iterable, Optional
+
+from .captured import NODE
+from .dispatch import _new
+from .events import NodeCreated
+from .held_line import HeldLine, PendingReport
+from .sites import default_name
+from .turns import ThreadState
+from .user_line import INSIDE, NOWHERE, by_code, code_lines, line_at, user_line
+
+__all__ = ["NodeReports"]
+
+
+class NodeReports:
+    """The node half of :class:`~.tracer.Tracer`'s reports (it holds the state they use)."""
+
+    def node_created(self, node: int, op: str, value: float, parents: tuple,
+                     name: Optional[str] = None, *, skip: Iterable = (), obj: object = None,
+                     on_emit: Optional[Callable[[NodeCreated], None]] = None,
+                     module: Optional[str] = None, tensor: Optional[str] = None) -> None:
+        """Report a new node.
+
+        A node made on an assignment line (``z = mul(add(x, y), add(x, y))``) is held
+        until the line is done, so that the last node it made, its result, can be
+        named ``z``; the held events go out, in order, before any later event.
+        ``obj`` is the node itself, when the engine has one (it tells a loop's new
+        run of a line from the same run making several nodes); ``on_emit`` receives
+        the event once its name is settled; ``skip`` holds code objects to look past
+        when finding the user's line (an adapter's op functions); ``module`` is the model
+        part that made it, when the adapter knows one (``model.0``), and ``tensor`` the dtype
+        and shape of the tensor the node stands for (``float32[64, 512]``). ``parents`` may be a
+        function giving ``(op, value, parents)``, for a node not finished when it is
+        reported (its op links it after making it, ``ret._ctx = ctx``, or its ``__init__``
+        has yet to run): the report is then held until its line is done.
+        """
+        frame, (site, function, assigned, lineno) = user_line(skip)
+        lasti = -1 if frame is None else frame.f_lasti
+        with self._clock.lock:
+            state = self._threads.get(get_ident()) or self._state()
+            held = state.held
+            own = None if held is None else held.admits(frame, lasti, lineno)
+            if own is None and held is not None:
+                self._release(state)
+                held = None
+            if held is None and (assigned is not None or callable(parents) and frame is not None):
+                held = state.held = HeldLine(frame, lasti, lineno, assigned,
+                                             assigned and self.name_prefix + assigned)
+                own = True
+            report = PendingReport(node, op, value, parents, name, site, function, on_emit, module, tensor)
+            if held is None:
+                self._emit_node(*report)
+                return
+            held.pending = True
+            if own:
+                held.own(report, obj, name is None and op != "const")
+            else:
+                held.reports.append(report)
+
+    def value_made(self, frame, obj: object, node: int, op: str, value: float, parents: tuple,
+                   name: Optional[str], named: Callable[[object, str], None]) -> Optional[str]:
+        """Report a finished node of an engine that keeps its nodes' names itself: the
+        lean ``node_created`` of :class:`~autodiff_trace.engine.Value`.
+
+        ``frame`` is the first frame outside the engine's own code (the user's line is
+        found from it, past this package's frames). Returns the node's site. A node with
+        no ``name`` of its own goes out with its default name (:func:`~.sites.default_name`);
+        when it is the result of an assignment line, ``named(obj, name)`` gives it the
+        assigned name once the line is done (see :meth:`node_created`).
+        """
+        while frame is not None:
+            lines = by_code.get(id(frame.f_code))
+            if lines is None:
+                lines = code_lines(frame.f_code)
+            if lines is INSIDE:
+                frame = frame.f_back
+                continue
+            lasti = frame.f_lasti
+            site, function, assigned, lineno = lines.get(lasti) or line_at(frame)
+            break
+        else:
+            lasti, (site, function, assigned, lineno) = -1, NOWHERE
+        if name is not None:
+            raw = (NODE, node, op, value, parents, name, site, function, None, None)
+        elif op and op != "const":  # default_name's op#id, without its call
+            raw = (NODE, node, op, value, parents, f"{op}#{node}", site, function, None, None)
+        else:
+            raw = (NODE, node, op, value, parents, default_name(node, op, value), site, function, None, None)
+        lock = self._clock.lock
+        lock.acquire()
+        try:
+            state = self._threads.get(get_ident()) or self._state()
+            held = state.held
+            if held is not None:
+                own = held.admits(frame, lasti, lineno)
+                if own is None:
+                    self._release(state)
+                else:
+                    if own and name is None and op != "const":  # the line's result so far
+                        held.result, held.result_obj, held.named = len(held.reports), obj, named
+                    held.reports.append(raw)
+                    if own:
+                        held.last_node = obj
+                    return site
+            if assigned is not None:
+                held = state.held = HeldLine(frame, lasti, lineno, assigned, self.name_prefix + assigned)
+                held.own(raw, obj, name is None and op != "const", named)
+                return site
+            self._emit_made(raw)
+        finally:
+            lock.release()
+        return site
+
+    def _release(self, state: ThreadState) -> None:
+        """Emit the held nodes of a finished line; its result takes the assigned name."""
+        held, state.held = state.held, None
+        reports, result = held.reports, held.result
+        if result is not None:
+            entry = reports[result]
+            if entry.__class__ is tuple:  # a captured node tuple: its name is item 5
+                reports[result] = (*entry[:5], held.name, *entry[6:])
+                held.named(held.result_obj, held.name)
+            else:
+                reports[result] = entry._replace(name=held.name)
+        captured = self._captured
+        if not held.pending and captured is not None and self._may_capture():
+            if self._reads_captured:
+                for raw in reports:
+                    self._capture(raw)
+            else:
+                captured.extend(reports)
+            if len(self._captured) >= self._batch:
+                self._flush_captured()
+            return
+        for entry in reports:
+            if entry.__class__ is tuple:
+                self._emit_made(entry)
+            else:
+                self._emit_node(*entry)
+
+    def _may_capture(self) -> bool:
+        """May the calling thread's node go into the capture now (no other thread's pass
+        is going out, and it is not waiting its turn)? The caller holds the lock."""
+        clock = self._clock
+        return (clock.streaming is None and not clock.waiting) or not clock.must_wait(get_ident())
+
+    def _emit_made(self, raw: tuple) -> None:
+        """Send a finished node, given as its captured tuple."""
+        captured = self._captured
+        if captured is not None and self._may_capture():
+            self._capture(raw)
+            if len(captured) >= self._batch:
+                self._flush_captured()
+        else:
+            self._emit(NodeCreated, *raw[1:])
+
+    def _emit_node(self, node, op, value, parents, name, site, function, on_emit, module=None,
+                   tensor=None) -> None:
+        if callable(parents):
+            op, value, parents = parents()
+        if name is None:
+            name = default_name(node, op, value)
+        captured = self._captured
+        if captured is not None and self._may_capture():
+            raw = (NODE, node, op, value, parents, name, site, function, module, tensor)
+            if on_emit is not None:  # numbered and timed as its batch will be
+                clock = self._clock
+                on_emit(_new(NodeCreated, (clock.seq + len(captured), clock.last_t) + raw[1:]))
+            self._capture(raw)
+            if len(captured) >= self._batch:
+                self._flush_captured()
+            return
+        self._emit(NodeCreated, node, op, value, parents, name, site, function, module, tensor,
+                   on_emit=on_emit)
