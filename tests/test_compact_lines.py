@@ -140,11 +140,13 @@ class TestSiteLines:
 
 
 class TestOlderFiles:
+    @pytest.mark.parametrize("version", [2, 3])
     @pytest.mark.parametrize("example", ["notebook_bug", "forgot_zero_grad"])
-    def test_a_version_2_trace_reads_as_the_same_run_written_now(self, example):
-        """A trace the previous version wrote (objects only) reads as today's trace of the same example."""
-        old = OLD_TRACES / f"{example}_version2.jsonl"
-        assert read_header(old)["version"] == 2
+    def test_an_older_trace_reads_as_the_same_run_written_now(self, example, version):
+        """A trace an earlier version wrote (2: objects only; 3: arrays with their seq) reads as
+        today's trace of the same example."""
+        old = OLD_TRACES / f"{example}_version{version}.jsonl"
+        assert read_header(old)["version"] == version
         assert untimed(load_events(old)) == untimed(load_events(GOLDEN / example / "trace.jsonl"))
         assert len(line_objects(old)) == len(line_objects(GOLDEN / example / "trace.jsonl"))
 
