@@ -36,19 +36,25 @@ def events_of(first_seq: int, t: float, batch: List[tuple]) -> List[Event]:
     return [_new(classes[raw[0]], (seq, t) + raw[1:]) for seq, raw in enumerate(batch, first_seq)]
 
 
-def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteNumbers] = None) -> bytes:
+def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteNumbers] = None,
+             *, numbered: bool = False) -> bytes:
     """The trace-file lines of a captured batch: compact lines (:mod:`.compact`), one
     ``orjson.dumps`` for the batch; an event that cannot be an array (a NaN, say) gets
-    its object line, timed ``t``. With ``sites``, nodes hold their site's number (the
-    file's site lines, from ``sites.take_new()``, must go before these lines).
+    its object line, timed ``t``. A compact line leaves its ``seq`` out (one more than the
+    line before), so the line before these must be event ``first_seq - 1``; ``numbered``
+    says it is not, and the first event gets its object line. With ``sites``, nodes hold
+    their site's number (the file's site lines, from ``sites.take_new()``, must go before
+    these lines).
 
-    >>> lines_of(7, 0.5, [(FIRED, 1, 3, 2.0, 2.0)])
-    b'["f",7,1,3,2.0,2.0]\\n'
+    >>> lines_of(7, 0.5, [(FIRED, 1, 3, 2.0, 2.0), (FIRED, 1, 4, 2.0, 1.0)])
+    b'["f",1,3,2.0]\\n["f",1,4,2.0,1.0]\\n'
     """
     if not batch:
         return b""
     arrays, number = ARRAYS, None if sites is None else sites.number
-    lines = [arrays[raw[0]](seq, raw, number) for seq, raw in enumerate(batch, first_seq)]
+    lines = [arrays[raw[0]](raw, number) for raw in batch]
+    if numbered:
+        lines[0] = None
     if orjson is not None and None not in lines:
         try:
             text = orjson.dumps(lines)
