@@ -106,7 +106,7 @@ def main() -> None:
     held_events, read = held_while(lambda: tracer.events)
     print(f"  and once t.events has been read ({len(read):,} event objects): "
           f"{held + held_events:,} bytes, {(held + held_events) / len(read):.1f} bytes per event")
-    del tracer, read
+    tracer = read = None  # freed before the model is measured
 
     held, model = held_while(lambda: TraceModel.from_events(iter_events(path)))
     print(f"held in memory by the replay model built from the file (TraceModel, in columns): "
