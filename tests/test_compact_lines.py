@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autodiff_trace import TraceFileError, Value, backward, load_events, trace
-from autodiff_trace.core.captured import FIRED, NODE, WRITE, events_of, lines_of
+from autodiff_trace.core.captured import FIRED, NODE, WRITE, CapturedBatch, events_of, lines_of
 from autodiff_trace.core.events import SCHEMA_VERSION, from_dict
 from autodiff_trace.core.tracefile import encode_event, encode_line, header_line, read_header
 from autodiff_trace.sinks.jsonl import JsonlSink
@@ -107,6 +107,29 @@ class TestReadingBack:
         assert kinds.count("site line") == 1 and kinds.index("site line") < kinds.index("n")
 
 
+class TestRecord:
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(raw_events, min_size=1, max_size=8))
+    def test_a_batch_kept_as_its_lines_reads_back_as_exactly_its_events(self, batch):
+        """A batch a file has just written as arrays is kept as those lines, and gives back
+        the very events its tuples give (ints, NaN, complex: it keeps its tuples)."""
+        lines_of(3, 0.25, batch, None)
+        kept = CapturedBatch(3, 0.25, batch)
+        assert repr(kept.events()) == repr(events_of(3, 0.25, batch))
+
+    def test_a_run_traced_to_a_file_keeps_its_batches_as_lines(self, tmp_path):
+        """``with trace([JsonlSink(path)]) as t`` keeps each batch as the lines it wrote,
+        and ``t.events`` equals the file's events, times included."""
+        path = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(path)]) as t:
+            x, w = Value(2.0, name="x"), Value(-0.5, name="w")
+            for _ in range(3):
+                backward((x * w).tanh() + x * 0.0 - x)
+        kept = [item for item in t._unread if isinstance(item, CapturedBatch)]
+        assert kept and all(item.batch is None and item.lines for item in kept)
+        assert repr(t.events) == repr(load_events(path))
+
+
 class TestSize:
     def test_a_compact_line_is_less_than_half_its_object_line(self):
         """A grad write takes under half the bytes of the same event as an object."""
@@ -118,14 +141,17 @@ class TestSize:
 
     def test_what_a_reader_can_tell_at_the_end_is_left_out(self):
         """Unset fields, an upstream equal to the grad and a grad after equal to grad before
-        plus contribution trail nothing; a sign of zero that differs is written."""
+        plus contribution trail nothing; a sign of zero that differs is written; a default
+        name is null."""
         lines = lines_of(0, 0.0, [(NODE, 1, "", 2.0, (), "x", None, None, None, None),
+                                  (NODE, 2, "mul", 4.0, (1, 1), "mul#2", None, None, None, None),
                                   (FIRED, 1, 1, 0.5, 0.5),
                                   (FIRED, 1, 1, 0.0, -0.0),
                                   (WRITE, 1, 1, None, None, 1.0, 0.5, 1.5, False, None),
                                   (WRITE, 1, 1, None, None, 1.0, 0.0, 1.0, False, "f.py:3"),
                                   (WRITE, 1, 1, 2, 0.0, -0.0, -0.0, 0.0, False, None)])
         assert lines.splitlines() == [b'["n",1,"",2.0,[],"x",null]',
+                                      b'["n",2,"mul",4.0,[1,1],null,null]',
                                       b'["f",1,1,0.5]',
                                       b'["f",1,1,0.0,-0.0]',
                                       b'["g",1,1,null,null,1.0,0.5]',
@@ -201,6 +227,7 @@ class TestCraftedLines:
         (b'["n",1,"mul",2.0,[1,"a"],"x",null,null]\n', "node_created.parents[1] must be a node id"),
         (b'["g",1,2,3,1.0,1.0,0.0,1.0,"yes"]\n', "grad_accumulated.replaced must be true or false"),
         (b'["f",1,2,"one"]\n', "backward_fn_fired.grad must be a number"),
+        (b'["n",1,5,2.0,[],null,null]\n', "node_created.op must be a string, got 5"),
         (b'["g",1,2,3,1.0,1.0,"zero"]\n', "grad_accumulated.grad_before must be a number"),
     ])
     def test_a_crafted_array_is_refused_with_what_is_wrong(self, tmp_path, line, says):

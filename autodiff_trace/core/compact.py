@@ -35,6 +35,7 @@ IMPLIED: Dict[type, tuple] = {  # (field, what a reader takes when it is left ou
 }
 _VERSION_3 = {cls: tuple((f, d) for f, d in implied if d in ("None", "False")) for cls, implied in IMPLIED.items()}
 COLUMNS = {tag: list(cls._fields[2:]) for tag, cls in TAGS.items()}  # what the header lists
+DEFAULT_NAME = "f\"{op or 'leaf'}#{node}\""  # the name a compact node line writes as null (version 4)
 _new = tuple.__new__
 
 
@@ -50,30 +51,33 @@ def _is_implied(field: str, implied: str) -> str:
 def _line_items(cls: type) -> Callable[..., Optional[tuple]]:
     """The array of one captured event of ``cls`` (its fields after ``seq`` and ``t``), or
     None when it needs an object line: a number that is not a finite float (NaN, ±inf,
-    a complex, an int), which JSON arrays cannot carry as orjson writes them."""
+    a complex, an int), so that an array always reads back as exactly its event."""
     names = list(cls._fields[2:])
     scalars = [f for f in names if f in NUMBER_FIELDS]
     implied = IMPLIED[cls]
     trailing = [f for f, _ in implied]
     kept = [f for f in names if f not in trailing]
-    checked = " + ".join(f"(0.0 if {f} is None else {f})" for f in scalars)
+    floats = " and ".join(f"({f} is None or {f}.__class__ is float)" if f == "local_grad"
+                          else f"{f}.__class__ is float" for f in scalars)  # local_grad may be null
+    total = " + ".join(f"(0.0 if {f} is None else {f})" for f in scalars)
     lines = ["def items(raw, number=None):",
              f"    _, {', '.join(names)}, = raw",
-             "    try:",
-             f"        total = {checked}",
-             "        if total.__class__ is not float or total - total != 0.0:",
-             "            return None"]
-    if "function" in names:  # a node's site and function: the number of their site line
-        lines += ["        if number is not None and site is not None:",
-                  "            site, function = number(site, function), None"]
+             f"    if not ({floats}):  # an int would read back as a float",
+             "        return None",
+             f"    total = {total}",
+             "    if total - total != 0.0:",
+             "        return None"]
+    if cls is NodeCreated:  # a default name (DEFAULT_NAME) is null; a site, the number of its site line
+        lines += [f"    if name == {DEFAULT_NAME}:",
+                  "        name = None",
+                  "    if number is not None and site is not None:",
+                  "        site, function = number(site, function), None"]
     for i in range(len(trailing), 0, -1):  # the longest tail a reader can tell goes
         tail = implied[len(trailing) - i:]
         condition = " and ".join(_is_implied(f, d) for f, d in reversed(tail))  # the cheap tests first
         written = kept + trailing[:len(trailing) - i]
-        lines += [f"        if {condition}:", f"            return ({TAG_OF[cls]!r}, {', '.join(written)})"]
-    lines += [f"        return ({TAG_OF[cls]!r}, {', '.join(names)})",
-              "    except TypeError:  # a number that does not add to a float",
-              "        return None"]
+        lines += [f"    if {condition}:", f"        return ({TAG_OF[cls]!r}, {', '.join(written)})"]
+    lines.append(f"    return ({TAG_OF[cls]!r}, {', '.join(names)})")
     scope: dict = {"copysign": math.copysign}
     exec(compile("\n".join(lines) + "\n", f"<compact line of {cls.kind}>", "exec"), scope)
     return scope["items"]
@@ -104,6 +108,10 @@ class SiteNumbers:
             found = self.numbers[key] = len(self.numbers)
             self.new.append(site_line(found, site, function))
         return found
+
+    def by_number(self) -> Dict[int, tuple]:
+        """Each site number's (site, function), as :func:`read_compact` looks them up."""
+        return {number: where for where, number in self.numbers.items()}
 
     def take_new(self) -> bytes:
         """The site lines defined since the last call, to go before the lines using them."""
@@ -166,6 +174,8 @@ def _array_reader(cls: type, head: int, implied: tuple) -> Callable[[list, int, 
         check = [f"    v = {f}", f"    if not ({condition}):", "        return None"]
         if value != "v":
             check.append(f"    {f} = {value}")
+        if f == "name" and head == 1:  # null: the default name, from the node's op and id
+            check = ["    if name is None:", f"        name = {DEFAULT_NAME}", *check]
         if f in computed:  # left out: what the fields before it give
             check = [f"    if n > {head + names.index(f)}:", *["    " + line for line in check],
                      "    else:", f"        {f} = {computed[f]}"]
@@ -219,6 +229,8 @@ def read_compact(items: list, t: float, sites: Optional[Dict[int, tuple]] = None
         raise ValueError(f"a {cls.kind} array holds {full - len(implied)} to {full} values (the tag, "
                          f"{'seq, ' if head == 2 else ''}{', '.join(names)}), got {len(items)}")
     fields = dict(zip(names, items[head:]))
+    if head == 1 and cls is NodeCreated and fields["name"] is None and fields["op"].__class__ is str:
+        fields["name"] = eval(DEFAULT_NAME, {}, fields)  # the expression the quick reader inlines
     for name, value in implied[len(implied) - (full - len(items)):]:
         fields[name] = _implied(cls, value, fields)
     return from_dict({"kind": cls.kind, "seq": items[1] if head == 2 else seq, "t": t, **fields})

@@ -24,7 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, List, Optional, Union
 
-from ..core.captured import NODE, lines_of
+from ..core.captured import NODE, forget_lines, lines_of
 from ..core.compact import SiteNumbers
 from ..core.events import Event, PassSummary
 from ..core.keep import KeepPolicy, NewFindings
@@ -141,6 +141,7 @@ class JsonlSink:
             self._give_up()
             raise cannot_write(f"the trace to {self.where}", exc) from None
         self.closed = True
+        forget_lines()  # the last batch written, kept for a record this trace may not make
         if self._owns_file:
             self._file.close()
 
