@@ -7,7 +7,8 @@ One forward and backward of MLP(2, [16, 16, 1]) on 100 points with our ``Value``
   with each kind of line's count and average length, and what the same events take
   written as object lines;
 - held by ``with trace([JsonlSink(path)]) as t`` (events kept for ``t.events``): what
-  the tracer still holds once the block is left and the graph is gone, then once
+  the tracer still holds once the block is left and the graph is gone (each batch of hot
+  events as the compact lines the file got, the other events as objects), then once
   ``t.events`` has been read (one event object per event);
 - held by the replay model (:class:`~autodiff_trace.core.model.TraceModel`, in columns)
   built from that file, as the replay commands build it.
@@ -102,7 +103,7 @@ def main() -> None:
         return t
     held, tracer = held_while(recorded)
     print(f"\nheld in memory by `with trace([JsonlSink(path)]) as t` once the block is left "
-          f"(captured tuples): {held:,} bytes, {held / tracer.event_count:.1f} bytes per event")
+          f"(its batches as the lines the file got): {held:,} bytes, {held / tracer.event_count:.1f} bytes per event")
     held_events, read = held_while(lambda: tracer.events)
     print(f"  and once t.events has been read ({len(read):,} event objects): "
           f"{held + held_events:,} bytes, {(held + held_events) / len(read):.1f} bytes per event")
