@@ -110,13 +110,14 @@ class TestCapturedBatches:
         assert written[0].name == "x\ud800" and math.isnan(written[0].value)
 
     def test_lines_of_a_batch_read_back_as_its_events(self, tmp_path):
-        """A batch's lines, one per event, read back as its events, for common and special numbers."""
+        """A batch's lines, one per event, read back as its events, for common and special numbers
+        (the first an object line, as it follows no event of the file)."""
         batch = [(NODE, 1, "", 2.0, (), "x", "f.py:3", "<module>", None, None),
                  (NODE, 2, "mul", float("inf"), (1, 1), "y", None, None, "model.0", "float32[2]"),
                  (FIRED, 1, 2, 1.0, 1.0),
                  (WRITE, 1, 1, 2, 2.0, 2.0, 0.0, 2.0, False, None),
                  (WRITE, 1, 1, None, None, complex(1, 2), 0.0, 2.0, True, "f.py:9")]
-        lines = lines_of(10, 0.25, batch)
+        lines = lines_of(10, 0.25, batch, numbered=True)
         path = tmp_path / "batch.jsonl"
         path.write_bytes(encode_line(header_line({})) + lines)
         assert repr(without_time(load_events(path))) == repr(without_time(events_of(10, 0.25, batch)))

@@ -19,14 +19,18 @@ def line_objects(trace: Union[str, Path]) -> List[dict]:
     """Every event line of a trace (a path, or the text itself) as an object, the header
     first; site lines are read into the nodes that name them."""
     text = Path(trace).read_text() if isinstance(trace, Path) else trace
-    objects, t, sites = [], 0.0, {}
+    objects, t, sites, seq = [], 0.0, {}, None
     for line in text.splitlines():
         data = json.loads(line)
+        if isinstance(data, dict) and data.get("kind") == "header":  # from version 4 an array's seq is the one after the event before
+            seq = 0 if data["version"] >= 4 else None
         if isinstance(data, dict) and "site_no" in data:  # a site line: its nodes get the site back
             read_site_line(data, sites)
             continue
         if isinstance(data, list):
-            data = json.loads(encode_line(to_dict(read_compact(data, t, sites))))
+            data = json.loads(encode_line(to_dict(read_compact(data, t, sites, seq))))
         t = data.get("t", t)
+        if seq is not None and "seq" in data:
+            seq = data["seq"] + 1
         objects.append(data)
     return objects

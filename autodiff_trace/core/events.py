@@ -33,10 +33,11 @@ __all__ = [
 ]
 
 SCHEMA = "autodiff_trace.events"
-SCHEMA_VERSION = 3
-# version 2 added ``pass_summary``, version 3 compact lines (arrays) for the hot events;
+SCHEMA_VERSION = 4
+# version 2 added ``pass_summary``, version 3 compact lines (arrays) for the hot events,
+# version 4 arrays without their ``seq`` nor the numbers a reader can tell from the rest;
 # a file of an earlier version reads unchanged
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class NodeCreated(NamedTuple):

@@ -239,7 +239,7 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     first = next(lines, None)
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
-    reading = _Reading(path, _check_header(path, first[1])["version"] >= 3)
+    reading = _Reading(path, _check_header(path, first[1])["version"])
     block: List[Tuple[int, bytes]] = []
     for number, line in lines:
         if _loads is not None and len(line) <= _QUICK_LINE:
@@ -265,10 +265,12 @@ _BLOCK = 2048  # short lines parsed in one call
 
 class _Reading:
     """What reading a file carries from line to line: the time a compact line takes (that
-    of the line before it) and the sites its site lines have defined."""
+    of the line before it), its ``seq`` (from version 4: one more than the event before it)
+    and the sites its site lines have defined."""
 
-    def __init__(self, path, compact: bool) -> None:
-        self.path, self.compact = path, compact  # only version 3 writes arrays and site lines
+    def __init__(self, path, version: int) -> None:
+        self.path, self.compact = path, version >= 3  # only version 3 on writes arrays and site lines
+        self.seq = 0 if version >= 4 else None  # the next event's seq, None when lines hold it
         self.t = 0.0
         self.sites: Dict[int, tuple] = {}
         self.continued = Continued()  # an event whose long lists go on over the next lines
@@ -298,7 +300,7 @@ class _Reading:
         for (number, _), data in zip(block, values):
             try:
                 if data.__class__ is list and self.compact:
-                    event = read_compact(data, self.t, self.sites)
+                    event = read_compact(data, self.t, self.sites, self.seq)
                 elif data is None:
                     continue
                 elif self.compact and data.__class__ is dict and "site_no" in data:
@@ -317,6 +319,8 @@ class _Reading:
                 raise TraceFileError(f"{self.path}:{number}: {exc}") from None
             except ValueError as exc:
                 raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
+            if self.seq is not None:
+                self.seq = event.seq + 1
             yield event
 
 

@@ -24,7 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, List, Optional, Union
 
-from ..core.captured import NODE, lines_of
+from ..core.captured import NODE, forget_lines, lines_of
 from ..core.compact import SiteNumbers
 from ..core.events import Event, PassSummary
 from ..core.keep import KeepPolicy, NewFindings
@@ -75,6 +75,7 @@ class JsonlSink:
         self.summarised: List[int] = []
         self._batch: List[bytes] = []
         self._sites = SiteNumbers()  # the sites this file's site lines have defined
+        self._next_seq = 0  # a compact line leaves its seq out: the next one it may stand for
         self._segments = None if keep is None or keep.keeps_everything else _Segments(self, keep, spool_dir)
         self.closed = False
         try:
@@ -85,6 +86,7 @@ class JsonlSink:
             raise cannot_write(f"the trace to {self.where}", exc) from None
 
     def handle(self, event: Event) -> None:
+        self._next_seq = event.seq + 1
         try:
             if self._segments is not None:
                 self._segments.add(event, ENCODERS[event.__class__](event))
@@ -105,14 +107,16 @@ class JsonlSink:
 
     def handle_batch(self, first_seq: int, t: float, batch: list) -> None:
         """Write a batch of captured events (:mod:`autodiff_trace.core.captured`)."""
+        numbered = first_seq != self._next_seq  # events this file does not hold came between
+        self._next_seq = first_seq + len(batch)
         try:
             if self._segments is not None:
-                self._segments.add_batch(first_seq, t, batch)
+                self._segments.add_batch(first_seq, t, batch, numbered)
                 return
             if self._batch:
                 self._write(b"".join(self._batch))
                 self._batch.clear()
-            lines = lines_of(first_seq, t, batch, self._sites)
+            lines = lines_of(first_seq, t, batch, self._sites, numbered=numbered)
             self._write(self._sites.take_new() + lines)
         except OSError as exc:  # a full disk: say so once; the tracer detaches this sink
             self._give_up()
@@ -137,6 +141,7 @@ class JsonlSink:
             self._give_up()
             raise cannot_write(f"the trace to {self.where}", exc) from None
         self.closed = True
+        forget_lines()  # the last batch written, kept for a record this trace may not make
         if self._owns_file:
             self._file.close()
 
@@ -210,15 +215,17 @@ class _Segments:
         if len(segment.batch) >= BATCH or segment.finished is event:
             segment.spill()
 
-    def add_batch(self, first_seq: int, t: float, batch: list) -> None:
-        """A captured batch: hot events only, so never a pass's start or end."""
+    def add_batch(self, first_seq: int, t: float, batch: list, numbered: bool) -> None:
+        """A captured batch: hot events only, so never a pass's start or end. A segment
+        kept whole follows, in the file, the last event of the one before it, so its
+        compact lines leave their seq out as in a trace written whole."""
         segment = self.current
         if segment.finished is not None:
             self._settle(segment)
             segment = self.current = _Segment(self.spool_dir)
         segment.spill()
         sites = self.sink._sites
-        lines = lines_of(first_seq, t, batch, sites)
+        lines = lines_of(first_seq, t, batch, sites, numbered=numbered)
         defined = sites.take_new()
         segment.spool.write(defined + lines)
         if defined:  # kept in any case: a later pass's nodes may name these sites
@@ -226,8 +233,8 @@ class _Segments:
         segment.lines += len(batch)
         made = [position for position, raw in enumerate(batch) if raw[0] == NODE]
         segment.made += len(made)
-        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites))
-                               for i in made if batch[i][2] == ""]  # the leaves
+        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites, numbered=True))
+                               for i in made if batch[i][2] == ""]  # the leaves, with their seq
 
     def _settle(self, segment: _Segment) -> None:
         segment.spill()
