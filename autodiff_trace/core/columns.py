@@ -176,6 +176,37 @@ class NodeTable(Mapping):
 
     def add(self, event: NodeCreated) -> int:
         """Store a node (a second ``node_created`` for one id replaces the first, in place); its row."""
+        node, value = event.node, event.value
+        dense = self._dense
+        if (self._sparse is None and node.__class__ is int and 0 <= node < 2 * len(self.names) + 65536
+                and value.__class__ is _FLOAT and value == value and self.modules is None
+                and event.module is None and (node >= len(dense) or not dense[node])):
+            # the common case, inline: a new node with a small id, a float value, no module
+            row = len(self.names)
+            parents = self.parents
+            try:
+                parents.extend(event.parents)
+            except (OverflowError, TypeError):
+                del parents[self.starts[row]:]
+                return self._add(event)
+            share = self._shared.setdefault
+            self.ids.append(node)
+            self.data.append(value)
+            self.starts.append(len(parents))
+            op, name, site, function = event.op, event.name, event.site, event.function
+            self.ops.append(share(op, op))
+            self.names.append(share(name, name))
+            self.sites.append(share(site, site))
+            self.functions.append(share(function, function))
+            self.grads.append(0.0)
+            if node >= len(dense):
+                dense.frombytes(bytes(8 * (node + 1 - len(dense))))
+            dense[node] = row + 1
+            return row
+        return self._add(event)
+
+    def _add(self, event: NodeCreated) -> int:
+        """:meth:`add` for every case: a node made again, an odd id or value, a module."""
         row = self.row(event.node)
         if row >= 0:
             self.odd[row] = event
@@ -226,6 +257,12 @@ class NodeTable(Mapping):
             self._dense = array("q")
         self._sparse[node_id] = row
 
+    def parents_of(self, row: int) -> Tuple[int, ...]:
+        """The parents of the node in ``row`` (what :attr:`NodeInfo.parents` reads)."""
+        if self.odd and row in self.odd:
+            return self.odd[row].parents
+        return self.parents[self.starts[row]:self.starts[row + 1]]
+
     # -- grads -------------------------------------------------------------------------
     def grad(self, row: int):
         return number_at(self.grads, self.odd_grads, row)
@@ -240,31 +277,42 @@ class NodeTable(Mapping):
 
 
 class NodeSet(Set):
-    """The ids of a pass's nodes: a frozenset while small; when big, one byte per id over
-    their range if the ids are dense, else a sorted int64 array searched by bisection."""
+    """The ids of a pass's nodes: a frozenset while small; when big, a range if the ids
+    are consecutive, one byte per id over their range if they are dense, else a sorted
+    int64 array searched by bisection. ``contains`` is the quickest membership test
+    (a built-in one for a frozenset or a range), for ``map`` over many ids."""
 
     def __init__(self, ids: Iterable[int]) -> None:
         ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
         self._set: Optional[frozenset] = None
         self._sorted: Optional[array] = None
         self._bits: Optional[bytearray] = None  # _bits[i]: is id low + i in the set
+        self._range: Optional[range] = None  # the ids, when they are consecutive
         self._low = 0
         if len(ids) <= _SMALL_SET:
             self._set = frozenset(ids)
+            self.contains = self._set.__contains__
             return
         try:
             self._sorted = array("q", sorted(set(ids)))
         except (OverflowError, TypeError):
             self._set = frozenset(ids)
+            self.contains = self._set.__contains__
             return
         low, high = self._sorted[0], self._sorted[-1]
-        if high - low < 16 * len(self._sorted):
+        self.contains = self.__contains__
+        if high - low + 1 == len(self._sorted):
+            self._range = range(low, high + 1)
+            self.contains = self._range.__contains__
+        elif high - low < 16 * len(self._sorted):
             bits = bytearray(high - low + 1)
             for node_id in self._sorted:
                 bits[node_id - low] = 1
             self._bits, self._low = bits, low
 
     def __contains__(self, node_id) -> bool:
+        if self._range is not None:
+            return node_id.__class__ is int and node_id in self._range
         bits = self._bits
         if bits is not None:
             if node_id.__class__ is not int:
@@ -312,12 +360,14 @@ class WriteLog:
 
     def append(self, w: GradAccumulated, shared: Dict[str, str]) -> None:
         row = len(self.sites)
-        local = w.local_grad
-        fired_by = w.fired_by
-        whole = not (_plain(w.contribution) and _plain(w.grad_before) and _plain(w.grad_after)
-                     and (local is None or _plain(local)) and w.t.__class__ is _FLOAT
-                     and w.replaced.__class__ is bool and w.pass_no == self.pass_no
-                     and w.target.__class__ is int and (fired_by is None or fired_by.__class__ is int))
+        local, fired_by = w.local_grad, w.fired_by
+        contribution, before, after = w.contribution, w.grad_before, w.grad_after
+        whole = not (contribution.__class__ is _FLOAT and before.__class__ is _FLOAT
+                     and after.__class__ is _FLOAT and contribution == contribution and before == before
+                     and after == after and (local is None or (local.__class__ is _FLOAT and local == local))
+                     and w.t.__class__ is _FLOAT and w.replaced.__class__ is bool
+                     and w.pass_no == self.pass_no and w.target.__class__ is int
+                     and (fired_by is None or fired_by.__class__ is int))
         if not whole:
             try:
                 self.targets.append(w.target)
@@ -342,12 +392,12 @@ class WriteLog:
             return
         self.times.append(w.t)
         self.locals.append(0.0 if local is None else local)
-        self.contributions.append(w.contribution)
-        self.befores.append(w.grad_before)
-        self.afters.append(w.grad_after)
+        self.contributions.append(contribution)
+        self.befores.append(before)
+        self.afters.append(after)
         self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
         site = w.site
-        self.sites.append(site if site is None else shared.setdefault(site, site))
+        self.sites.append(shared.setdefault(site, site))
 
     def __len__(self) -> int:
         return len(self.sites)
