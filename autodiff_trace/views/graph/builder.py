@@ -10,8 +10,8 @@ output cannot reach it is drawn in a box of its own.
 from __future__ import annotations
 
 import bisect
-import itertools
-from typing import Dict, List, Optional, Tuple
+from itertools import compress
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import graphviz
 
@@ -60,7 +60,7 @@ class Builder:
         key = frozenset(drawn)
         rows = cache.rows.get(key)
         if rows is None:
-            rows = cache.rows[key] = [row for row in range(len(writes)) if writes.target(row) in drawn]
+            rows = cache.rows[key] = list(compress(range(len(writes)), map(key.__contains__, p.written_targets)))
         steps = cache.write_steps(p) if step is not None else None
         for row in rows:
             w = writes[row]
@@ -76,56 +76,84 @@ class Builder:
         else:  # steps never decrease along the writes
             self.seen_count = len(writes) if step is None else bisect.bisect_right(steps, step)
         self.before = p.grads_before_of(drawn)
-        for fire_number, node in enumerate(p.fired, 1):
-            if node in drawn:
-                self.fire_numbers.setdefault(node, []).append(fire_number)
+        for fire_number, node in compress(enumerate(p.fired, 1), map(key.__contains__, p.fired)):
+            self.fire_numbers.setdefault(node, []).append(fire_number)
 
     def _fired_yet(self, number: int) -> bool:
         return self.step is None or number <= self.step
 
     # -- which nodes to draw ----------------------------------------------------------
-    def _select(self, nodes: List[int], edges) -> Tuple[List[int], Dict[int, List[int]]]:
+    def _select(self, nodes, edges) -> Tuple[List[int], Dict[int, List[int]]]:
         """Keep the nodes that matter (the output's neighbourhood, findings, stale and
         outside nodes); fold the rest into groups, each under the kept node it feeds."""
         if len(nodes) <= self.max_nodes:
-            return nodes, {}
+            return list(nodes), {}
         p, model = self.p, self.model
         present = PassMembers(p, nodes)
-        near = self._near_findings(nodes, present) if self.findings else []
-        candidates = itertools.chain((p.root,), self.findings, p.fired_outside, p.order[: self.max_nodes // 2],
-                                     near, p.stale, p.order, nodes)
+        contains = present.contains
         kept: Dict[int, bool] = {}
-        for node in candidates:
-            if node in present:
+        for node in self._candidates(nodes, present):
+            if contains(node):
                 kept[node] = True
                 if len(kept) == self.max_nodes:
                     break
+        groups = self._fold(kept, contains)
+        walked = sum(group.count for group in groups.values())
+        if len(nodes) - len(kept) > walked:  # nodes no kept node uses: one group of their own
+            table, others = model.nodes, Group()
+            owned = self._owned
+            for n in nodes:
+                if n not in kept:
+                    row = table.row(n)
+                    if row < 0 or row >= len(owned) or not owned[row]:
+                        others.add(n, model.node(n).op)
+            if others.count:
+                groups[-1] = others
+        return list(compress(nodes, map(kept.__contains__, nodes))), groups
+
+    def _candidates(self, nodes, present) -> Iterator[int]:
+        """The nodes worth drawing, best first; each source is read only when reached."""
+        p = self.p
+        yield p.root
+        yield from self.findings
+        if present.others:
+            yield from (n for n in p.fired if n in present.others)  # fired outside the graph
+        yield from p.order[: self.max_nodes // 2]
+        if self.findings:
+            yield from self._near_findings(nodes, present)
+        yield from p.stale_candidates()
+        yield from p.order
+        yield from nodes
+
+    def _fold(self, kept: Dict[int, bool], contains) -> Dict[int, Group]:
+        """A walk from every kept node at once into the hidden nodes it uses: each hidden node
+        joins the group of the first kept node that reaches it. Read from the node table's
+        columns, one row at a time."""
+        model, table = self.model, self.model.nodes
+        row_of = model._row  # makes a placeholder for a node the trace never saw made
         groups: Dict[int, Group] = {}
-        owned = bytearray(len(model.nodes))  # by node row: folded into a group already
-        frontier = [(k, k) for k in kept]
-        while frontier:  # a walk from every kept node at once into the hidden nodes it uses
+        owned = self._owned = bytearray(len(table))  # by node row: folded into a group already
+        frontier = [(row_of(k), k) for k in kept]
+        while frontier:
             following = []
-            for node, group in frontier:
-                for parent in model.node(node).parents:
-                    if parent in present and parent not in kept:
-                        info = model.node(parent)
-                        row = info._row
-                        if row >= len(owned):
-                            owned.extend(bytes(row + 1 - len(owned)))
-                        if not owned[row]:
-                            owned[row] = 1
-                            groups.setdefault(group, Group()).add(parent, info.op)
-                            following.append((parent, group))
+            for row, group in frontier:
+                for parent in table.parents_of(row):
+                    if parent not in kept and contains(parent):
+                        dense = table._dense if table._sparse is None else None
+                        found = dense[parent] - 1 if dense is not None and parent.__class__ is int \
+                            and 0 <= parent < len(dense) else -1
+                        found = found if found >= 0 else row_of(parent)
+                        if found >= len(owned):
+                            owned.extend(bytes(found + 1 - len(owned)))
+                        if not owned[found]:
+                            owned[found] = 1
+                            folded = groups.get(group)
+                            if folded is None:
+                                folded = groups[group] = Group()
+                            folded.add(parent, table.ops[found])
+                            following.append((found, group))
             frontier = following
-        others = Group()
-        for n in nodes:
-            if n not in kept:
-                row = model.nodes.row(n)
-                if row < 0 or row >= len(owned) or not owned[row]:
-                    others.add(n, model.node(n).op)
-        if others.count:
-            groups[-1] = others
-        return [n for n in nodes if n in kept], groups
+        return groups
 
     def _near_findings(self, nodes: List[int], present) -> List[int]:
         """Parents of the nodes findings name, then their children (those in the pass)."""
