@@ -13,6 +13,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Mapping, Set
+from itertools import repeat
+from operator import sub
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .events import GradAccumulated, NodeCreated
@@ -256,6 +258,21 @@ class NodeTable(Mapping):
             self._sparse = {i: r - 1 for i, r in enumerate(dense) if r}
             self._dense = array("q")
         self._sparse[node_id] = row
+
+    def column_of(self, column: list, ids: Iterable[int]) -> Iterator:
+        """``column[row of id]`` for each of ``ids`` (None for an id with no row), read by
+        built-in maps while ids stay small."""
+        ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
+        if self._sparse is None:
+            dense = self._dense
+            try:
+                rows = array("q", map(dense.__getitem__, ids))  # row + 1; 0: no such node
+            except (IndexError, TypeError):
+                pass
+            else:
+                if 0 not in rows:
+                    return map(column.__getitem__, map(sub, rows, repeat(1)))
+        return (column[row] if row >= 0 else None for row in map(self.row, ids))
 
     def parents_of(self, row: int) -> Tuple[int, ...]:
         """The parents of the node in ``row`` (what :attr:`NodeInfo.parents` reads)."""
