@@ -19,7 +19,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .events import GradAccumulated, NodeCreated
 
-__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "put_number", "number_at"]
+__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "put_number", "number_at"]
 
 _NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _FLOAT = float
@@ -356,6 +356,43 @@ class NodeSet(Set):
     @classmethod
     def _from_iterable(cls, it):
         return frozenset(it)
+
+
+class IntsById:
+    """Node id -> a small whole number (0 where none was set): one int32 slot per id while
+    ids stay small (read ``slots[id]`` directly on a hot path), a dict once they do not.
+    ``table``: ids up to twice its length count as small (as its own index does)."""
+
+    __slots__ = ("slots", "far", "table")
+
+    def __init__(self, table: Optional["NodeTable"] = None) -> None:
+        self.slots = array("i")
+        self.far: Optional[Dict[object, int]] = None
+        self.table = table
+
+    def get(self, node_id) -> int:
+        if self.far is not None:
+            return self.far.get(node_id, 0)
+        slots = self.slots
+        return slots[node_id] if node_id.__class__ is int and 0 <= node_id < len(slots) else 0
+
+    def set(self, node_id, value: int) -> None:
+        if self.far is None:
+            slots = self.slots
+            if not value and not (node_id.__class__ is int and 0 <= node_id < len(slots)):
+                return  # 0 already
+            room = 2 * max(len(slots), len(self.table) if self.table is not None else 0) + 65536
+            if node_id.__class__ is int and 0 <= node_id < room and -2 ** 31 <= value < 2 ** 31:
+                if node_id >= len(slots):
+                    slots.frombytes(bytes(4 * (node_id + 1 - len(slots))))
+                slots[node_id] = value
+                return
+            self.far = {i: v for i, v in enumerate(slots) if v}
+            self.slots = array("i")
+        if value:
+            self.far[node_id] = value
+        else:
+            self.far.pop(node_id, None)
 
 
 class WriteLog:
