@@ -138,7 +138,8 @@ class NodeTable(Mapping):
         self.modules: Optional[List[Optional[str]]] = None  # made at the first node with a module
         self.odd: Dict[int, NodeCreated] = {}  # row -> the whole event, when a column cannot hold it
         self.odd_grads: Dict[int, object] = {}  # row -> a grad a float column cannot hold
-        self._dense = array("q")  # id -> row + 1 (0: no such node), while ids stay small
+        self._dense = array("q")  # id - _base -> row + 1 (0: no such node), while ids stay close
+        self._base = 0  # the first id stored: ids count up from about there
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
         self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
 
@@ -147,8 +148,8 @@ class NodeTable(Mapping):
         """The row of ``node_id``, or -1."""
         if self._sparse is not None:
             return self._sparse.get(node_id, -1)
-        if node_id.__class__ is int and 0 <= node_id < len(self._dense):
-            return self._dense[node_id] - 1
+        if node_id.__class__ is int and 0 <= node_id - self._base < len(self._dense):
+            return self._dense[node_id - self._base] - 1
         return -1
 
     def __getitem__(self, node_id) -> NodeInfo:
@@ -180,9 +181,10 @@ class NodeTable(Mapping):
         """Store a node (a second ``node_created`` for one id replaces the first, in place); its row."""
         node, value = event.node, event.value
         dense = self._dense
-        if (self._sparse is None and node.__class__ is int and 0 <= node < 2 * len(self.names) + 65536
+        at = node - self._base if node.__class__ is int and self.names else -1
+        if (self._sparse is None and 0 <= at < 2 * len(self.names) + 65536
                 and value.__class__ is _FLOAT and value == value and self.modules is None
-                and event.module is None and (node >= len(dense) or not dense[node])):
+                and event.module is None and (at >= len(dense) or not dense[at])):
             # the common case, inline: a new node with a small id, a float value, no module
             row = len(self.names)
             parents = self.parents
@@ -201,9 +203,9 @@ class NodeTable(Mapping):
             self.sites.append(share(site, site))
             self.functions.append(share(function, function))
             self.grads.append(0.0)
-            if node >= len(dense):
-                dense.frombytes(bytes(8 * (node + 1 - len(dense))))
-            dense[node] = row + 1
+            if at >= len(dense):
+                dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+            dense[at] = row + 1
             return row
         return self._add(event)
 
@@ -250,12 +252,15 @@ class NodeTable(Mapping):
     def _index(self, node_id, row: int) -> None:
         if self._sparse is None:
             dense = self._dense
-            if node_id.__class__ is int and 0 <= node_id < 2 * len(self.names) + 65536:
-                if node_id >= len(dense):
-                    dense.frombytes(bytes(8 * (node_id + 1 - len(dense))))
-                dense[node_id] = row + 1
+            if row == 0 and node_id.__class__ is int and node_id >= 0:
+                self._base = node_id
+            at = node_id - self._base if node_id.__class__ is int else -1
+            if 0 <= at < 2 * len(self.names) + 65536:
+                if at >= len(dense):
+                    dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+                dense[at] = row + 1
                 return
-            self._sparse = {i: r - 1 for i, r in enumerate(dense) if r}
+            self._sparse = {i + self._base: r - 1 for i, r in enumerate(dense) if r}
             self._dense = array("q")
         self._sparse[node_id] = row
 
@@ -266,7 +271,9 @@ class NodeTable(Mapping):
         if self._sparse is None:
             dense = self._dense
             try:
-                rows = array("q", map(dense.__getitem__, ids))  # row + 1; 0: no such node
+                rows = array("q", map(dense.__getitem__, map(sub, ids, repeat(self._base))))  # row + 1
+                if self._base > min(ids, default=self._base):
+                    raise IndexError  # a negative place would read from the end
             except (IndexError, TypeError):
                 pass
             else:
@@ -360,34 +367,43 @@ class NodeSet(Set):
 
 class IntsById:
     """Node id -> a small whole number (0 where none was set): one int32 slot per id while
-    ids stay small (read ``slots[id]`` directly on a hot path), a dict once they do not.
-    ``table``: ids up to twice its length count as small (as its own index does)."""
+    ids stay close to those of ``table`` (``slots[id - base]``, read directly on a hot
+    path), a dict once they do not."""
 
-    __slots__ = ("slots", "far", "table")
+    __slots__ = ("slots", "far", "table", "base")
 
     def __init__(self, table: Optional["NodeTable"] = None) -> None:
         self.slots = array("i")
         self.far: Optional[Dict[object, int]] = None
         self.table = table
+        self.base: Optional[int] = None  # the table's first id, once something is set
 
     def get(self, node_id) -> int:
         if self.far is not None:
             return self.far.get(node_id, 0)
         slots = self.slots
-        return slots[node_id] if node_id.__class__ is int and 0 <= node_id < len(slots) else 0
+        if node_id.__class__ is not int or not slots:
+            return 0
+        at = node_id - self.base
+        return slots[at] if 0 <= at < len(slots) else 0
 
     def set(self, node_id, value: int) -> None:
         if self.far is None:
             slots = self.slots
-            if not value and not (node_id.__class__ is int and 0 <= node_id < len(slots)):
+            if self.base is None:
+                if not value:
+                    return  # 0 already
+                self.base = self.table._base if self.table is not None else 0
+            at = node_id - self.base if node_id.__class__ is int else -1
+            if not value and not 0 <= at < len(slots):
                 return  # 0 already
             room = 2 * max(len(slots), len(self.table) if self.table is not None else 0) + 65536
-            if node_id.__class__ is int and 0 <= node_id < room and -2 ** 31 <= value < 2 ** 31:
-                if node_id >= len(slots):
-                    slots.frombytes(bytes(4 * (node_id + 1 - len(slots))))
-                slots[node_id] = value
+            if 0 <= at < room and -2 ** 31 <= value < 2 ** 31:
+                if at >= len(slots):
+                    slots.frombytes(bytes(4 * (at + 1 - len(slots))))
+                slots[at] = value
                 return
-            self.far = {i: v for i, v in enumerate(slots) if v}
+            self.far = {i + self.base: v for i, v in enumerate(slots) if v}
             self.slots = array("i")
         if value:
             self.far[node_id] = value

@@ -287,15 +287,16 @@ class TraceModel:
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
         nodes = self.nodes
-        grads, dense, row = nodes.grads, nodes._dense, self._row
+        grads, dense, base, row = nodes.grads, nodes._dense, nodes._base, self._row
         plain = nodes._sparse is None and not nodes.odd_grads
         for node_id, grad in zip(event.order, event.grads_before):
-            if plain and node_id.__class__ is int and 0 <= node_id < len(dense) and dense[node_id] \
-                    and grad.__class__ is float and grad == grad:
-                grads[dense[node_id] - 1] = grad  # the common case, inline
+            at = node_id - base if plain and node_id.__class__ is int else -1
+            if 0 <= at < len(dense) and dense[at] and grad.__class__ is float and grad == grad:
+                grads[dense[at] - 1] = grad  # the common case, inline
             else:
                 nodes.set_grad(row(node_id), grad)
                 plain = nodes._sparse is None and not nodes.odd_grads
+                dense, base = nodes._dense, nodes._base
 
     def _fired(self, event: BackwardFnFired) -> None:
         p = self._pass_for(event.pass_no)
@@ -305,9 +306,10 @@ class TraceModel:
     def _written(self, event: GradAccumulated) -> None:
         target, after = event.target, event.grad_after
         nodes = self.nodes
-        dense = nodes._dense  # the common case inline: a small id, a float grad
-        if nodes._sparse is None and target.__class__ is int and 0 <= target < len(dense) and dense[target]:
-            row = dense[target] - 1
+        dense = nodes._dense  # the common case inline: an id close to the others, a float grad
+        at = target - nodes._base if nodes._sparse is None and target.__class__ is int else -1
+        if 0 <= at < len(dense) and dense[at]:
+            row = dense[at] - 1
         else:
             row = self._row(target)
         if after.__class__ is float and after == after and not nodes.odd_grads:

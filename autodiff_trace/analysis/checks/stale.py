@@ -48,17 +48,18 @@ class StaleGradient(Check):
     def on_grad_accumulated(self, event) -> None:
         target, pass_no = event.target, event.pass_no
         written, firsts = self.written_in, self.first_written_in
-        near = target.__class__ is int and 0 <= target < len(firsts.slots) <= len(written.slots) \
-            and written.far is None and firsts.far is None  # the common case, read inline
+        at = target - firsts.base if target.__class__ is int and firsts.base is not None else -1
+        near = 0 <= at < len(firsts.slots) <= len(written.slots) and written.far is None \
+            and firsts.far is None  # the common case, read inline (both count from one base)
         if near:
-            written.slots[target] = pass_no + 1
+            written.slots[at] = pass_no + 1
         else:
             written.set(target, pass_no + 1)
         if not pass_no:
             self.written_outside_at[target] = event.site
         root = self.roots.get(pass_no)
         if root is not None:
-            first = firsts.slots[target] if near else firsts.get(target)
+            first = firsts.slots[at] if near else firsts.get(target)
             if not first:
                 firsts.set(target, pass_no + 1)
             elif self.roots[first - 1] != root:

@@ -140,8 +140,8 @@ class Builder:
                 for parent in table.parents_of(row):
                     if parent not in kept and contains(parent):
                         dense = table._dense if table._sparse is None else None
-                        found = dense[parent] - 1 if dense is not None and parent.__class__ is int \
-                            and 0 <= parent < len(dense) else -1
+                        at = parent - table._base if dense is not None and parent.__class__ is int else -1
+                        found = dense[at] - 1 if 0 <= at < len(dense) else -1
                         found = found if found >= 0 else row_of(parent)
                         if found >= len(owned):
                             owned.extend(bytes(found + 1 - len(owned)))
