@@ -61,7 +61,10 @@ class StaleGradient(Check):
         if root is not None:
             first = firsts.slots[at] if near else firsts.get(target)
             if not first:
-                firsts.set(target, pass_no + 1)
+                if near:
+                    firsts.slots[at] = pass_no + 1
+                else:
+                    firsts.set(target, pass_no + 1)
             elif self.roots[first - 1] != root:
                 self.more_roots_into.setdefault(target, set()).add(root)
 
