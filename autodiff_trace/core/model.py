@@ -13,7 +13,8 @@ from itertools import compress, filterfalse, repeat
 from operator import ne
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .columns import NodeInfo, NodeSet, NodeTable, WriteLog
+from .by_id import NodeSet
+from .columns import NodeInfo, NodeTable, WriteLog
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, PassSummary,

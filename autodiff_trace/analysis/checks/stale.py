@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
-from ...core.columns import IntsById
+from ...core.by_id import IntsById
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
