@@ -86,7 +86,7 @@ class PassInfo:
         self.order = _ids(event.order)
         self._grads_before = event.grads_before if not all(g.__class__ is float for g in event.grads_before) \
             else array("d", event.grads_before)
-        self.fired: "array | list" = array("q")  # node ids, in firing order (a list if one does not fit)
+        self.fired: List[int] = []  # node ids, in firing order
         self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
         self.writes = WriteLog(event.pass_no)
         self.writes_to = _WritesTo(self.writes)
@@ -139,16 +139,7 @@ class PassInfo:
     def fire(self, node: int, upstream: float) -> None:
         """Note a firing of ``node``."""
         fired, upstreams = self.fired, self._upstreams
-        if node.__class__ is int and fired.__class__ is array:
-            try:
-                fired.append(node)
-            except OverflowError:
-                fired = self.fired = list(fired)
-                fired.append(node)
-        else:
-            if fired.__class__ is array:
-                fired = self.fired = list(fired)
-            fired.append(node)
+        fired.append(node)
         if upstream.__class__ is not float and upstreams.__class__ is array:
             upstreams = self._upstreams = list(upstreams)  # kept as it came, not made a float
         upstreams.append(upstream)
