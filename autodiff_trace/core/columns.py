@@ -11,17 +11,18 @@ always equal to what went in.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
+from itertools import repeat
+from operator import sub
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from .by_id import IntsById, NodeSet
 from .events import GradAccumulated, NodeCreated
 
-__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "put_number", "number_at"]
+__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "put_number", "number_at"]
 
 _NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _FLOAT = float
-_SMALL_SET = 100_000  # ids above which a NodeSet bisects a sorted array instead of hashing
 
 
 def _plain(x) -> bool:
@@ -136,7 +137,8 @@ class NodeTable(Mapping):
         self.modules: Optional[List[Optional[str]]] = None  # made at the first node with a module
         self.odd: Dict[int, NodeCreated] = {}  # row -> the whole event, when a column cannot hold it
         self.odd_grads: Dict[int, object] = {}  # row -> a grad a float column cannot hold
-        self._dense = array("q")  # id -> row + 1 (0: no such node), while ids stay small
+        self._dense = array("q")  # id - _base -> row + 1 (0: no such node), while ids stay close
+        self._base = 0  # the first id stored: ids count up from about there
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
         self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
 
@@ -145,8 +147,8 @@ class NodeTable(Mapping):
         """The row of ``node_id``, or -1."""
         if self._sparse is not None:
             return self._sparse.get(node_id, -1)
-        if node_id.__class__ is int and 0 <= node_id < len(self._dense):
-            return self._dense[node_id] - 1
+        if node_id.__class__ is int and 0 <= node_id - self._base < len(self._dense):
+            return self._dense[node_id - self._base] - 1
         return -1
 
     def __getitem__(self, node_id) -> NodeInfo:
@@ -176,6 +178,38 @@ class NodeTable(Mapping):
 
     def add(self, event: NodeCreated) -> int:
         """Store a node (a second ``node_created`` for one id replaces the first, in place); its row."""
+        node, value = event.node, event.value
+        dense = self._dense
+        at = node - self._base if node.__class__ is int and self.names else -1
+        if (self._sparse is None and 0 <= at < 2 * len(self.names) + 65536
+                and value.__class__ is _FLOAT and value == value and self.modules is None
+                and event.module is None and (at >= len(dense) or not dense[at])):
+            # the common case, inline: a new node with a small id, a float value, no module
+            row = len(self.names)
+            parents = self.parents
+            try:
+                parents.extend(event.parents)
+            except (OverflowError, TypeError):
+                del parents[self.starts[row]:]
+                return self._add(event)
+            share = self._shared.setdefault
+            self.ids.append(node)
+            self.data.append(value)
+            self.starts.append(len(parents))
+            op, name, site, function = event.op, event.name, event.site, event.function
+            self.ops.append(share(op, op))
+            self.names.append(share(name, name))
+            self.sites.append(share(site, site))
+            self.functions.append(share(function, function))
+            self.grads.append(0.0)
+            if at >= len(dense):
+                dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+            dense[at] = row + 1
+            return row
+        return self._add(event)
+
+    def _add(self, event: NodeCreated) -> int:
+        """:meth:`add` for every case: a node made again, an odd id or value, a module."""
         row = self.row(event.node)
         if row >= 0:
             self.odd[row] = event
@@ -217,14 +251,40 @@ class NodeTable(Mapping):
     def _index(self, node_id, row: int) -> None:
         if self._sparse is None:
             dense = self._dense
-            if node_id.__class__ is int and 0 <= node_id < 2 * len(self.names) + 65536:
-                if node_id >= len(dense):
-                    dense.frombytes(bytes(8 * (node_id + 1 - len(dense))))
-                dense[node_id] = row + 1
+            if row == 0 and node_id.__class__ is int and node_id >= 0:
+                self._base = node_id
+            at = node_id - self._base if node_id.__class__ is int else -1
+            if 0 <= at < 2 * len(self.names) + 65536:
+                if at >= len(dense):
+                    dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+                dense[at] = row + 1
                 return
-            self._sparse = {i: r - 1 for i, r in enumerate(dense) if r}
+            self._sparse = {i + self._base: r - 1 for i, r in enumerate(dense) if r}
             self._dense = array("q")
         self._sparse[node_id] = row
+
+    def column_of(self, column: list, ids: Iterable[int]) -> Iterator:
+        """``column[row of id]`` for each of ``ids`` (None for an id with no row), read by
+        built-in maps while ids stay small."""
+        ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
+        if self._sparse is None:
+            dense = self._dense
+            try:
+                rows = array("q", map(dense.__getitem__, map(sub, ids, repeat(self._base))))  # row + 1
+                if self._base > min(ids, default=self._base):
+                    raise IndexError  # a negative place would read from the end
+            except (IndexError, TypeError):
+                pass
+            else:
+                if 0 not in rows:
+                    return map(column.__getitem__, map(sub, rows, repeat(1)))
+        return (column[row] if row >= 0 else None for row in map(self.row, ids))
+
+    def parents_of(self, row: int) -> Tuple[int, ...]:
+        """The parents of the node in ``row`` (what :attr:`NodeInfo.parents` reads)."""
+        if self.odd and row in self.odd:
+            return self.odd[row].parents
+        return self.parents[self.starts[row]:self.starts[row + 1]]
 
     # -- grads -------------------------------------------------------------------------
     def grad(self, row: int):
@@ -237,60 +297,6 @@ class NodeTable(Mapping):
     def has_modules(self) -> bool:
         """Did any node say which model part made it?"""
         return self.modules is not None
-
-
-class NodeSet(Set):
-    """The ids of a pass's nodes: a frozenset while small; when big, one byte per id over
-    their range if the ids are dense, else a sorted int64 array searched by bisection."""
-
-    def __init__(self, ids: Iterable[int]) -> None:
-        ids = ids if isinstance(ids, (list, tuple, array)) else list(ids)
-        self._set: Optional[frozenset] = None
-        self._sorted: Optional[array] = None
-        self._bits: Optional[bytearray] = None  # _bits[i]: is id low + i in the set
-        self._low = 0
-        if len(ids) <= _SMALL_SET:
-            self._set = frozenset(ids)
-            return
-        try:
-            self._sorted = array("q", sorted(set(ids)))
-        except (OverflowError, TypeError):
-            self._set = frozenset(ids)
-            return
-        low, high = self._sorted[0], self._sorted[-1]
-        if high - low < 16 * len(self._sorted):
-            bits = bytearray(high - low + 1)
-            for node_id in self._sorted:
-                bits[node_id - low] = 1
-            self._bits, self._low = bits, low
-
-    def __contains__(self, node_id) -> bool:
-        bits = self._bits
-        if bits is not None:
-            if node_id.__class__ is not int:
-                return False
-            at = node_id - self._low
-            return 0 <= at < len(bits) and bits[at] == 1
-        if self._set is not None:
-            return node_id in self._set
-        if node_id.__class__ is not int:
-            return False
-        ids = self._sorted
-        at = bisect_left(ids, node_id)
-        return at < len(ids) and ids[at] == node_id
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._set if self._set is not None else self._sorted)
-
-    def __len__(self) -> int:
-        return len(self._set if self._set is not None else self._sorted)
-
-    def union(self, *others) -> set:
-        return set(self).union(*others)
-
-    @classmethod
-    def _from_iterable(cls, it):
-        return frozenset(it)
 
 
 class WriteLog:
@@ -312,12 +318,14 @@ class WriteLog:
 
     def append(self, w: GradAccumulated, shared: Dict[str, str]) -> None:
         row = len(self.sites)
-        local = w.local_grad
-        fired_by = w.fired_by
-        whole = not (_plain(w.contribution) and _plain(w.grad_before) and _plain(w.grad_after)
-                     and (local is None or _plain(local)) and w.t.__class__ is _FLOAT
-                     and w.replaced.__class__ is bool and w.pass_no == self.pass_no
-                     and w.target.__class__ is int and (fired_by is None or fired_by.__class__ is int))
+        local, fired_by = w.local_grad, w.fired_by
+        contribution, before, after = w.contribution, w.grad_before, w.grad_after
+        whole = not (contribution.__class__ is _FLOAT and before.__class__ is _FLOAT
+                     and after.__class__ is _FLOAT and contribution == contribution and before == before
+                     and after == after and (local is None or (local.__class__ is _FLOAT and local == local))
+                     and w.t.__class__ is _FLOAT and w.replaced.__class__ is bool
+                     and w.pass_no == self.pass_no and w.target.__class__ is int
+                     and (fired_by is None or fired_by.__class__ is int))
         if not whole:
             try:
                 self.targets.append(w.target)
@@ -329,25 +337,19 @@ class WriteLog:
                     del column[row:]
         if whole:
             self.odd[row] = w
-            self.targets.append(0)
-            self.writers.append(_NONE)
-            self.seqs.append(0)
-            self.times.append(0.0)
-            self.locals.append(0.0)
-            self.contributions.append(0.0)
-            self.befores.append(0.0)
-            self.afters.append(0.0)
-            self.flags.append(0)
-            self.sites.append(None)
+            for column, blank in ((self.targets, 0), (self.writers, _NONE), (self.seqs, 0), (self.times, 0.0),
+                                  (self.locals, 0.0), (self.contributions, 0.0), (self.befores, 0.0),
+                                  (self.afters, 0.0), (self.flags, 0), (self.sites, None)):
+                column.append(blank)
             return
         self.times.append(w.t)
         self.locals.append(0.0 if local is None else local)
-        self.contributions.append(w.contribution)
-        self.befores.append(w.grad_before)
-        self.afters.append(w.grad_after)
+        self.contributions.append(contribution)
+        self.befores.append(before)
+        self.afters.append(after)
         self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
         site = w.site
-        self.sites.append(site if site is None else shared.setdefault(site, site))
+        self.sites.append(shared.setdefault(site, site))
 
     def __len__(self) -> int:
         return len(self.sites)

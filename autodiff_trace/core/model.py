@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from itertools import compress, filterfalse, repeat
+from operator import ne
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .columns import NodeInfo, NodeSet, NodeTable, WriteLog
+from .by_id import NodeSet
+from .columns import NodeInfo, NodeTable, WriteLog
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, PassSummary,
@@ -44,6 +47,11 @@ class _WritesTo(Mapping):
                 rows.setdefault(log.target(row), []).append(row)
             self._rows = rows
         return self._rows
+
+    @property
+    def indexed(self) -> bool:
+        """Is the index made (and so kept up to date write by write)?"""
+        return self._rows is not None
 
     def added(self, target: int, row: int) -> None:
         if self._rows is not None:
@@ -79,7 +87,7 @@ class PassInfo:
         self._grads_before = event.grads_before if not all(g.__class__ is float for g in event.grads_before) \
             else array("d", event.grads_before)
         self.fired: List[int] = []  # node ids, in firing order
-        self._upstreams: list = []  # what each firing passed on, aligned with fired
+        self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
         self.writes = WriteLog(event.pass_no)
         self.writes_to = _WritesTo(self.writes)
         self.diagnostics: List[Diagnostic] = []
@@ -108,11 +116,8 @@ class PassInfo:
         """:attr:`grads_before` for the nodes in ``wanted`` only (one scan, no full map)."""
         if self._grads_before_map is not None:
             return {n: g for n, g in self._grads_before_map.items() if n in wanted}
-        found: Dict[int, float] = {}
-        for n, g in zip(self.order, self._grads_before):
-            if n in wanted:
-                found[n] = g
-        return found
+        pairs = zip(self.order, self._grads_before)
+        return dict(compress(pairs, map(wanted.__contains__, self.order)))
 
     @property
     def fire_number(self) -> Dict[int, int]:
@@ -133,16 +138,13 @@ class PassInfo:
 
     def fire(self, node: int, upstream: float) -> None:
         """Note a firing of ``node``."""
-        self.fired.append(node)
-        if self._upstreams.__class__ is list and upstream.__class__ is float and len(self._upstreams) == 0:
-            self._upstreams = array("d")
-        try:
-            self._upstreams.append(upstream)
-        except TypeError:
-            self._upstreams = list(self._upstreams)
-            self._upstreams.append(upstream)
+        fired, upstreams = self.fired, self._upstreams
+        fired.append(node)
+        if upstream.__class__ is not float and upstreams.__class__ is array:
+            upstreams = self._upstreams = list(upstreams)  # kept as it came, not made a float
+        upstreams.append(upstream)
         if self._fire_number is not None and node not in self._fire_number:
-            self._fire_number[node] = len(self.fired)
+            self._fire_number[node] = len(fired)
         if self._upstream is not None:
             self._upstream[node] = upstream
 
@@ -157,11 +159,21 @@ class PassInfo:
                 del found[n]
         return found
 
+    def stale_candidates(self) -> Iterator[int]:
+        """The nodes listed with a non-zero grad when the pass began, in order, read lazily
+        (:attr:`stale` without its map: a node listed twice may come up twice)."""
+        return compress(self.order, map(ne, self._grads_before, repeat(0)))
+
     @property
     def fired_outside(self) -> List[int]:
         """Nodes whose backward function fired although the root cannot reach them."""
-        reachable = self.reachable
-        return [n for n in self.fired if n not in reachable]
+        return list(filterfalse(self.reachable.contains, self.fired))
+
+    @property
+    def written_targets(self) -> Iterable[int]:
+        """The target of each write, in order."""
+        writes = self.writes
+        return writes.targets if not writes.odd else [writes.target(row) for row in range(len(writes))]
 
 
 class TraceModel:
@@ -261,14 +273,22 @@ class TraceModel:
 
     def _created(self, event: NodeCreated) -> None:
         self.nodes.add(event)
-        name_uses = self.name_uses
-        name_uses[event.name] = name_uses.get(event.name, 0) + 1
+        name, name_uses = event.name, self.name_uses
+        name_uses[name] = name_uses.get(name, 0) + 1
 
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
-        set_grad, row = self.nodes.set_grad, self._row
+        nodes = self.nodes
+        grads, dense, base, row = nodes.grads, nodes._dense, nodes._base, self._row
+        plain = nodes._sparse is None and not nodes.odd_grads
         for node_id, grad in zip(event.order, event.grads_before):
-            set_grad(row(node_id), grad)
+            at = node_id - base if plain and node_id.__class__ is int else -1
+            if 0 <= at < len(dense) and dense[at] and grad.__class__ is float and grad == grad:
+                grads[dense[at] - 1] = grad  # the common case, inline
+            else:
+                nodes.set_grad(row(node_id), grad)
+                plain = nodes._sparse is None and not nodes.odd_grads
+                dense, base = nodes._dense, nodes._base
 
     def _fired(self, event: BackwardFnFired) -> None:
         p = self._pass_for(event.pass_no)
@@ -276,11 +296,23 @@ class TraceModel:
             p.fire(event.node, event.upstream)
 
     def _written(self, event: GradAccumulated) -> None:
-        target = event.target
-        self.nodes.set_grad(self._row(target), event.grad_after)
-        p = self._pass_for(event.pass_no)
+        target, after = event.target, event.grad_after
+        nodes = self.nodes
+        dense = nodes._dense  # the common case inline: an id close to the others, a float grad
+        at = target - nodes._base if nodes._sparse is None and target.__class__ is int else -1
+        if 0 <= at < len(dense) and dense[at]:
+            row = dense[at] - 1
+        else:
+            row = self._row(target)
+        if after.__class__ is float and after == after and not nodes.odd_grads:
+            nodes.grads[row] = after
+        else:
+            nodes.set_grad(row, after)
+        passes = self.passes
+        p = passes[-1] if passes and passes[-1].pass_no == event.pass_no else self.pass_(event.pass_no)
         if p is not None:
-            p.writes_to.added(target, len(p.writes))
+            if p.writes_to.indexed:
+                p.writes_to.added(target, len(p.writes))
             p.writes.append(event, self._shared)
 
     def _zeroed(self, event: GradsZeroed) -> None:
@@ -313,20 +345,13 @@ class TraceModel:
             return passes[-1]  # the common case, in constant time
         return self.pass_(pass_no)
 
-    def pass_nodes(self, p: PassInfo) -> List[int]:
-        """The nodes to draw for a pass: everything the root reaches (in visiting order), plus whatever fired or was written outside it."""
-        reachable = p.reachable
-        wanted = list(p.order)
-        extra: Dict[int, None] = {}
-        for node_id in p.fired:
-            if node_id not in reachable:
-                extra[node_id] = None
-        writes = p.writes
-        for row in range(len(writes)):
-            target = writes.target(row)
-            if target not in reachable:
-                extra[target] = None
-        return wanted + list(extra)
+    def pass_nodes(self, p: PassInfo) -> Sequence[int]:
+        """The nodes to draw for a pass: everything the root reaches (in visiting order),
+        plus whatever fired or was written outside it (``p.order`` itself when nothing was)."""
+        reached = p.reachable.contains
+        extra = dict.fromkeys(filterfalse(reached, p.fired))
+        extra.update(dict.fromkeys(filterfalse(reached, p.written_targets)))
+        return _ids([*p.order, *extra]) if extra else p.order
 
     def graph_of(self, p: PassInfo) -> Tuple[List[int], List[Tuple[int, int]]]:
         """The nodes to draw for a pass and the (parent, child) edges between them:

@@ -85,9 +85,11 @@ class FiredTwice(Check):
     def on_pass_start(self, p) -> None:
         # A firing is (its number, the node's grad then, how many writes the pass had made
         # before it). Every firing's grad and write count go in two flat rows, by firing
-        # number (a node's first is the model's ``fire_number``): no object per node.
-        self.grads: list = []
+        # number: no object per firing. ``first`` (node -> its first firing number) lasts
+        # as long as the pass.
+        self.grads: "array | list" = array("d")
         self.writes_then = array("q")
+        self.first: Dict[int, int] = {}
         self.again: Dict[int, List[tuple]] = {}  # node fired more than once -> all its firings
         self.sites: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
 
@@ -97,10 +99,14 @@ class FiredTwice(Check):
         if p is None or p.pass_no != event.pass_no:
             return
         grads, writes_then = self.grads, self.writes_then
-        grads.append(event.grad)
+        try:
+            grads.append(event.grad)
+        except TypeError:  # not a real number: the row becomes a list
+            grads = self.grads = list(grads)
+            grads.append(event.grad)
         writes_then.append(len(p.writes))
         number, node = len(p.fired), event.node
-        first = p.fire_number.get(node, number)
+        first = self.first.setdefault(node, number)
         if first == number or len(grads) != number:  # its first firing (or one not seen here)
             return
         firing = (number, event.grad, writes_then[-1])
@@ -143,7 +149,8 @@ class FiredTwice(Check):
             if again is not None:
                 self.ctx.report("fired_twice", "error", site, p.pass_no, (node,),
                                 (firings[0][0], again, code), self.describe)
-        self.sites = {}
+        self.sites, self.first, self.again = {}, {}, {}
+        self.grads, self.writes_then = array("d"), array("q")
 
     def describe(self, cause: Cause) -> Tuple[str, str]:
         ctx = self.ctx
@@ -204,7 +211,7 @@ class FiredTooEarly(Check):
             if abs(self.latest.get(target, 0)) <= fired_then:  # it never passed the late part on
                 self.ctx.report("fired_too_early", "error", site, p.pass_no, (target, writer), detail,
                                 self.describe)
-        self.late = {}
+        self.late, self.latest = {}, {}
 
     def describe(self, cause: Cause) -> Tuple[str, str]:
         ctx = self.ctx

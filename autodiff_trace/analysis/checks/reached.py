@@ -1,11 +1,15 @@
 """grad_never_reached: a leaf the root depends on that received no gradient in a pass.
 
-Found at the end of a pass: a leaf of the pass's order with no write. Information, not
-an error (a branch may be detached on purpose); located where the leaf was made.
+Found at the end of a pass: a leaf of the pass's order with no write. The leaves are
+picked from the node table's op column and set against the pass's write targets by
+built-in scans; only a leaf with no write is looked at further. Information, not an
+error (a branch may be detached on purpose); located where the leaf was made.
 """
 
 from __future__ import annotations
 
+from itertools import compress, repeat
+from operator import eq
 from typing import Tuple
 
 from ...core.sites import default_name
@@ -21,17 +25,25 @@ class GradNeverReached(Check):
 
     def on_pass_end(self, p) -> None:
         ctx = self.ctx
-        later_names = {}
-        for node in p.order:
-            info = ctx.model.nodes.get(node)
-            if info is not None:
-                later_names[info.name] = max(later_names.get(info.name, node), node)
-        for node in p.order:
-            if node not in p.writes_to:
-                info = ctx.model.nodes.get(node)
-                if info is not None and info.op == "" and not self._out_of_reach(p, info, later_names):
-                    ctx.report("grad_never_reached", "info", info.site, p.pass_no, (node,),
-                               (p.root, p.grads_before.get(node, 0.0)), self.describe)
+        nodes = ctx.model.nodes
+        leaves = list(compress(p.order, map(eq, nodes.column_of(nodes.ops, p.order), repeat(""))))
+        if not leaves:
+            return
+        written = set(leaves).intersection(p.written_targets)
+        missing = [node for node in leaves if node not in written]
+        if not missing:
+            return
+        names = {nodes[node].name for node in missing}
+        later_names = {}  # name -> the last node of the pass with that name
+        for node, name in zip(p.order, nodes.column_of(nodes.names, p.order)):
+            if name in names:
+                later_names[name] = max(later_names.get(name, node), node)
+        grads_before = p.grads_before_of(set(missing))
+        for node in missing:
+            info = nodes[node]
+            if not self._out_of_reach(p, info, later_names):
+                ctx.report("grad_never_reached", "info", info.site, p.pass_no, (node,),
+                           (p.root, grads_before.get(node, 0.0)), self.describe)
 
     def _out_of_reach(self, p, info, later_names: dict) -> bool:
         """True for a leaf whose gradient the script cannot read, so an engine may skip it
@@ -42,7 +54,7 @@ class GradNeverReached(Check):
             return True
         nxt = self.ctx.model.nodes.get(info.id + 1)
         return info.name == default_name(info.id, info.op, info.value) and nxt is not None \
-            and nxt.site == info.site and (bool(nxt.parents) or nxt.id in p.fire_number)
+            and nxt.site == info.site and (bool(nxt.parents) or nxt.id in p.fired)
 
     def describe(self, cause: Cause) -> Tuple[str, str]:
         ctx = self.ctx

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
+from ...core.by_id import IntsById
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
@@ -31,36 +32,49 @@ class StaleGradient(Check):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        # node -> the pass of the write that set its grad (0: outside any pass); a plain number,
-        # not the event, so a long run holds no write; the site only for writes outside a pass
-        self.written_in: Dict[int, int] = {}
+        # node -> 1 + the pass of the write that set its grad (1: outside any pass; 0: none
+        # since it was zeroed); a number per node id, not the event, so a long run holds no
+        # write and no object per node; the site only for writes outside a pass
+        self.written_in = IntsById(ctx.model.nodes)
         self.written_outside_at: Dict[int, Optional[str]] = {}
         self.roots: Dict[int, int] = {}  # pass -> its root
-        # node -> the root of the first pass that wrote it; the roots of later passes, when
+        # node -> 1 + the first pass with a root that wrote it; the roots of later passes, when
         # other, in ``more_roots_into`` (a set per node only for the few that need one)
-        self.roots_into: Dict[int, int] = {}
+        self.first_written_in = IntsById(ctx.model.nodes)
         self.more_roots_into: Dict[int, Set[int]] = {}
         self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
 
     def on_grad_accumulated(self, event) -> None:
         target, pass_no = event.target, event.pass_no
-        self.written_in[target] = pass_no
+        written, firsts = self.written_in, self.first_written_in
+        at = target - firsts.base if target.__class__ is int and firsts.base is not None else -1
+        near = 0 <= at < len(firsts.slots) <= len(written.slots) and written.far is None \
+            and firsts.far is None  # the common case, read inline (both count from one base)
+        if near:
+            written.slots[at] = pass_no + 1
+        else:
+            written.set(target, pass_no + 1)
         if not pass_no:
             self.written_outside_at[target] = event.site
         root = self.roots.get(pass_no)
         if root is not None:
-            first = self.roots_into.setdefault(target, root)
-            if first != root:
+            first = firsts.slots[at] if near else firsts.get(target)
+            if not first:
+                if near:
+                    firsts.slots[at] = pass_no + 1
+                else:
+                    firsts.set(target, pass_no + 1)
+            elif self.roots[first - 1] != root:
                 self.more_roots_into.setdefault(target, set()).add(root)
 
     def on_grads_zeroed(self, event) -> None:
         self.zeroes = True
         for node in event.nodes:
-            self.written_in.pop(node, None)
+            self.written_in.set(node, 0)
             self.written_outside_at.pop(node, None)
             self.group_values.pop(node, None)
-            self.roots_into.pop(node, None)
+            self.first_written_in.set(node, 0)
             self.more_roots_into.pop(node, None)
 
     def on_backward_started(self, event) -> None:
@@ -94,7 +108,7 @@ class StaleGradient(Check):
         if not stale:
             return False
         for node in held:
-            if not self.ctx.is_parentless(node) or not self.written_in.get(node) \
+            if not self.ctx.is_parentless(node) or self.written_in.get(node) <= 1 \
                     or self._written_from(node, event.root):
                 return False
             if node not in now or self.group_values.get(node) != now[node]:
@@ -103,12 +117,13 @@ class StaleGradient(Check):
 
     def _written_from(self, node: int, root: int) -> bool:
         """Did a pass of ``root`` write ``node``'s grad (or is it unknown who did)?"""
-        first = self.roots_into.get(node)
+        first = self.first_written_in.get(node)
+        first = self.roots.get(first - 1) if first else None
         return first is None or first == root or root in self.more_roots_into.get(node, ())
 
     def _source(self, node: int) -> Source:
-        pass_no = self.written_in.get(node)
-        if pass_no is None:
+        pass_no = self.written_in.get(node) - 1
+        if pass_no < 0:
             return ("before",)
         if pass_no:
             return ("pass", pass_no, self.ctx.begin_sites.get(pass_no))

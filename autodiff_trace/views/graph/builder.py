@@ -10,14 +10,15 @@ output cannot reach it is drawn in a box of its own.
 from __future__ import annotations
 
 import bisect
-import itertools
+from itertools import compress
 from typing import Dict, List, Optional, Tuple
 
 import graphviz
 
 from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STALE
 from .modules import draw_by_module
-from .pass_cache import Group, PassCache, PassMembers, cache_for, state
+from .pass_cache import PassCache, PassMembers, cache_for, state
+from .selection import Selects
 from .picture import Diagram
 from .quoting import html_text, plain_text, tooltip
 from ...core.model import NodeInfo, PassInfo, TraceModel
@@ -30,7 +31,7 @@ SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "neg": "-x", "pow": "
 MAX_LEGEND_FINDINGS = 8
 
 
-class Builder:
+class Builder(Selects):
     """Builds the Digraph of one pass, or of the pass as it stood after ``step`` firings.
 
     Frames keep the final picture's text in place (future labels and firing numbers are
@@ -60,7 +61,7 @@ class Builder:
         key = frozenset(drawn)
         rows = cache.rows.get(key)
         if rows is None:
-            rows = cache.rows[key] = [row for row in range(len(writes)) if writes.target(row) in drawn]
+            rows = cache.rows[key] = list(compress(range(len(writes)), map(key.__contains__, p.written_targets)))
         steps = cache.write_steps(p) if step is not None else None
         for row in rows:
             w = writes[row]
@@ -76,63 +77,11 @@ class Builder:
         else:  # steps never decrease along the writes
             self.seen_count = len(writes) if step is None else bisect.bisect_right(steps, step)
         self.before = p.grads_before_of(drawn)
-        for fire_number, node in enumerate(p.fired, 1):
-            if node in drawn:
-                self.fire_numbers.setdefault(node, []).append(fire_number)
+        for fire_number, node in compress(enumerate(p.fired, 1), map(key.__contains__, p.fired)):
+            self.fire_numbers.setdefault(node, []).append(fire_number)
 
     def _fired_yet(self, number: int) -> bool:
         return self.step is None or number <= self.step
-
-    # -- which nodes to draw ----------------------------------------------------------
-    def _select(self, nodes: List[int], edges) -> Tuple[List[int], Dict[int, List[int]]]:
-        """Keep the nodes that matter (the output's neighbourhood, findings, stale and
-        outside nodes); fold the rest into groups, each under the kept node it feeds."""
-        if len(nodes) <= self.max_nodes:
-            return nodes, {}
-        p, model = self.p, self.model
-        present = PassMembers(p, nodes)
-        near = self._near_findings(nodes, present) if self.findings else []
-        candidates = itertools.chain((p.root,), self.findings, p.fired_outside, p.order[: self.max_nodes // 2],
-                                     near, p.stale, p.order, nodes)
-        kept: Dict[int, bool] = {}
-        for node in candidates:
-            if node in present:
-                kept[node] = True
-                if len(kept) == self.max_nodes:
-                    break
-        groups: Dict[int, Group] = {}
-        owned = bytearray(len(model.nodes))  # by node row: folded into a group already
-        frontier = [(k, k) for k in kept]
-        while frontier:  # a walk from every kept node at once into the hidden nodes it uses
-            following = []
-            for node, group in frontier:
-                for parent in model.node(node).parents:
-                    if parent in present and parent not in kept:
-                        info = model.node(parent)
-                        row = info._row
-                        if row >= len(owned):
-                            owned.extend(bytes(row + 1 - len(owned)))
-                        if not owned[row]:
-                            owned[row] = 1
-                            groups.setdefault(group, Group()).add(parent, info.op)
-                            following.append((parent, group))
-            frontier = following
-        others = Group()
-        for n in nodes:
-            if n not in kept:
-                row = model.nodes.row(n)
-                if row < 0 or row >= len(owned) or not owned[row]:
-                    others.add(n, model.node(n).op)
-        if others.count:
-            groups[-1] = others
-        return [n for n in nodes if n in kept], groups
-
-    def _near_findings(self, nodes: List[int], present) -> List[int]:
-        """Parents of the nodes findings name, then their children (those in the pass)."""
-        node_of, findings = self.model.node, self.findings
-        edges = [(parent, child) for child in nodes for parent in node_of(child).parents
-                 if parent in present and (child in findings or parent in findings)]
-        return [a for a, c in edges if c in findings] + [c for a, c in edges if a in findings]
 
     # -- the picture ------------------------------------------------------------------
     def build(self) -> Diagram:

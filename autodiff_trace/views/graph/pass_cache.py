@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import weakref
+from operator import lt
 from array import array
 from typing import Dict, Iterable, List, Optional
 
@@ -90,7 +91,7 @@ class PassCache:
         """Do the writes' seqs only grow (so no two are the same)?"""
         if self._ordered is None:
             seqs = [writes.seq(row) for row in range(len(writes))] if writes.odd else writes.seqs
-            self._ordered = all(a < b for a, b in zip(seqs, itertools.islice(seqs, 1, None)))
+            self._ordered = all(map(lt, seqs, itertools.islice(seqs, 1, None)))
         return self._ordered
 
 
@@ -109,11 +110,13 @@ def cache_for(model: TraceModel, p: PassInfo) -> PassCache:
 
 
 class PassMembers:
-    """Membership in a pass's nodes without a set of all of them: reachable, or one of the few others."""
+    """Membership in a pass's nodes without a set of all of them: reachable, or one of the few others.
+    ``contains`` is the quickest test (a built-in one when nothing is outside the graph)."""
 
-    def __init__(self, p: PassInfo, nodes: List[int]) -> None:
+    def __init__(self, p: PassInfo, nodes) -> None:
         self.reachable = p.reachable
         self.others = set(nodes[len(p.order):])
+        self.contains = self.__contains__ if self.others else self.reachable.contains
 
     def __contains__(self, node) -> bool:
         return node in self.reachable or node in self.others
