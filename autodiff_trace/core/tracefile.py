@@ -126,16 +126,17 @@ _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record 
 
 
 READING: List[Callable[[str, int, int], None]] = []  # told (path, bytes read, file size) now and then
-_TELL_EVERY = 8192  # lines between two reports to READING
+_CHUNK = 1 << 18  # bytes read at a time
 
 
-def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
-    """The file's lines as bytes with their numbers, read in bounded pieces.
+def _pieces(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, List[bytes], bool]]:
+    """The file's lines without their newlines, a chunk at a time: ``(number of the first
+    line, lines, whether the file ends inside the last of them)``.
 
     A line longer than :data:`MAX_LINE_BYTES` (say ``/dev/zero``) is refused once that
-    many bytes are read; a UTF-8 byte-order mark at the start is dropped. Every few
-    thousand lines, each callable in :data:`READING` hears how far the read has got
-    (a command's progress bar).
+    many bytes are read; a UTF-8 byte-order mark at the start is dropped. After each
+    chunk, each callable in :data:`READING` hears how far the read has got (a command's
+    progress bar).
     """
     try:
         file = open(path, "rb")
@@ -144,25 +145,48 @@ def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
     except OSError as exc:
         raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     with file:
-        number = 0
+        number = 1  # of the next line
         size = os.fstat(file.fileno()).st_size if READING else 0
+        begun: List[bytes] = []  # the start of a line that goes on in the next chunk
+        begun_bytes = 0
         while True:
             try:
-                line = file.readline(MAX_LINE_BYTES + 1)
+                chunk = file.read(_CHUNK)
             except OSError as exc:
                 raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-            if not line:
-                return
-            number += 1
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                raise TraceFileError(f"{path}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, "
-                                     f"the most a trace line may hold; {_DAMAGED}")
-            if number == 1 and line.startswith(_BOM):
-                line = line[3:]
-            elif number % _TELL_EVERY == 0 and READING:
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            if begun and lines:  # the line begun in earlier chunks ends here
+                if begun_bytes + len(lines[0]) > MAX_LINE_BYTES:
+                    raise _too_long(path, number)
+                begun.append(lines[0])
+                lines[0] = b"".join(begun)
+                begun.clear()
+                begun_bytes = 0
+            if begun_bytes + len(rest) > MAX_LINE_BYTES:
+                raise _too_long(path, number + len(lines))
+            if rest:
+                begun.append(rest)
+                begun_bytes += len(rest)
+            if lines:
+                if number == 1 and lines[0].startswith(_BOM):
+                    lines[0] = lines[0][3:]
+                yield number, lines, False
+                number += len(lines)
+            if READING:
                 for tell in READING:
                     tell(str(path), file.tell(), size)
-            yield number, line
+        if begun:
+            last = b"".join(begun)
+            begun.clear()
+            yield number, [last[3:] if number == 1 and last.startswith(_BOM) else last], True
+
+
+def _too_long(path, number: int) -> TraceFileError:
+    return TraceFileError(f"{path}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, "
+                          f"the most a trace line may hold; {_DAMAGED}")
 
 
 def _parse(line: bytes) -> Any:
@@ -221,8 +245,8 @@ def _check_header(path, line: bytes) -> dict:
 
 def read_header(path: Union[str, os.PathLike]) -> dict:
     """The header line of a trace file: schema, version and run metadata."""
-    for _, line in _lines(path):
-        return _check_header(path, line)
+    for _, lines, _ in _pieces(path):
+        return _check_header(path, lines[0])
     raise TraceFileError(f"{path}: the file is empty; it holds no trace")
 
 
@@ -235,26 +259,15 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     time (one ``orjson.loads`` for up to :data:`_BLOCK` of them); a block orjson refuses
     is read again line by line, which words the error.
     """
-    lines = _lines(path)
-    first = next(lines, None)
+    pieces = _pieces(path)
+    first = next(pieces, None)
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
-    reading = _Reading(path, _check_header(path, first[1])["version"] >= 3)
-    block: List[Tuple[int, bytes]] = []
-    for number, line in lines:
-        if _loads is not None and len(line) <= _QUICK_LINE:
-            block.append((number, line))
-            if len(block) < _BLOCK:
-                continue
-            yield from reading.block(block)
-            block = []
-        else:
-            if block:
-                yield from reading.block(block)
-                block = []
-            yield from reading.block([(number, line)])
-    if block:
-        yield from reading.block(block)
+    number, lines, cut = first
+    reading = _Reading(path, _check_header(path, lines[0])["version"] >= 3)
+    yield from reading.lines(number + 1, lines[1:], cut)
+    for number, lines, cut in pieces:
+        yield from reading.lines(number, lines, cut)
     if reading.continued.pending is not None:  # a crash while the long lists were written
         warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
                       f"mid-write); the events before it are kept", RuntimeWarning)
@@ -273,51 +286,66 @@ class _Reading:
         self.sites: Dict[int, tuple] = {}
         self.continued = Continued()  # an event whose long lists go on over the next lines
 
-    def block(self, block: List[Tuple[int, bytes]]) -> Iterator[Event]:
-        """The events of some consecutive lines."""
+    def lines(self, number: int, lines: List[bytes], cut: bool) -> Iterator[Event]:
+        """The events of consecutive lines, the first numbered ``number``: short lines a block
+        at a time, a long one alone. ``cut``: the file ends inside the last line."""
+        start, end = 0, len(lines)
+        while start < end:
+            stop = min(start + _BLOCK, end)
+            block = lines[start:stop]
+            if _loads is None or max(map(len, block)) > _QUICK_LINE:
+                long = next(i for i, line in enumerate(block) if _loads is None or len(line) > _QUICK_LINE)
+                stop = start + (long or 1)  # the short lines before it, or the long line alone
+                block = lines[start:stop]
+            yield from self.block(number + start, block, cut and stop == end)
+            start = stop
+
+    def block(self, first: int, block: List[bytes], cut: bool) -> Iterator[Event]:
+        """The events of some consecutive lines, the first numbered ``first``."""
         values = None
         if len(block) > 1:
             try:
-                values = _loads(b"[" + b",".join([line for _, line in block]) + b"]")
+                values = _loads(b"[" + b",".join(block) + b"]")
             except _LoadError:
                 pass
         if values is None or len(values) != len(block):  # line by line: the error names its line
             values = []
-            for number, line in block:
+            for number, line in enumerate(block, first):
                 if not line.strip():
                     values.append(None)
                     continue
                 try:
                     values.append(_parse(line))
                 except ValueError as exc:
-                    if not line.endswith(b"\n"):
+                    if cut and number == first + len(block) - 1:
                         warnings.warn(f"{self.path}:{number}: the last line is cut short (the traced program "
                                       f"stopped mid-write); the events before it are kept", RuntimeWarning)
                         break
                     raise TraceFileError(f"{self.path}:{number}: {exc}") from None
-        for (number, _), data in zip(block, values):
-            try:
-                if data.__class__ is list and self.compact:
-                    event = read_compact(data, self.t, self.sites)
+        compact, sites, continued = self.compact, self.sites, self.continued
+        number = first
+        try:
+            for number, data in enumerate(values, first):
+                if data.__class__ is list and compact:
+                    yield read_compact(data, self.t, sites)
                 elif data is None:
                     continue
-                elif self.compact and data.__class__ is dict and "site_no" in data:
-                    read_site_line(data, self.sites)
-                    continue
-                elif self.compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
-                        or self.continued.pending is not None:
-                    event = self.continued.take(data if data.__class__ is dict else {})
-                    if event is None:
-                        continue
-                    self.t = event.t
+                elif compact and data.__class__ is dict and "site_no" in data:
+                    read_site_line(data, sites)
+                elif compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                        or continued.pending is not None:
+                    event = continued.take(data if data.__class__ is dict else {})
+                    if event is not None:
+                        self.t = event.t
+                        yield event
                 else:
                     event = from_dict(data)
                     self.t = event.t
-            except LimitError as exc:
-                raise TraceFileError(f"{self.path}:{number}: {exc}") from None
-            except ValueError as exc:
-                raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
-            yield event
+                    yield event
+        except LimitError as exc:
+            raise TraceFileError(f"{self.path}:{number}: {exc}") from None
+        except ValueError as exc:
+            raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
 
 
 def load_events(path: Union[str, os.PathLike]) -> List[Event]:
