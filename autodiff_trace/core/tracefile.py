@@ -10,13 +10,14 @@ The fields of every line are documented in docs/events.md.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 from .compact import COLUMNS, read_compact, read_site_line
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
@@ -264,70 +265,16 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
     number, lines, cut = first
-    reading = _Reading(path, _check_header(path, lines[0])["version"] >= 3)
-    yield from reading.lines(number + 1, lines[1:], cut)
-    for number, lines, cut in pieces:
-        yield from reading.lines(number, lines, cut)
-    if reading.continued.pending is not None:  # a crash while the long lists were written
-        warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
-                      f"mid-write); the events before it are kept", RuntimeWarning)
-
-
-_BLOCK = 2048  # short lines parsed in one call
-
-
-class _Reading:
-    """What reading a file carries from line to line: the time a compact line takes (that
-    of the line before it) and the sites its site lines have defined."""
-
-    def __init__(self, path, compact: bool) -> None:
-        self.path, self.compact = path, compact  # only version 3 writes arrays and site lines
-        self.t = 0.0
-        self.sites: Dict[int, tuple] = {}
-        self.continued = Continued()  # an event whose long lists go on over the next lines
-
-    def lines(self, number: int, lines: List[bytes], cut: bool) -> Iterator[Event]:
-        """The events of consecutive lines, the first numbered ``number``: short lines a block
-        at a time, a long one alone. ``cut``: the file ends inside the last line."""
-        start, end = 0, len(lines)
-        while start < end:
-            stop = min(start + _BLOCK, end)
-            block = lines[start:stop]
-            if _loads is None or max(map(len, block)) > _QUICK_LINE:
-                long = next(i for i, line in enumerate(block) if _loads is None or len(line) > _QUICK_LINE)
-                stop = start + (long or 1)  # the short lines before it, or the long line alone
-                block = lines[start:stop]
-            yield from self.block(number + start, block, cut and stop == end)
-            start = stop
-
-    def block(self, first: int, block: List[bytes], cut: bool) -> Iterator[Event]:
-        """The events of some consecutive lines, the first numbered ``first``."""
-        values = None
-        if len(block) > 1:
-            try:
-                values = _loads(b"[" + b",".join(block) + b"]")
-            except _LoadError:
-                pass
-        if values is None or len(values) != len(block):  # line by line: the error names its line
-            values = []
-            for number, line in enumerate(block, first):
-                if not line.strip():
-                    values.append(None)
-                    continue
-                try:
-                    values.append(_parse(line))
-                except ValueError as exc:
-                    if cut and number == first + len(block) - 1:
-                        warnings.warn(f"{self.path}:{number}: the last line is cut short (the traced program "
-                                      f"stopped mid-write); the events before it are kept", RuntimeWarning)
-                        break
-                    raise TraceFileError(f"{self.path}:{number}: {exc}") from None
-        compact, sites, continued = self.compact, self.sites, self.continued
-        number = first
-        try:
-            for number, data in enumerate(values, first):
+    compact = _check_header(path, lines[0])["version"] >= 3  # only version 3 writes arrays and site lines
+    t = 0.0  # the time of a compact line: that of the line before it
+    sites: Dict[int, tuple] = {}  # the sites its site lines have defined
+    continued = Continued()  # an event whose long lists go on over the next lines
+    blocks = _parsed(path, itertools.chain([(number + 1, lines[1:], cut)], pieces))
+    try:
+        for first_number, values in blocks:
+            for number, data in enumerate(values, first_number):
                 if data.__class__ is list and compact:
-                    yield read_compact(data, self.t, sites)
+                    yield read_compact(data, t, sites)
                 elif data is None:
                     continue
                 elif compact and data.__class__ is dict and "site_no" in data:
@@ -336,16 +283,66 @@ class _Reading:
                         or continued.pending is not None:
                     event = continued.take(data if data.__class__ is dict else {})
                     if event is not None:
-                        self.t = event.t
+                        t = event.t
                         yield event
                 else:
                     event = from_dict(data)
-                    self.t = event.t
+                    t = event.t
                     yield event
-        except LimitError as exc:
-            raise TraceFileError(f"{self.path}:{number}: {exc}") from None
+    except TraceFileError:
+        raise
+    except LimitError as exc:
+        raise TraceFileError(f"{path}:{number}: {exc}") from None
+    except ValueError as exc:
+        raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
+    if continued.pending is not None:  # a crash while the long lists were written
+        warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
+                      f"mid-write); the events before it are kept", RuntimeWarning)
+
+
+_BLOCK = 2048  # short lines parsed in one call
+
+
+def _parsed(path, pieces: Iterable[Tuple[int, List[bytes], bool]]) -> Iterator[Tuple[int, list]]:
+    """``(number of the first line, the lines' JSON values)`` for consecutive lines: short
+    lines a block at a time, a long one alone. A blank line's value is None."""
+    for number, lines, cut in pieces:
+        start, end = 0, len(lines)
+        while start < end:
+            stop = min(start + _BLOCK, end)
+            block = lines[start:stop]
+            if _loads is None or max(map(len, block)) > _QUICK_LINE:
+                long = next(i for i, line in enumerate(block) if _loads is None or len(line) > _QUICK_LINE)
+                stop = start + (long or 1)  # the short lines before it, or the long line alone
+                block = lines[start:stop]
+            yield number + start, _values(path, number + start, block, cut and stop == end)
+            start = stop
+
+
+def _values(path, first: int, block: List[bytes], cut: bool) -> list:
+    """The JSON values of some consecutive lines, the first numbered ``first``; ``cut``: the
+    file ends inside the last of them."""
+    if len(block) > 1:
+        try:
+            values = _loads(b"[" + b",".join(block) + b"]")
+            if len(values) == len(block):
+                return values
+        except _LoadError:
+            pass
+    values = []  # line by line: the error names its line
+    for number, line in enumerate(block, first):
+        if not line.strip():
+            values.append(None)
+            continue
+        try:
+            values.append(_parse(line))
         except ValueError as exc:
-            raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
+            if cut and number == first + len(block) - 1:
+                warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
+                              f"stopped mid-write); the events before it are kept", RuntimeWarning)
+                break
+            raise TraceFileError(f"{path}:{number}: {exc}") from None
+    return values
 
 
 def load_events(path: Union[str, os.PathLike]) -> List[Event]:
