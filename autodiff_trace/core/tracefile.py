@@ -10,13 +10,14 @@ The fields of every line are documented in docs/events.md.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 from .compact import COLUMNS, read_compact, read_site_line
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
@@ -126,16 +127,17 @@ _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record 
 
 
 READING: List[Callable[[str, int, int], None]] = []  # told (path, bytes read, file size) now and then
-_TELL_EVERY = 8192  # lines between two reports to READING
+_CHUNK = 1 << 18  # bytes read at a time
 
 
-def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
-    """The file's lines as bytes with their numbers, read in bounded pieces.
+def _pieces(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, List[bytes], bool]]:
+    """The file's lines without their newlines, a chunk at a time: ``(number of the first
+    line, lines, whether the file ends inside the last of them)``.
 
     A line longer than :data:`MAX_LINE_BYTES` (say ``/dev/zero``) is refused once that
-    many bytes are read; a UTF-8 byte-order mark at the start is dropped. Every few
-    thousand lines, each callable in :data:`READING` hears how far the read has got
-    (a command's progress bar).
+    many bytes are read; a UTF-8 byte-order mark at the start is dropped. After each
+    chunk, each callable in :data:`READING` hears how far the read has got (a command's
+    progress bar).
     """
     try:
         file = open(path, "rb")
@@ -144,25 +146,48 @@ def _lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, bytes]]:
     except OSError as exc:
         raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     with file:
-        number = 0
+        number = 1  # of the next line
         size = os.fstat(file.fileno()).st_size if READING else 0
+        begun: List[bytes] = []  # the start of a line that goes on in the next chunk
+        begun_bytes = 0
         while True:
             try:
-                line = file.readline(MAX_LINE_BYTES + 1)
+                chunk = file.read(_CHUNK)
             except OSError as exc:
                 raise TraceFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-            if not line:
-                return
-            number += 1
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                raise TraceFileError(f"{path}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, "
-                                     f"the most a trace line may hold; {_DAMAGED}")
-            if number == 1 and line.startswith(_BOM):
-                line = line[3:]
-            elif number % _TELL_EVERY == 0 and READING:
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            if begun and lines:  # the line begun in earlier chunks ends here
+                if begun_bytes + len(lines[0]) > MAX_LINE_BYTES:
+                    raise _too_long(path, number)
+                begun.append(lines[0])
+                lines[0] = b"".join(begun)
+                begun.clear()
+                begun_bytes = 0
+            if begun_bytes + len(rest) > MAX_LINE_BYTES:
+                raise _too_long(path, number + len(lines))
+            if rest:
+                begun.append(rest)
+                begun_bytes += len(rest)
+            if lines:
+                if number == 1 and lines[0].startswith(_BOM):
+                    lines[0] = lines[0][3:]
+                yield number, lines, False
+                number += len(lines)
+            if READING:
                 for tell in READING:
                     tell(str(path), file.tell(), size)
-            yield number, line
+        if begun:
+            last = b"".join(begun)
+            begun.clear()
+            yield number, [last[3:] if number == 1 and last.startswith(_BOM) else last], True
+
+
+def _too_long(path, number: int) -> TraceFileError:
+    return TraceFileError(f"{path}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, "
+                          f"the most a trace line may hold; {_DAMAGED}")
 
 
 def _parse(line: bytes) -> Any:
@@ -221,8 +246,8 @@ def _check_header(path, line: bytes) -> dict:
 
 def read_header(path: Union[str, os.PathLike]) -> dict:
     """The header line of a trace file: schema, version and run metadata."""
-    for _, line in _lines(path):
-        return _check_header(path, line)
+    for _, lines, _ in _pieces(path):
+        return _check_header(path, lines[0])
     raise TraceFileError(f"{path}: the file is empty; it holds no trace")
 
 
@@ -235,27 +260,47 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     time (one ``orjson.loads`` for up to :data:`_BLOCK` of them); a block orjson refuses
     is read again line by line, which words the error.
     """
-    lines = _lines(path)
-    first = next(lines, None)
+    pieces = _pieces(path)
+    first = next(pieces, None)
     if first is None:
         raise TraceFileError(f"{path}: the file is empty; it holds no trace")
-    reading = _Reading(path, _check_header(path, first[1])["version"])
-    block: List[Tuple[int, bytes]] = []
-    for number, line in lines:
-        if _loads is not None and len(line) <= _QUICK_LINE:
-            block.append((number, line))
-            if len(block) < _BLOCK:
-                continue
-            yield from reading.block(block)
-            block = []
-        else:
-            if block:
-                yield from reading.block(block)
-                block = []
-            yield from reading.block([(number, line)])
-    if block:
-        yield from reading.block(block)
-    if reading.continued.pending is not None:  # a crash while the long lists were written
+    number, lines, cut = first
+    version = _check_header(path, lines[0])["version"]
+    compact = version >= 3  # only version 3 on writes arrays and site lines
+    seq = 0 if version >= 4 else None  # from version 4 a compact line's seq: one more than the event before it
+    t = 0.0  # the time of a compact line: that of the line before it
+    sites: Dict[int, tuple] = {}  # the sites its site lines have defined
+    continued = Continued()  # an event whose long lists go on over the next lines
+    blocks = _parsed(path, itertools.chain([(number + 1, lines[1:], cut)], pieces))
+    try:
+        for first_number, values in blocks:
+            for number, data in enumerate(values, first_number):
+                if data.__class__ is list and compact:
+                    event = read_compact(data, t, sites, seq)
+                elif data is None:
+                    continue
+                elif compact and data.__class__ is dict and "site_no" in data:
+                    read_site_line(data, sites)
+                    continue
+                elif compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                        or continued.pending is not None:
+                    event = continued.take(data if data.__class__ is dict else {})
+                    if event is None:
+                        continue
+                    t = event.t
+                else:
+                    event = from_dict(data)
+                    t = event.t
+                if seq is not None:
+                    seq = event.seq + 1
+                yield event
+    except TraceFileError:
+        raise
+    except LimitError as exc:
+        raise TraceFileError(f"{path}:{number}: {exc}") from None
+    except ValueError as exc:
+        raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
+    if continued.pending is not None:  # a crash while the long lists were written
         warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
                       f"mid-write); the events before it are kept", RuntimeWarning)
 
@@ -263,65 +308,46 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
 _BLOCK = 2048  # short lines parsed in one call
 
 
-class _Reading:
-    """What reading a file carries from line to line: the time a compact line takes (that
-    of the line before it), its ``seq`` (from version 4: one more than the event before it)
-    and the sites its site lines have defined."""
+def _parsed(path, pieces: Iterable[Tuple[int, List[bytes], bool]]) -> Iterator[Tuple[int, list]]:
+    """``(number of the first line, the lines' JSON values)`` for consecutive lines: short
+    lines a block at a time, a long one alone. A blank line's value is None."""
+    for number, lines, cut in pieces:
+        start, end = 0, len(lines)
+        while start < end:
+            stop = min(start + _BLOCK, end)
+            block = lines[start:stop]
+            if _loads is None or max(map(len, block)) > _QUICK_LINE:
+                long = next(i for i, line in enumerate(block) if _loads is None or len(line) > _QUICK_LINE)
+                stop = start + (long or 1)  # the short lines before it, or the long line alone
+                block = lines[start:stop]
+            yield number + start, _values(path, number + start, block, cut and stop == end)
+            start = stop
 
-    def __init__(self, path, version: int) -> None:
-        self.path, self.compact = path, version >= 3  # only version 3 on writes arrays and site lines
-        self.seq = 0 if version >= 4 else None  # the next event's seq, None when lines hold it
-        self.t = 0.0
-        self.sites: Dict[int, tuple] = {}
-        self.continued = Continued()  # an event whose long lists go on over the next lines
 
-    def block(self, block: List[Tuple[int, bytes]]) -> Iterator[Event]:
-        """The events of some consecutive lines."""
-        values = None
-        if len(block) > 1:
-            try:
-                values = _loads(b"[" + b",".join([line for _, line in block]) + b"]")
-            except _LoadError:
-                pass
-        if values is None or len(values) != len(block):  # line by line: the error names its line
-            values = []
-            for number, line in block:
-                if not line.strip():
-                    values.append(None)
-                    continue
-                try:
-                    values.append(_parse(line))
-                except ValueError as exc:
-                    if not line.endswith(b"\n"):
-                        warnings.warn(f"{self.path}:{number}: the last line is cut short (the traced program "
-                                      f"stopped mid-write); the events before it are kept", RuntimeWarning)
-                        break
-                    raise TraceFileError(f"{self.path}:{number}: {exc}") from None
-        for (number, _), data in zip(block, values):
-            try:
-                if data.__class__ is list and self.compact:
-                    event = read_compact(data, self.t, self.sites, self.seq)
-                elif data is None:
-                    continue
-                elif self.compact and data.__class__ is dict and "site_no" in data:
-                    read_site_line(data, self.sites)
-                    continue
-                elif self.compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
-                        or self.continued.pending is not None:
-                    event = self.continued.take(data if data.__class__ is dict else {})
-                    if event is None:
-                        continue
-                    self.t = event.t
-                else:
-                    event = from_dict(data)
-                    self.t = event.t
-            except LimitError as exc:
-                raise TraceFileError(f"{self.path}:{number}: {exc}") from None
-            except ValueError as exc:
-                raise TraceFileError(f"{self.path}:{number}: {exc}; {_DAMAGED}") from None
-            if self.seq is not None:
-                self.seq = event.seq + 1
-            yield event
+def _values(path, first: int, block: List[bytes], cut: bool) -> list:
+    """The JSON values of some consecutive lines, the first numbered ``first``; ``cut``: the
+    file ends inside the last of them."""
+    if len(block) > 1:
+        try:
+            values = _loads(b"[" + b",".join(block) + b"]")
+            if len(values) == len(block):
+                return values
+        except _LoadError:
+            pass
+    values = []  # line by line: the error names its line
+    for number, line in enumerate(block, first):
+        if not line.strip():
+            values.append(None)
+            continue
+        try:
+            values.append(_parse(line))
+        except ValueError as exc:
+            if cut and number == first + len(block) - 1:
+                warnings.warn(f"{path}:{number}: the last line is cut short (the traced program "
+                              f"stopped mid-write); the events before it are kept", RuntimeWarning)
+                break
+            raise TraceFileError(f"{path}:{number}: {exc}") from None
+    return values
 
 
 def load_events(path: Union[str, os.PathLike]) -> List[Event]:

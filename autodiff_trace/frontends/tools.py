@@ -283,7 +283,7 @@ def export(
         metadata = {"source": str(path), **read_header(path)}
         count = write_output(chrome, lambda file: write_chrome_trace(iter_events(path), file,
                                                                      metadata=metadata),
-                             what="the timeline")
+                             what="the timeline", binary=True)
         print(f"autodiff-trace: wrote {chrome} ({count:,} trace events)", file=sys.stderr)
 
     _run(action)

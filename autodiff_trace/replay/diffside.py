@@ -32,14 +32,19 @@ class Keys:
         self.unknown: Dict[int, int] = {}  # id of a node never created -> its key
         self.count = 0
 
-    def key(self, label, function, epoch, occurrence: int) -> int:
+    def column(self, label, function, epoch) -> array:
+        """The keys of the occurrences of ``(label, function, epoch)`` so far, by occurrence."""
         keys = self.by_label.get((label, function, epoch))
         if keys is None:
             keys = self.by_label[(label, function, epoch)] = array("q")
-        while len(keys) <= occurrence:
-            keys.append(self.count)
+        return keys
+
+    def extend(self, column: array, occurrence: int) -> int:
+        """The key of an occurrence not keyed yet: new keys up to it."""
+        while len(column) <= occurrence:
+            column.append(self.count)
             self.count += 1
-        return keys[occurrence]
+        return column[occurrence]
 
     def of_unknown(self, node) -> int:
         key = self.unknown.get(node)
@@ -50,33 +55,35 @@ class Keys:
 
 
 class _IdKeys:
-    """Node id -> key: one int64 slot per id while ids stay small, else a dict."""
+    """Node id -> key: one int64 slot per id while ids stay small, a dict for the others."""
 
     def __init__(self) -> None:
-        self._dense = array("q")  # id -> key + 1 (0: none)
-        self._sparse: Optional[Dict[int, int]] = None
+        self.dense = array("q")  # id -> key + 1 (0: none here; look in sparse)
+        self.sparse: Dict[int, int] = {}
 
     def get(self, node) -> Optional[int]:
-        if self._sparse is not None:
-            return self._sparse.get(node)
-        if node.__class__ is int and 0 <= node < len(self._dense):
-            key = self._dense[node]
-            return key - 1 if key else None
-        return None
+        dense = self.dense
+        if node.__class__ is int and 0 <= node < len(dense) and dense[node]:
+            return dense[node] - 1
+        return self.sparse.get(node) if self.sparse else None
 
     def __setitem__(self, node, key: int) -> None:
-        if self._sparse is None:
-            if node.__class__ is int and 0 <= node < 2 * len(self._dense) + 65536:
-                _grow(self._dense, node + 1, 0)
-                self._dense[node] = key + 1
-                return
-            self._sparse = {i: k - 1 for i, k in enumerate(self._dense) if k}
-        self._sparse[node] = key
+        dense = self.dense
+        if node.__class__ is int and 0 <= node < 2 * len(dense) + 65536:
+            if node >= len(dense):
+                _grow(dense, node + 1, 0)
+            dense[node] = key + 1
+            if self.sparse:
+                self.sparse.pop(node, None)
+        else:
+            self.sparse[node] = key
 
 
 def _grow(column: array, size: int, fill) -> None:
+    """Make ``column`` at least ``size`` long, by a quarter more at a time (fill: ``fill``)."""
     if len(column) < size:
-        column.extend([fill] * (size - len(column)))
+        more = max(size, len(column) + (len(column) >> 2) + 4096) - len(column)
+        column.extend(array(column.typecode, [fill]) * more)
 
 
 class Side:
@@ -87,6 +94,7 @@ class Side:
         self.path = str(source) if isinstance(source, (str, os.PathLike)) else None
         self.events = iter_events(source) if self.path else iter(source)
         self._key_of_id = _IdKeys()  # node id -> key
+        self._dense = self._key_of_id.dense
         self._made = array("q")  # keys in the order this trace first made them
         self._grad_order = array("q")  # keys in the order they first got a grad
         self._row_of = array("q")  # key -> its latest creation row + 1 (0: not made in this trace)
@@ -97,7 +105,7 @@ class Side:
         self._grads = array("d")  # key -> latest grad (at the end: the final grad); NaN: see _odd
         self._odd: Dict[int, object] = {}  # key -> a grad that is not a plain float
         self._has_grad = bytearray()  # key -> a grad was set
-        self._stamp = array("q")  # key -> the pass count when it last joined the compared pass
+        self._stamp = array("q")  # key -> the pass count when it last joined the compared pass (-1: never)
         self._shared: Dict[str, str] = {}
         self.name_count: Dict[str, int] = {}
         self.epoch, self.occurrences = 0, {}
@@ -113,6 +121,11 @@ class Side:
     # -- keys ---------------------------------------------------------------------------
     def key_of(self, node) -> Optional[int]:
         """The key of a node id (None for None; a key of its own for a node never created)."""
+        dense = self._dense
+        if node.__class__ is int and 0 <= node < len(dense):
+            key = dense[node]
+            if key:
+                return key - 1
         if node is None:
             return None
         key = self._key_of_id.get(node)
@@ -133,47 +146,60 @@ class Side:
         return self._row_of[key] - 1 if key < len(self._row_of) else -1
 
     def _make_key(self, e) -> int:
-        parents = tuple(self.key_of(p) for p in e.parents)
-        label = ("op", e.op, parents) if _AUTO.search(e.name) else e.name
-        counter = (label, e.function)
-        occurrence = self.occurrences.get(counter, 0)
-        self.occurrences[counter] = occurrence + 1
-        key = self.keys.key(label, e.function, self.epoch if self.pass_no is None else None, occurrence)
-        row, earlier = len(self._names), self._row(key)
-        site = self._shared.setdefault(e.site, e.site) if e.site else None
+        """Key the node ``e`` creates and keep its row: name, site, parents."""
+        key_of, name, function = self.key_of, e.name, e.function
+        parents = tuple([key_of(p) for p in e.parents])
+        label = ("op", e.op, parents) if "#" in name and _AUTO.search(name) else name
+        slot = self.occurrences.get((label, function))
+        if slot is None:  # the keys of this label's occurrences since the last pass, and how many
+            column = self.keys.column(label, function, self.epoch if self.pass_no is None else None)
+            slot = self.occurrences[(label, function)] = [column, 0]
+        column, occurrence = slot
+        slot[1] = occurrence + 1
+        key = column[occurrence] if occurrence < len(column) else self.keys.extend(column, occurrence)
+        row_of, names, sites, shared = self._row_of, self._names, self._sites, self._shared
+        if key >= len(row_of):
+            self._grow_keys(key)
+        row, earlier = len(names), row_of[key] - 1
+        site = e.site
+        if site:
+            site = shared.setdefault(site, site)
         if earlier < 0:  # the first node with this key names it
-            self._names.append(self._shared.setdefault(e.name, e.name))
-            self._sites.append(site)
+            names.append(shared.setdefault(name, name))
+            sites.append(site or None)
             self._made.append(key)
         else:  # later ones keep that name, and give their site if they have one
-            self._names.append(self._names[earlier])
-            self._sites.append(site or self._sites[earlier])
-        self.name_count[e.name] = self.name_count.get(e.name, 0) + 1
-        try:
-            self._parents.extend(parents)
-        except (OverflowError, TypeError):  # a key beyond 64 bits cannot be: keys count nodes
-            raise
+            names.append(names[earlier])
+            sites.append(site or sites[earlier])
+        self.name_count[name] = self.name_count.get(name, 0) + 1
+        self._parents.extend(parents)
         self._starts.append(len(self._parents))
-        _grow(self._row_of, key + 1, 0)
-        self._row_of[key] = row + 1
+        row_of[key] = row + 1
+        node, dense = e.node, self._dense
+        if node.__class__ is int and 0 <= node < len(dense) and not self._key_of_id.sparse:
+            dense[node] = key + 1
+        else:
+            self._key_of_id[node] = key
         return key
+
+    def _grow_keys(self, key: int) -> None:
+        """Make room for ``key`` in every column indexed by key."""
+        _grow(self._row_of, key + 1, 0)
+        _grow(self._grads, len(self._row_of), 0.0)
+        _grow(self._stamp, len(self._row_of), -1)
+        self._has_grad.extend(bytes(len(self._row_of) - len(self._has_grad)))
 
     # -- grads and the compared pass ---------------------------------------------------
     def set_grad(self, key: int, grad) -> None:
-        _grow(self._grads, key + 1, 0.0)
-        if len(self._has_grad) <= key:
-            self._has_grad.extend(bytes(key + 1 - len(self._has_grad)))
+        if key >= len(self._row_of):
+            self._grow_keys(key)
         if not self._has_grad[key]:
             self._has_grad[key] = 1
             self._grad_order.append(key)
-        put_number(self._grads, self._odd, key, grad)
-
-    def _in_pass(self, key: int) -> bool:
-        return key < len(self._stamp) and self._stamp[key] == self.passes
-
-    def _join(self, key: int) -> None:
-        _grow(self._stamp, key + 1, 0)
-        self._stamp[key] = self.passes
+        if grad.__class__ is float and grad == grad and not self._odd:
+            self._grads[key] = grad
+        else:
+            put_number(self._grads, self._odd, key, grad)
 
     def sig(self, e, normal) -> Optional[tuple]:
         """What must agree for two events to count as the same step (ids replaced by keys),
@@ -181,61 +207,105 @@ class Side:
         signature = _SIGNATURES.get(e.kind)
         return None if signature is None else signature(self.key_of, e, normal)
 
-    def steps(self, raw) -> Iterator[object]:
-        """Yield ``(signature, event)`` for each compared event and :data:`END` after each
-        piece: everything up to the end of a pass (or, with a pass number, that pass alone)."""
+    def steps(self) -> Iterator[object]:
+        """Yield ``(signature, event)`` for each compared event (numbers as read) and
+        :data:`END` after each piece: everything up to the end of a pass (or, with a pass
+        number, that pass alone)."""
         open_piece = False
-        in_pass = self.pass_no is None
-        key_of = self.key_of
+        whole = self.pass_no is None
+        in_pass = whole
+        key_of, make_key, set_grad, touch = self.key_of, self._make_key, self.set_grad, self._touch
+        dense, stamp, grads, has_grad = self._dense, self._stamp, self._grads, self._has_grad
+        odd, grad_order, last_pass, passes = self._odd, self._grad_order, self.last_pass, self.passes
+        count = self.count
         for e in self.events:
-            self.count += 1
+            count += 1
             kind = e.kind
             if kind == "node_created":
-                self._key_of_id[e.node] = self._make_key(e)
-            elif kind == "diagnostic":
-                if self.pass_no is None or e.pass_no == self.pass_no:
+                key = make_key(e)
+                if in_pass:
+                    open_piece = True
+                    yield ("node", key, e.op, e.value), e
+                continue
+            if kind == "grad_accumulated":  # the common case written out: key_of, set_grad, touch
+                if in_pass:
+                    n = e.target
+                    target = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
+                        else key_of(n)
+                    n = e.fired_by
+                    by = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
+                        else key_of(n)
+                    if target >= len(stamp):
+                        self._grow_keys(target)
+                    if not has_grad[target]:
+                        has_grad[target] = 1
+                        grad_order.append(target)
+                    grad = e.grad_after
+                    if grad.__class__ is float and grad == grad and not odd:
+                        grads[target] = grad
+                    else:
+                        put_number(grads, odd, target, grad)
+                    if stamp[target] != passes:
+                        stamp[target] = passes
+                        last_pass.append(target)
+                    open_piece = True
+                    yield ("write", target, by, e.contribution, e.grad_before, grad), e
+                continue
+            if kind == "backward_fn_fired":
+                if in_pass:
+                    n = e.node
+                    node = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
+                        else key_of(n)
+                    if node >= len(stamp):
+                        self._grow_keys(node)
+                    if stamp[node] != passes:
+                        stamp[node] = passes
+                        last_pass.append(node)
+                    open_piece = True
+                    yield ("fired", node, e.grad, e.upstream), e
+                continue
+            if kind == "diagnostic":
+                if whole or e.pass_no == self.pass_no:
                     names = tuple(self.name(n) for n in e.nodes) or e.names
                     self.findings.setdefault((e.finding, e.severity, names), e)
                 continue
-            elif kind == "backward_started":
-                self.passes += 1
-                in_pass = self.pass_no is None or e.pass_no == self.pass_no
+            if kind == "backward_started":
+                self.passes = passes = passes + 1
+                in_pass = whole or e.pass_no == self.pass_no
                 if in_pass:
                     self.root = key_of(e.root)
-                    self.last_pass = array("q")
+                    self.last_pass = last_pass = array("q")
                     for n, g in zip(e.order, e.grads_before):
                         key = key_of(n)
-                        self._touch(key)
-                        self.set_grad(key, g)
-            elif kind == "grad_accumulated" and in_pass:
-                target = key_of(e.target)
-                self.set_grad(target, e.grad_after)
-                self._touch(target)
-            elif kind == "backward_fn_fired" and in_pass:
-                self._touch(key_of(e.node))
-            elif kind == "grads_zeroed" and self.pass_no is None:
+                        touch(key)
+                        set_grad(key, g)
+            elif kind == "grads_zeroed" and whole:
                 for n in e.nodes:
-                    self.set_grad(key_of(n), 0.0)
+                    set_grad(key_of(n), 0.0)
             if in_pass:
                 open_piece = True
-                yield self.sig(e, raw), e
+                yield self.sig(e, _as_read), e
             if kind == "backward_finished":
                 self.epoch += 1
                 self.occurrences.clear()
                 if in_pass:
                     open_piece = False
                     yield END
-                if self.pass_no is not None and in_pass:
+                if not whole and in_pass:
+                    self.count = count
                     self._drain_findings()
                     return
-                in_pass = self.pass_no is None
+                in_pass = whole
+        self.count = count
         if open_piece:
             yield END
 
     def _touch(self, key: int) -> None:
         """Add a node of the pass (reached, fired or written) to its nodes, once."""
-        if not self._in_pass(key):
-            self._join(key)
+        if key >= len(self._row_of):
+            self._grow_keys(key)
+        if self._stamp[key] != self.passes:
+            self._stamp[key] = self.passes
             self.last_pass.append(key)
 
     def _drain_findings(self) -> None:
@@ -250,8 +320,14 @@ class Side:
         """The keys of the nodes this trace made, in the order first made."""
         return self._made
 
-    def made_here(self, key) -> bool:
-        return key.__class__ is int and self._row(key) >= 0
+    def lacking(self, keys) -> List[int]:
+        """Those of ``keys`` this trace did not make (whole traces) or that are not in its
+        compared pass, in their order."""
+        if self.pass_no is not None:
+            nodes = set(self.last_pass)
+            return [key for key in keys if key not in nodes]
+        made, end = self._row_of, len(self._row_of)
+        return [key for key in keys if not (key.__class__ is int and 0 <= key < end and made[key])]
 
 
 class _ByKey:
@@ -288,6 +364,19 @@ class _Grads:
     def keys(self) -> array:
         """Keys in the order they first got a grad."""
         return self._side._grad_order
+
+    def unequal(self, other: "_Grads") -> Iterator[tuple]:
+        """``(key, grad here, grad there)`` for each key with a grad in both whose grads are
+        not the same float, in the order the keys first got a grad here."""
+        mine, theirs = self._side, other._side
+        column, their_column, theirs_has = mine._grads, theirs._grads, theirs._has_grad
+        for key in mine._grad_order:
+            if key < len(theirs_has) and theirs_has[key] and column[key] != their_column[key]:
+                yield key, number_at(column, mine._odd, key), number_at(their_column, theirs._odd, key)
+
+
+def _as_read(x):
+    return x
 
 
 _SIGNATURES = {  # kind -> (key of a node id, event, number normaliser) -> what two matched steps must share

@@ -44,10 +44,6 @@ def _same(a: Optional[float], b: Optional[float]) -> bool:
     return _n(a) == _n(b)
 
 
-def _raw(x):
-    return x
-
-
 class TraceDiff:
     """The result of :func:`diff_traces`; ``same`` is True when nothing differs.
 
@@ -122,14 +118,13 @@ class TraceDiff:
 
     def finish(self) -> None:
         a, b = self.a, self.b
-        for key in a.grads.keys():
-            grad = a.grads[key]
-            if key in b.grads and not _same(grad, b.grads[key]):
+        for key, grad, other in a.grads.unequal(b.grads):
+            if not _same(grad, other):
                 self.differing.add(key)
-                self.grads.append((a.names.get(key, "?"), grad, b.grads[key]))
+                self.grads.append((a.names.get(key, "?"), grad, other))
         nodes_a, nodes_b = self._nodes(a), self._nodes(b)
-        self.nodes_only_a = [a.names.get(k, "?") for k in nodes_a if not self._has(b, nodes_b, k)]
-        self.nodes_only_b = [b.names.get(k, "?") for k in nodes_b if not self._has(a, nodes_a, k)]
+        self.nodes_only_a = [a.names.get(k, "?") for k in b.lacking(nodes_a)]
+        self.nodes_only_b = [b.names.get(k, "?") for k in a.lacking(nodes_b)]
         self.findings_only_a = [f for k, f in a.findings.items() if k not in b.findings]
         self.findings_only_b = [f for k, f in b.findings.items() if k not in a.findings]
 
@@ -137,10 +132,6 @@ class TraceDiff:
     def _nodes(side: Side):
         """The nodes compared: every node of a whole trace, or those of the chosen pass."""
         return side.made() if side.pass_no is None else dict.fromkeys(side.last_pass)
-
-    @staticmethod
-    def _has(side: Side, nodes, key) -> bool:
-        return side.made_here(key) if side.pass_no is None else key in nodes
 
     def format(self) -> str:
         """The report as plain text, one fact per line."""
@@ -198,7 +189,7 @@ def diff_traces(a: Source, b: Source, *, pass_no: Union[None, int, Tuple[int, in
     keys = Keys()
     side_a, side_b = Side("A", a, keys, pa), Side("B", b, keys, pb)
     result = TraceDiff(side_a, side_b, limit)
-    steps_a, steps_b = side_a.steps(_raw), side_b.steps(_raw)
+    steps_a, steps_b = side_a.steps(), side_b.steps()
     while True:  # in step while the traces agree; buffer only the rest of a piece that differs
         x, y = next(steps_a, None), next(steps_b, None)
         if x is None and y is None:

@@ -9,13 +9,14 @@ firing under way and the node names, never the events.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, Optional, Union
 
 from ..core.describe import describe
-from ..core.tracefile import encode_line
+from ..core.tracefile import encode_line, orjson
 from ..core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     EVENT_TYPES, GradsZeroed, NodeCreated, to_dict,
@@ -47,6 +48,12 @@ _LONG = {cls: tuple(f for f in _LONG_FIELDS if f in cls._fields) for cls in EVEN
 
 def _args(event: Event, names: Dict[int, str]) -> dict:
     """The event's fields as JSON-safe args, with node ids also given by name."""
+    quick = _QUICK_ARGS.get(event.__class__)
+    args = quick(event, names) if quick is not None else None
+    return args if args is not None else _careful_args(event, names)
+
+
+def _careful_args(event: Event, names: Dict[int, str]) -> dict:
     args = to_dict(event)
     del args["kind"], args["t"]
     cls = event.__class__
@@ -59,6 +66,61 @@ def _args(event: Event, names: Dict[int, str]) -> dict:
         if isinstance(value, (tuple, list)) and len(value) > 50:
             args[field] = f"{len(value)} values (see the trace file)"
     return args
+
+
+# The common events' args, built at once when every number is a finite float (what
+# to_dict leaves as it is) and every node id an int; None sends the event the careful way.
+
+def _node_args(e: NodeCreated, names: Dict[int, str]) -> Optional[dict]:
+    seq, _, node, op, value, parents, name, site, function, module, tensor = e
+    if value.__class__ is not float or value - value != 0.0 or node.__class__ is not int \
+            or module is not None or tensor is not None:
+        return None
+    node_name = names.get(node)
+    return {"seq": seq, "node": node, "op": op, "value": value, "parents": parents, "name": name,
+            "site": site, "function": function, "node_name": f"#{node}" if node_name is None else node_name}
+
+
+def _fired_args(e: BackwardFnFired, names: Dict[int, str]) -> Optional[dict]:
+    seq, _, pass_no, node, grad, upstream = e
+    try:
+        total = grad + upstream
+    except TypeError:
+        return None
+    if total.__class__ is not float or total - total != 0.0 or node.__class__ is not int:
+        return None
+    node_name = names.get(node)
+    return {"seq": seq, "pass_no": pass_no, "node": node, "grad": grad, "upstream": upstream,
+            "node_name": f"#{node}" if node_name is None else node_name}
+
+
+def _write_args(e: GradAccumulated, names: Dict[int, str]) -> Optional[dict]:
+    seq, _, pass_no, target, fired_by, local_grad, contribution, grad_before, grad_after, replaced, site = e
+    try:
+        total = contribution + grad_before + grad_after + (0.0 if local_grad is None else local_grad)
+    except TypeError:
+        return None
+    if total.__class__ is not float or total - total != 0.0 or target.__class__ is not int \
+            or not (fired_by is None or fired_by.__class__ is int):
+        return None
+    target_name = names.get(target)
+    args = {"seq": seq, "pass_no": pass_no, "target": target, "fired_by": fired_by, "local_grad": local_grad,
+            "contribution": contribution, "grad_before": grad_before, "grad_after": grad_after,
+            "replaced": replaced, "site": site, "target_name": f"#{target}" if target_name is None else target_name}
+    if fired_by is not None:
+        by_name = names.get(fired_by)
+        args["fired_by_name"] = f"#{fired_by}" if by_name is None else by_name
+    return args
+
+
+class _Names(dict):
+    """Node id -> name; a node never created is named by its id, ``#7``."""
+
+    def __missing__(self, node) -> str:
+        return f"#{node}"
+
+
+_QUICK_ARGS = {NodeCreated: _node_args, BackwardFnFired: _fired_args, GradAccumulated: _write_args}
 
 
 def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
@@ -76,40 +138,56 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
     for tid, label in _TRACKS.items():
         yield {"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": label}}
     yield {"ph": "M", "name": "process_name", "pid": PID, "tid": 0, "args": {"name": "autodiff_trace"}}
-    names: Dict[int, str] = {}
+    names = _Names()
+    name_of = names.__getitem__
     upstream: Dict[int, float] = {}  # node -> what its latest firing in this pass passed on
     open_pass: Optional[int] = None
     firing: Optional[Event] = None  # the backward function under way, closed by the next
     last_t = 0.0
-
-    def name_of(node: Optional[int]) -> str:
-        return names.get(node, f"#{node}")
-
     shared: Dict[str, str] = {}  # one copy of each name
-    said_at = [None, 0.0]  # the last time converted and its microseconds: events come in batches
+    said_t, said_us = None, 0.0  # the last time converted and its microseconds: events come in batches
 
     def us(t: float) -> float:
-        if t != said_at[0] or t == 0 or t.__class__ is not float:  # 0.0 and -0.0 print apart
-            said_at[0], said_at[1] = t, _us(t)
-        return said_at[1]
+        nonlocal said_t, said_us
+        if t != said_t or t == 0 or t.__class__ is not float:  # 0.0 and -0.0 print apart
+            said_t, said_us = t, _us(t)
+        return said_us
 
-    def close_firing(at: float) -> Iterator[dict]:
-        nonlocal firing
-        if firing is not None:
-            yield {"ph": "X", "name": describe(firing, name_of),
-                   "cat": "backward_fn", "pid": PID, "tid": BACKWARD_TID, "ts": _us(firing.t),
-                   "dur": max(0.0, round(_us(at) - _us(firing.t), 3)), "args": _args(firing, names)}
-            firing = None
+    def firing_slice(at: float) -> dict:
+        start = us(firing.t)
+        return {"ph": "X", "name": describe(firing, name_of), "cat": "backward_fn", "pid": PID,
+                "tid": BACKWARD_TID, "ts": start, "dur": max(0.0, round(us(at) - start, 3)),
+                "args": _args(firing, names)}
 
     for event in events:
         t = event.t
-        last_t = max(last_t, t)
+        if t > last_t:
+            last_t = t
+        cls = event.__class__
+        if cls is GradAccumulated:  # the common three first, then every kind by its class
+            label = describe(event, name_of, upstream=upstream.get(event.fired_by))
+            yield {"ph": "i", "s": "t", "name": label, "cat": "grad", "pid": PID, "tid": BACKWARD_TID,
+                   "ts": us(t), "args": _write_args(event, names) or _careful_args(event, names)}
+            continue
+        if cls is NodeCreated:
+            names[event.node] = shared.setdefault(event.name, event.name)
+            yield {"ph": "i", "s": "t", "name": describe(event, name_of), "cat": "node", "pid": PID,
+                   "tid": FORWARD_TID, "ts": us(t), "args": _node_args(event, names) or _careful_args(event, names)}
+            continue
+        if cls is BackwardFnFired:
+            if firing is not None:
+                yield firing_slice(t)
+            firing = event
+            upstream[event.node] = event.upstream
+            continue
         match event:
             case NodeCreated():
                 names[event.node] = shared.setdefault(event.name, event.name)
                 yield _instant(describe(event, name_of), "node", FORWARD_TID, us(t), _args(event, names))
             case BackwardStarted():
-                yield from close_firing(t)
+                if firing is not None:
+                    yield firing_slice(t)
+                    firing = None
                 if open_pass is not None:  # a pass that never finished: end it where the next begins
                     yield _end(open_pass, t)
                 open_pass = event.pass_no
@@ -117,7 +195,8 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
                 yield {"ph": "B", "name": describe(event, name_of), "cat": "pass", "pid": PID,
                        "tid": BACKWARD_TID, "ts": _us(t), "args": _args(event, names)}
             case BackwardFnFired():
-                yield from close_firing(t)
+                if firing is not None:
+                    yield firing_slice(t)
                 firing = event
                 upstream[event.node] = event.upstream
             case GradAccumulated():
@@ -126,14 +205,17 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
             case GradsZeroed():
                 yield _instant(describe(event, name_of), "zero", FORWARD_TID, us(t), _args(event, names))
             case BackwardFinished():
-                yield from close_firing(t)
+                if firing is not None:
+                    yield firing_slice(t)
+                    firing = None
                 if open_pass is not None:
                     yield _end(open_pass, t)
                     open_pass = None
             case Diagnostic():
                 yield _instant(describe(event, name_of), "finding", FINDINGS_TID, us(t),
                                _args(event, names))
-    yield from close_firing(last_t)
+    if firing is not None:
+        yield firing_slice(last_t)
     if open_pass is not None:
         yield _end(open_pass, last_t)
 
@@ -147,31 +229,51 @@ def _end(pass_no: int, t: float) -> dict:
     return {"ph": "E", "pid": PID, "tid": BACKWARD_TID, "ts": _us(t), "args": {"pass_no": pass_no}}
 
 
-def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, IO[str]], *,
+_BETWEEN = b'},{"ph":'  # where one record ends and the next begins, in orjson's list
+
+
+def _lines(records: list) -> bytes:
+    """The records' JSON, one a line, joined by ``,\\n``: one ``orjson.dumps`` for them all
+    when it can (every record starts with ``"ph"``, which no string holds unescaped, so
+    each boundary is found), else ``encode_line`` one by one."""
+    if orjson is not None:
+        try:
+            joined = orjson.dumps(records)
+        except TypeError:  # a lone surrogate: encode_line writes it as json does
+            joined = None
+        if joined is not None and joined.count(_BETWEEN) == len(records) - 1:
+            return joined[1:-1].replace(_BETWEEN, b'},\n{"ph":')
+    return b",\n".join([encode_line(record)[:-1] for record in records])
+
+
+def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, IO], *,
                        metadata: Optional[dict] = None) -> int:
     """Write ``{"traceEvents": [...]}`` to ``target`` one event at a time; returns the count.
 
     Args:
         events: the trace (a list, or :func:`~autodiff_trace.core.tracefile.iter_events`).
-        target: a path, or an open text file.
+        target: a path, or an open file: binary (UTF-8 is written) or text.
         metadata: extra top-level keys (the source trace's header, say).
     """
     if not hasattr(target, "write"):
-        with open(Path(target), "w", encoding="utf-8") as file:
+        with open(Path(target), "wb") as file:
             return write_chrome_trace(events, file, metadata=metadata)
-    target.write('{"displayTimeUnit": "ms", "traceEvents": [\n')
-    count, lines = 0, []
+    mode = getattr(target, "mode", "")
+    binary = isinstance(target, (io.RawIOBase, io.BufferedIOBase)) or isinstance(mode, str) and "b" in mode
+    put = target.write if binary else (lambda data: target.write(data.decode()))
+    put(b'{"displayTimeUnit": "ms", "traceEvents": [\n')
+    count, records = 0, []
     for record in chrome_events(events):
-        lines.append(encode_line(record)[:-1].decode())  # orjson when it can: several times faster
-        if len(lines) == _LINES_PER_WRITE:
-            target.write((",\n" if count else "") + ",\n".join(lines))
-            count += len(lines)
-            lines.clear()
-    if lines:
-        target.write((",\n" if count else "") + ",\n".join(lines))
-        count += len(lines)
-    target.write("\n]")
+        records.append(record)
+        if len(records) == _LINES_PER_WRITE:
+            put((b",\n" if count else b"") + _lines(records))
+            count += len(records)
+            records.clear()
+    if records:
+        put((b",\n" if count else b"") + _lines(records))
+        count += len(records)
+    put(b"\n]")
     if metadata:
-        target.write(', "metadata": ' + json.dumps(metadata, default=str))
-    target.write("}\n")
+        put(b', "metadata": ' + json.dumps(metadata, default=str).encode())
+    put(b"}\n")
     return count
