@@ -239,5 +239,16 @@ def default_name(node_id: int, op: str, data: float) -> str:
     ('mul#7', 'leaf#3', '2')
     """
     if op == "const":
-        return number(data)
+        key = (data.__class__, data)
+        name = _constant_names.get(key)
+        if name is None:
+            if len(_constant_names) >= 4096:  # a script's constants are few; data wrapped one by one is not
+                _constant_names.clear()
+            name = _constant_names[key] = number(data)
+        return name
     return f"{op or 'leaf'}#{node_id}"
+
+
+# A constant's value -> its name, so that a loop's constants (``y * 1.0000001``) share one
+# string, not one per node. Keyed by the value's type too: 1.0 and 1 + 0j are equal keys.
+_constant_names: dict = {}
