@@ -90,12 +90,10 @@ class NodeReports:
             break
         else:
             lasti, (site, function, assigned, lineno) = -1, NOWHERE
-        if name is not None:
-            raw = (NODE, node, op, value, parents, name, site, function, None, None)
-        elif op and op != "const":  # default_name's op#id, without its call
-            raw = (NODE, node, op, value, parents, f"{op}#{node}", site, function, None, None)
-        else:
-            raw = (NODE, node, op, value, parents, default_name(node, op, value), site, function, None, None)
+        shown = name
+        if shown is None:  # default_name's op#id, without its call for the common ops
+            shown = f"{op}#{node}" if op and op != "const" else default_name(node, op, value)
+        raw = (NODE, node, op, value, parents, shown, site, function, None, None)
         lock = self._clock.lock
         lock.acquire()
         try:

@@ -220,11 +220,10 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
     else:
         parents = (a._block + a._offset,) if arity else ()
     op = rule.name if rule is not None and rule is not POWC else node.op
+    if name is None and rule is CONST:  # its value when made: kept, as a later ``data`` may differ
+        name = default_name(node._block + node._offset, op, node.data)
     site = _tracer.value_made(frame, node, node._block + node._offset, op, node.data, parents, name, _named)
-    if name is None and rule is not CONST:
-        node._info = site  # its name is op#id, made when asked for
-    else:  # a constant's name is its value when made: kept, as a later ``data`` may differ
-        node._info = (default_name(node._block + node._offset, op, node.data) if name is None else name, site)
+    node._info = site if name is None else (name, site)  # unnamed: op#id, made when asked for
 
 
 def _named(node: Value, name: str) -> None:
