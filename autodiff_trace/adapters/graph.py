@@ -108,18 +108,11 @@ class NodeGraph:
                 parent_ids.append(parent_id)
         if not keepers:
             return None  # made from no earlier node: the general reading decides
-        if len(keepers) == 2:  # the common binary op, ordered without sorting
-            first, second = parent_ids
-            if first > second and (kind is set or kind is frozenset):  # a set: in creation order
-                keepers.reverse()
-                parent_ids.reverse()
-            elif first == second:  # ``a * a``: the parent once
-                del keepers[1], parent_ids[1]
-        elif len(keepers) > 2:
+        if len(keepers) > 1:
             if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
                 if parent_ids != sorted(parent_ids):
                     parent_ids, keepers = map(list, zip(*sorted(zip(parent_ids, keepers), key=_first)))
-            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes
+            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
                 parent_ids, keepers = map(list, zip(*dict(zip(parent_ids, keepers)).items()))
         self._with_parents.add(type(node))
         self._parents[node_id] = tuple(keepers)
