@@ -51,6 +51,14 @@ class HeldLine:
         self.named: Optional[Callable] = None
         self.pending = False  # does ``reports`` hold a PendingReport?
 
+    def restart(self, lasti: int) -> None:
+        """Hold the next run of the same line (a loop came back to it), once the last run
+        is released: as a new HeldLine would, without making one per run."""
+        self.lasti = lasti
+        self.reports = []
+        self.last_node = self.result = self.result_obj = self.named = None
+        self.pending = False
+
     def admits(self, frame, lasti: int, lineno: Optional[int]) -> Optional[bool]:
         """Is a node made in ``frame`` (at instruction ``lasti`` of line ``lineno``) part
         of this run of the line? True when the line made it, False when a generator

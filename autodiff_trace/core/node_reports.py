@@ -103,6 +103,11 @@ class NodeReports:
                 own = held.admits(frame, lasti, lineno)
                 if own is None:
                     self._release(state)
+                    if assigned is not None and frame is held.frame and lineno == held.lineno:
+                        held.restart(lasti)  # a loop's next run of the line: held anew, in the same object
+                        state.held = held
+                        held.own(raw, obj, name is None and op != "const", named)
+                        return site
                 else:
                     if own and name is None and op != "const":  # the line's result so far
                         held.result, held.result_obj, held.named = len(held.reports), obj, named
@@ -126,7 +131,8 @@ class NodeReports:
         if result is not None:
             entry = reports[result]
             if entry.__class__ is tuple:  # a captured node tuple: its name is item 5
-                reports[result] = (*entry[:5], held.name, *entry[6:])
+                kind, node, op, value, parents, _, site, function, module, tensor = entry
+                reports[result] = (kind, node, op, value, parents, held.name, site, function, module, tensor)
                 held.named(held.result_obj, held.name)
             else:
                 reports[result] = entry._replace(name=held.name)

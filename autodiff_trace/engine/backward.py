@@ -155,8 +155,9 @@ def _propagate_traced(root, seed: float, order: List, tracer, received: Optional
     """The pass from the table, every step an event. A stretch of :data:`STRETCH` nodes
     holds the tracer's lock and, when the tracer lets it (:meth:`~autodiff_trace.core.tracer.Tracer.pass_capture`),
     appends its events as captured tuples itself: no call per event but the append."""
-    ids = tuple(map(add, map(_block_of, order), map(_offset_of, order)))  # each node.id
-    pass_no = tracer.backward_started(root.id, seed, ids, tuple(map(_grad_of, order)))
+    # each node.id and grad, in tuples no local holds: they live no longer than the event
+    pass_no = tracer.backward_started(root.id, seed, tuple(map(add, map(_block_of, order), map(_offset_of, order))),
+                                      tuple(map(_grad_of, order)))
     _propagate_from_table(root, seed, (), tracer, received)  # the seed: d root / d root
     for start in range(0, len(order), STRETCH):
         stretch = order[start:start + STRETCH]

@@ -223,12 +223,28 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
     if name is None and rule is CONST:  # its value when made: kept, as a later ``data`` may differ
         name = default_name(node._block + node._offset, op, node.data)
     site = _tracer.value_made(frame, node, node._block + node._offset, op, node.data, parents, name, _named)
-    node._info = site if name is None else (name, site)  # unnamed: op#id, made when asked for
+    node._info = site if name is None else _shared_info(name, site)  # unnamed: op#id, made when asked for
 
 
 def _named(node: Value, name: str) -> None:
     """The tracer names ``node``: the result of the assignment line that made it."""
-    node._info = (name, node.site)
+    info = node._info  # a traced node's site, or its (name, site)
+    node._info = _shared_info(name, info[1] if info.__class__ is tuple else info)
+
+
+def _shared_info(name: str, site: Optional[str]) -> tuple:
+    """The ``(name, site)`` of a traced node, one tuple for all the nodes a line names
+    alike (``y = y * 1.0000001`` in a loop): no tuple of its own per node."""
+    key = (name, site)
+    info = _infos.get(key)
+    if info is None:
+        if len(_infos) >= 4096:  # a script's lines and names are few; names made one by one are not
+            _infos.clear()
+        info = _infos[key] = key
+    return info
+
+
+_infos: dict = {}  # (name, site) -> that very tuple, shared by the nodes holding it
 
 
 def _apply(rule: Rule, a: Value, b) -> Value:

@@ -168,14 +168,14 @@ class _Segment:
         self.batch: List[bytes] = []
         self.lines = self.made = 0
         self.kept_lines: list = []  # (seq, line) of the leaves and findings: kept in any case
-        self.started = None  # its backward_started event
+        self.started = None  # (pass_no, root, nodes reached) of its backward_started: not its long lists
         self.finished = None  # its backward_finished event
         self.findings = False
         self.known_kept = False
 
     @property
     def pass_no(self) -> Optional[int]:
-        return None if self.started is None else self.started.pass_no
+        return None if self.started is None else self.started[0]
 
     def spill(self) -> None:
         if self.batch:
@@ -209,7 +209,7 @@ class _Segments:
             segment.findings = self.new_findings.is_new(event) or segment.findings
             segment.kept_lines.append((event.seq, line))
         elif kind == "backward_started":
-            segment.started = event
+            segment.started = (event.pass_no, event.root, len(event.order))
         elif kind == "backward_finished":
             segment.finished = event
         if len(segment.batch) >= BATCH or segment.finished is event:
@@ -240,7 +240,7 @@ class _Segments:
         segment.spill()
         segment.known_kept = segment.pass_no is None or segment.finished is None or \
             self.keep.keeps_early(segment.pass_no, segment.findings,
-                                  len(segment.started.order) if segment.started is not None else None)
+                                  segment.started[2] if segment.started is not None else None)
         self.waiting.append(segment)
         passes = sum(1 for s in self.waiting if s.pass_no is not None)
         while self.waiting:
@@ -285,14 +285,14 @@ class _Segments:
     def _write_summary(self, segment: _Segment) -> None:
         sink = self.sink
         segment.spool.close()
-        started, finished = segment.started, segment.finished
-        summary = PassSummary(finished.seq, finished.t, started.pass_no, started.root, len(started.order),
+        (pass_no, root, reached), finished = segment.started, segment.finished
+        summary = PassSummary(finished.seq, finished.t, pass_no, root, reached,
                               segment.made, segment.lines, finished.fired, finished.accumulated,
                               finished.duration)
         lines = sorted([*segment.kept_lines, (summary.seq, encode_event(summary))],
                        key=_first)
         sink._write(b"".join(line for _, line in lines))
-        sink.summarised.append(started.pass_no)
+        sink.summarised.append(pass_no)
 
 
 def _first(pair: tuple) -> int:
