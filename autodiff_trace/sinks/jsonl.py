@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import deque
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, List, Optional, Union
 
@@ -35,6 +36,7 @@ __all__ = ["JsonlSink"]
 
 BATCH = 4096  # lines joined into one write
 SPOOL_IN_MEMORY = 16 * 1024 * 1024  # a segment's bytes held in memory before its spool goes to disk
+_kind_of, _op_of = itemgetter(0), itemgetter(2)  # of a captured tuple (core/captured.py)
 
 
 class JsonlSink:
@@ -231,10 +233,11 @@ class _Segments:
         if defined:  # kept in any case: a later pass's nodes may name these sites
             segment.kept_lines.append((-1, defined))
         segment.lines += len(batch)
-        made = [position for position, raw in enumerate(batch) if raw[0] == NODE]
-        segment.made += len(made)
-        segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites, numbered=True))
-                               for i in made if batch[i][2] == ""]  # the leaves, with their seq
+        segment.made += list(map(_kind_of, batch)).count(NODE)
+        ops = list(map(_op_of, batch))  # a node's op; the others hold an id there, never ""
+        if "" in ops:  # the leaves, kept with their seq
+            segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites, numbered=True))
+                                   for i, op in enumerate(ops) if op == ""]
 
     def _settle(self, segment: _Segment) -> None:
         segment.spill()
@@ -273,11 +276,19 @@ class _Segments:
         sink = self.sink
         segment.spill()
         segment.spool.seek(0)
-        while True:
-            lines = segment.spool.readlines(1 << 20)
-            if not lines:
+        read, rest = segment.spool.read, b""
+        while True:  # a megabyte at a time, each write ending at a line's end
+            chunk = read(1 << 20)
+            if not chunk:
                 break
-            sink._write(b"".join(lines))
+            end = chunk.rfind(b"\n") + 1
+            if end:
+                sink._write(rest + chunk[:end] if rest else chunk[:end])
+                rest = chunk[end:]
+            else:
+                rest += chunk
+        if rest:
+            sink._write(rest)
         segment.spool.close()
         if segment.pass_no is not None:
             sink.kept.append(segment.pass_no)
