@@ -188,9 +188,10 @@ class Value:
         zero_grad(topological_order(self))
 
 
-def _made(data: float, op: Rule, a: Value, b) -> Value:
+def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
     """The node ``op(a, b)`` with value ``data``: how every op builds its node (no
-    ``__init__`` call, this is the hot path)."""
+    ``__init__`` call, this is the hot path). ``depth``: the frames from here up to the
+    op's caller (3 through a helper such as :func:`_node`), where a tracer looks first."""
     out = _new(Value)
     out.data = data
     out.grad = 0.0
@@ -199,7 +200,7 @@ def _made(data: float, op: Rule, a: Value, b) -> Value:
     out._b = b
     out._block, out._offset = next(_numbering)
     if _tracer is not None:
-        _report(out, None, 2)
+        _report(out, None, depth)
     return out
 
 
@@ -255,12 +256,12 @@ def _apply(rule: Rule, a: Value, b) -> Value:
         data = rule.value(a.data, b_value)
     except (ValueError, ZeroDivisionError, OverflowError) as exc:
         raise _domain_error(rule, a.data, b_value, exc) from None
-    return _made(data, rule, a, b)
+    return _made(data, rule, a, b, 3)
 
 
 def _node(x, symbol: str) -> Value:
     """``x`` itself if it is a Value, else the number wrapped as a constant node."""
-    return x if isinstance(x, Value) else _made(_as_float(x, symbol), CONST, None, None)
+    return x if isinstance(x, Value) else _made(_as_float(x, symbol), CONST, None, None, 3)
 
 
 def _as_float(x, symbol: Optional[str] = None) -> float:
