@@ -58,8 +58,8 @@ def topological_order(root) -> list:
                 in_block[b._offset] = b
                 push(b)
     order = []
-    for block in sorted(blocks, reverse=True):
-        order.extend(filter(None, reversed(blocks[block])))
+    for block in sorted(blocks, reverse=True):  # each block's list let go once read
+        order.extend(filter(None, reversed(blocks.pop(block))))
     return order
 
 
