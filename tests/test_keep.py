@@ -165,6 +165,18 @@ class TestJsonlSinkKeeps:
         path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
         assert sum(1 for e in iter_events(path) if e.kind == "backward_finished") == 2
 
+    def test_a_kept_pass_of_megabytes_is_copied_event_for_event(self, tmp_path):
+        """A kept segment larger than the megabyte the copy reads at a time reads back whole,
+        as the events the tracer sent."""
+        path = tmp_path / "trace.jsonl"
+        with trace([JsonlSink(path, keep=KeepPolicy.parse("first:1,last"))]) as t:
+            y = Value(1.0, name="x")
+            for _ in range(20_000):
+                y = y * 1.0001
+            y.backward()
+        assert path.stat().st_size > 2 * 2**20
+        assert [(e.kind, e.seq) for e in iter_events(path)] == [(e.kind, e.seq) for e in t.events]
+
     def test_a_crash_mid_pass_still_closes_into_a_valid_trace(self, tmp_path):
         """An exception mid-run closes the pass under way; the file reads back whole."""
         path = tmp_path / "trace.jsonl"

@@ -84,6 +84,35 @@ class TestNamesOnValues:
         constant.data = 5.0
         assert constant.name == "3" and constant.site == y.site
 
+    def test_each_run_of_a_loop_line_names_its_own_result(self, tmp_path):
+        """``y = y * 2.0`` three times: each run's product is y, its constant 2, and the line after
+        the loop names its own result."""
+        with trace([JsonlSink(tmp_path / "t.jsonl")]) as t:
+            y = Value(1.0)
+            for _ in range(3):
+                y = y * 2.0
+            z = y + 1.0
+        assert [e.name for e in t.events if e.kind == "node_created"] == \
+            ["y", "2", "y", "2", "y", "2", "y", "1", "z"]
+        assert z.name == "z" and [y.name, y.parents[0].name, y.parents[1].name] == ["y", "y", "2"]
+
+    def test_the_nodes_a_loop_line_names_alike_share_one_name_and_site(self, tmp_path):
+        """A million-op loop holds no (name, site) pair per node: its products share one, its
+        constants another."""
+        with trace([JsonlSink(tmp_path / "t.jsonl")]):
+            y = Value(1.0)
+            for _ in range(50):
+                y = y * 1.5
+            y.backward()
+        products, constants = [], []
+        node = y.parents[0]
+        while node.parents:
+            products.append(node)
+            constants.append(node.parents[1])
+            node = node.parents[0]
+        assert {(n.name, n.site) for n in products} == {("y", y.site)}
+        assert len({id(n._info) for n in products}) == 1 and len({id(n._info) for n in constants}) == 1
+
     def test_a_node_made_by_a_generator_on_an_assignment_line_has_that_line_as_site(self, tmp_path):
         """``total = sum(w * x for ...)``: the products and the sum share the line; only the sum is total."""
         with trace([JsonlSink(tmp_path / "t.jsonl")]):
