@@ -103,7 +103,8 @@ class NodeReports:
                 own = held.admits(frame, lasti, lineno)
                 if own is None:
                     self._release(state)
-                    if assigned is not None and frame is held.frame and lineno == held.lineno:
+                    if assigned is not None and frame is held.frame and lineno == held.lineno \
+                            and state.held is None:
                         held.restart(lasti)  # a loop's next run of the line: held anew, in the same object
                         state.held = held
                         held.own(raw, obj, name is None and op != "const", named)
