@@ -229,7 +229,7 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
 
 def _named(node: Value, name: str) -> None:
     """The tracer names ``node``: the result of the assignment line that made it."""
-    info = node._info  # a traced node's site, or its (name, site)
+    info = getattr(node, "_info", None)  # a traced node's site, or its (name, site)
     node._info = _shared_info(name, info[1] if info.__class__ is tuple else info)
 
 
@@ -237,6 +237,8 @@ def _shared_info(name: str, site: Optional[str]) -> tuple:
     """The ``(name, site)`` of a traced node, one tuple for all the nodes a line names
     alike (``y = y * 1.0000001`` in a loop): no tuple of its own per node."""
     key = (name, site)
+    if name.__class__ is not str:  # a name of the user's own type: perhaps not hashable
+        return key
     info = _infos.get(key)
     if info is None:
         if len(_infos) >= 4096:  # a script's lines and names are few; names made one by one are not
