@@ -14,7 +14,8 @@ row's ``value``. Either way a node is built in one place, :func:`_made`.
 A node is its slots and its ``data`` float, nothing more: its id is two ints it shares
 with other nodes (:mod:`.ids`), its name and site share one slot set only on a named or
 traced node (a traced node with no name of its own holds just its site, a string the
-nodes of one line share), and no slot holds what it receives during a pass (:mod:`.backward`).
+nodes of one line share; the nodes a line names alike share one ``(name, site)`` tuple),
+and no slot holds what it receives during a pass (:mod:`.backward`).
 """
 
 from __future__ import annotations
