@@ -159,8 +159,11 @@ def _propagate_traced(root, seed: float, order: List, tracer, received: Optional
     pass_no = tracer.backward_started(root.id, seed, tuple(map(add, map(_block_of, order), map(_offset_of, order))),
                                       tuple(map(_grad_of, order)))
     _propagate_from_table(root, seed, (), tracer, received)  # the seed: d root / d root
-    for start in range(0, len(order), STRETCH):
-        stretch = order[start:start + STRETCH]
+    order.reverse()  # oldest first: each stretch comes off the end, so the list shrinks as the pass goes
+    while order:
+        stretch = order[-STRETCH:]
+        del order[-STRETCH:]
+        stretch.reverse()  # newest first again
         with tracer.lock:
             capture = tracer.pass_capture()
             if capture is None:
