@@ -165,3 +165,21 @@ class TestForks:
         """Only the parent prints what the tool wrote."""
         done, _ = forked_run
         assert done.stdout.count("wrote") + done.stderr.count("wrote") <= 1
+
+    def test_a_child_ended_by_sigterm_ends_as_it_would_untraced(self, tmp_path):
+        """A forked child (a pool's worker, which its pool ends so) that gets SIGTERM is killed
+        by it, as untraced, instead of unwinding through the tool and exiting with a code."""
+        script = tmp_path / "terminated.py"
+        script.write_text(textwrap.dedent("""
+            import os, signal, time
+            pid = os.fork()
+            if pid == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+        """))
+        done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--out", str(tmp_path / "out"),
+                               "--quiet", str(script)], capture_output=True, text=True, cwd=tmp_path)
+        assert done.stdout.splitlines() == ["True"] and "terminated" not in done.stderr

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 from ..core.sites import PACKAGE_DIR
 from .options import UsageProblem
@@ -127,8 +127,22 @@ class _Terminated(BaseException):
     """SIGTERM arrived: unwind the user's program like Ctrl-C does."""
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise _Terminated()
+def _sigterm_handler(before) -> Callable:
+    """SIGTERM unwinds the program in this process; a child it forked (a pool's worker, which
+    its pool ends with SIGTERM) gets ``before``, the handling it would have had untraced:
+    an exception there could leave a lock of the pool's queue held, and hang the pool."""
+    pid = os.getpid()
+
+    def on_sigterm(signum, frame) -> None:
+        if os.getpid() == pid:
+            raise _Terminated()
+        signal.signal(signal.SIGTERM, before)
+        if before == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif callable(before):
+            before(signum, frame)
+
+    return on_sigterm
 
 
 def run_target(target: Target, args: List[str], session, instrumentation, voice: Voice):
@@ -137,7 +151,10 @@ def run_target(target: Target, args: List[str], session, instrumentation, voice:
 
     saved_argv, saved_path, saved_cwd = sys.argv[:], sys.path[:], os.getcwd()
     try:
-        saved_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        saved_term = signal.getsignal(signal.SIGTERM)
+        if saved_term is None:  # set outside Python: restored as the default
+            saved_term = signal.SIG_DFL
+        signal.signal(signal.SIGTERM, _sigterm_handler(saved_term))
     except ValueError:  # not the main thread: leave SIGTERM alone
         saved_term = None
     code, found = 0, None
