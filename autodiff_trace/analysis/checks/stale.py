@@ -12,10 +12,13 @@ accumulating, and is left silent.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Set, Tuple
+from itertools import compress
+from operator import not_
+from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
 from ...core.by_id import IntsById
+from ...core.captured import WRITE
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
@@ -67,6 +70,36 @@ class StaleGradient(Check):
                     firsts.set(target, pass_no + 1)
             elif self.roots[first - 1] != root:
                 self.more_roots_into.setdefault(target, set()).add(root)
+
+    def singles(self, run) -> List[int]:
+        """None: a write only notes which pass set the grad (:meth:`on_run`)."""
+        return []
+
+    def on_run(self, run) -> None:
+        """:meth:`on_grad_accumulated` for every write of the run, column-wise while the node
+        ids fit the slots (one pass's writes)."""
+        if not run.write_at:
+            return
+        targets, pass_no = run.column(WRITE, 2), run.pass_no
+        written, firsts = self.written_in, self.first_written_in
+        plain = bool(pass_no) and {*map(type, targets)} == {int}  # else as one by one: outside a pass, odd ids
+        root = self.roots.get(pass_no) if plain else None
+        firsts_then = firsts.get_many(targets) if root is not None else None
+        if not plain or not written.set_many(targets, pass_no + 1):
+            for at in run.write_at:
+                self.on_grad_accumulated(run.event(at))
+            return
+        if root is None:
+            return
+        new = list(compress(targets, map(not_, firsts_then)))
+        if new and not firsts.set_many(new, pass_no + 1):
+            for target in new:
+                firsts.set(target, pass_no + 1)
+        for first in {*firsts_then} - {0}:
+            if self.roots[first - 1] != root:
+                for target, then in zip(targets, firsts_then):
+                    if then == first:
+                        self.more_roots_into.setdefault(target, set()).add(root)
 
     def on_grads_zeroed(self, event) -> None:
         self.zeroes = True

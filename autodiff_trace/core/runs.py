@@ -1,0 +1,256 @@
+"""A captured batch read column-wise: the model and the analyzers fold a run of it in one call.
+
+A tracer that captures the hot events (:mod:`.captured`) hands each batch to the model
+and to the analyzers before its sinks. An analyzer that reads runs (:class:`ReadsRuns`)
+names the events of the batch it must read one by one (:meth:`ReadsRuns.singles`: one
+that may complete a finding, or that needs the engine's call stack); the stretches
+between them are :class:`Run` s, read as columns with no event object per event.
+:func:`fold_run` folds a run into a :class:`~.model.TraceModel` exactly as its events
+one by one would, and falls back to that wherever a column cannot hold a value unchanged.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import _count_elements, deque
+from itertools import accumulate, chain, compress, repeat
+from math import isfinite
+from operator import itemgetter, ne, sub
+from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
+
+from .captured import CAPTURED, FIRED, NODE, WRITE
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .model import TraceModel
+
+__all__ = ["Run", "ReadsRuns", "fold_run", "plain_floats", "finite_floats"]
+
+_NONE = -(2 ** 63)  # fired_by None, in an int64 column (as columns.WriteLog keeps it)
+_new = tuple.__new__
+_kind = itemgetter(0)
+_FLOAT, _BOOL, _NONETYPE = float, bool, type(None)
+
+
+def plain_floats(values) -> bool:
+    """Are all ``values`` floats that are not NaN (what a float column holds unchanged)?
+
+    >>> plain_floats([1.0, 2.5]), plain_floats([1.0, float("nan")]), plain_floats([1, 2.0])
+    (True, False, False)
+    """
+    return {*map(type, values)} <= {_FLOAT} and True not in map(ne, values, values)
+
+
+def finite_floats(values) -> bool:
+    """Are all ``values`` finite floats?
+
+    >>> finite_floats([1.0, -2.0]), finite_floats([float("inf")]), finite_floats([1])
+    (True, False, False)
+    """
+    return {*map(type, values)} <= {_FLOAT} and all(map(isfinite, values))
+
+
+class Run:
+    """Events ``start`` to ``stop`` of a captured batch, numbered from ``first_seq``, timed
+    ``t``. Its columns are made on first use, each once: ``column(kind, field)`` is item
+    ``field`` of every tuple of ``kind`` (``node_at``, ``fire_at``, ``write_at``: their
+    places in the run). A column is one list made by a built-in map: no iterator or tuple
+    per event, so reading a run does not set the garbage collector off."""
+
+    def __init__(self, batch: list, start: int, stop: int, first_seq: int, t: float) -> None:
+        self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
+        self.start, self.first_seq, self.t = start, first_seq, t
+        self.kinds = list(map(_kind, self.raws))
+        self._places: dict = {}
+        self._columns: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def _of(self, kind: int) -> tuple:
+        """(places, tuples) of the events of ``kind``."""
+        found = self._places.get(kind)
+        if found is None:
+            kinds = self.kinds
+            if kind not in kinds:
+                found = ([], [])
+            elif kinds.count(kind) == len(kinds):
+                found = (list(range(len(kinds))), self.raws)
+            else:
+                its = list(map(kind.__eq__, kinds))
+                found = (list(compress(range(len(its)), its)), list(compress(self.raws, its)))
+            self._places[kind] = found
+        return found
+
+    def column(self, kind: int, field: int) -> list:
+        """Item ``field`` of each tuple of ``kind`` (:data:`~.captured.NODE`, ...), in order."""
+        key = (kind, field)
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = list(map(itemgetter(field), self._of(kind)[1]))
+        return found
+
+    node_at = property(lambda self: self._of(NODE)[0])
+    fire_at = property(lambda self: self._of(FIRED)[0])
+    write_at = property(lambda self: self._of(WRITE)[0])
+
+    @property
+    def pass_no(self) -> Optional[int]:
+        """The one pass the run's firings and writes belong to (None: none, or several)."""
+        found = set(self.column(FIRED, 1))
+        found.update(self.column(WRITE, 1))
+        return found.pop() if len(found) == 1 else None
+
+    def writes_before(self) -> List[int]:
+        """For each place of the run, how many writes come before it in the run."""
+        return list(accumulate(map(WRITE.__eq__, self.kinds), initial=0))
+
+    def event(self, index: int) -> "Event":
+        """Event ``index`` of the run, as an event object."""
+        raw = self.raws[index]
+        return _new(CAPTURED[raw[0]], (self.first_seq + index, self.t) + raw[1:])
+
+    def events(self) -> Iterable["Event"]:
+        classes, t = CAPTURED, self.t
+        return (_new(classes[raw[0]], (seq, t) + raw[1:]) for seq, raw in enumerate(self.raws, self.first_seq))
+
+
+@runtime_checkable
+class ReadsRuns(Protocol):
+    """An analyzer that reads a captured batch a run at a time: ``singles(run)`` gives
+    the places of the batch (``run`` is all of it) to read one by one, each with
+    ``read_captured(raw, event)`` (its findings, as ``handle`` gives them), after the
+    model has folded it; the runs between them go to ``read_run(run)``, after the model
+    has folded them. ``watch``, when not None, is called with each tuple as it is captured
+    (while the engine's call stack is there)."""
+
+    watch: Optional[object]
+
+    def singles(self, run: Run) -> Iterable[int]: ...
+
+    def read_run(self, run: Run) -> None: ...
+
+    def read_captured(self, raw: tuple, event: "Event") -> Optional[Iterable]: ...
+
+
+def fold_run(model: "TraceModel", run: Run) -> None:
+    """Fold ``run`` into ``model``: column by column when every value fits its column (a
+    forward's nodes, or one pass's firings and writes), else event by event."""
+    kinds = run.kinds
+    if NODE not in kinds:
+        if _fold_pass(model, run):
+            return
+    elif FIRED not in kinds and WRITE not in kinds and _fold_nodes(model, run):
+        return
+    for event in run.events():
+        model.handle(event)
+
+
+def _fold_nodes(model: "TraceModel", run: Run) -> bool:
+    """The ``node_created`` events of ``run`` into the node table, as :meth:`NodeTable.add`
+    stores the common case (new small ids, float values, no module); False, with nothing
+    changed, for anything else."""
+    table = model.nodes
+    ids, ops, values, parents, names, sites, functions, modules = (run.column(NODE, field) for field in range(1, 9))
+    if table._sparse is not None or table.modules is not None or not table.names \
+            or {*modules} != {None} or {*map(type, ids)} != {int} or not plain_floats(values):
+        return False
+    try:
+        at = array("q", map(sub, ids, repeat(table._base)))
+        flat = array("q", chain.from_iterable(parents))
+        counts = list(map(len, parents))
+    except (OverflowError, TypeError):
+        return False
+    dense, rows = table._dense, len(table.names)
+    if min(at) < 0 or max(at) >= 2 * rows + 65536 or len({*at}) != len(at) \
+            or any(map(dense.__getitem__, (i for i in at if i < len(dense)))):
+        return False  # an id far off, or made before: the table's own add decides
+    table.ids.extend(array("q", ids))
+    table.data.extend(array("d", values))
+    table.parents.extend(flat)
+    table.starts.extend(accumulate(counts, initial=table.starts[-1]))
+    table.starts.pop(rows + 1)  # accumulate repeats the start it began from
+    share = table._shared.setdefault
+    for column, texts in ((table.ops, ops), (table.names, names), (table.sites, sites),
+                          (table.functions, functions)):
+        column.extend(map(share, texts, texts))
+    table.grads.frombytes(bytes(8 * len(at)))
+    if max(at) >= len(dense):
+        dense.frombytes(bytes(8 * (max(at) + 1 - len(dense))))
+    deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
+    _count_elements(model.name_uses, names)
+    model.events += len(run)
+    return True
+
+
+def _fold_pass(model: "TraceModel", run: Run) -> bool:
+    """The firings and writes of one pass into its columns and the nodes' grads, as
+    :meth:`TraceModel.handle` folds them one by one; False, with nothing changed, when a
+    value would not fit a column (a NaN, an int grad, an unknown target) or the pass keeps
+    maps that are updated write by write."""
+    pass_no = run.pass_no
+    if pass_no is None:
+        return False
+    p = model._pass_for(pass_no)
+    table = model.nodes
+    fires, writes = bool(run.fire_at), bool(run.write_at)
+    if p is not None and fires and (p._fire_number is not None or p._upstream is not None):
+        return False
+    if writes:
+        targets, writers, locals_, contributions, befores, afters, replaced, sites = (
+            run.column(WRITE, field) for field in range(2, 10))
+        if table._sparse is not None or table.odd_grads or {*map(type, targets)} != {int} \
+                or not {*map(type, writers)} <= {int, _NONETYPE} or not plain_floats(afters):
+            return False
+        try:
+            at = array("q", map(sub, targets, repeat(table._base)))
+        except (OverflowError, TypeError):
+            return False
+        dense = table._dense
+        if min(at) < 0 or max(at) >= len(dense):
+            return False
+        rows = array("q", map(dense.__getitem__, at))  # row + 1; 0: a node the table lacks
+        if 0 in rows:
+            return False
+        if p is not None:
+            log = p.writes
+            if p.writes_to.indexed or run.t.__class__ is not _FLOAT or not plain_floats(contributions) \
+                    or not plain_floats(befores) or {*map(type, replaced)} != {_BOOL}:
+                return False
+            odd_locals = None in locals_
+            plain_locals = [x for x in locals_ if x is not None] if odd_locals else locals_
+            if not plain_floats(plain_locals):
+                return False
+            try:
+                targets_ = array("q", targets)
+                writers_ = array("q", [_NONE if w is None else w for w in writers] if None in writers else writers)
+            except (OverflowError, TypeError):
+                return False
+            seqs = compress(range(run.first_seq, run.first_seq + len(run)), map(WRITE.__eq__, run.kinds))
+            log.seqs.extend(array("q", seqs))
+            log.times.extend(array("d", [run.t]) * len(targets))
+            log.targets.extend(targets_)
+            log.writers.extend(writers_)
+            log.locals.extend(array("d", [0.0 if x is None else x for x in locals_] if odd_locals else locals_))
+            log.contributions.extend(array("d", contributions))
+            log.befores.extend(array("d", befores))
+            log.afters.extend(array("d", afters))
+            if odd_locals or True in replaced:
+                log.flags.extend(bytes((1 if r else 0) | (2 if x is None else 0) for r, x in zip(replaced, locals_)))
+            else:
+                log.flags.extend(bytes(len(targets)))
+            share = model._shared.setdefault
+            log.sites.extend(map(share, sites, sites))
+        grads = table.grads
+        deque(map(grads.__setitem__, map(sub, rows, repeat(1)), afters), 0)
+    if fires and p is not None:
+        nodes, upstreams = run.column(FIRED, 2), run.column(FIRED, 4)
+        p.fired.extend(nodes)
+        if p._upstreams.__class__ is array and {*map(type, upstreams)} <= {_FLOAT}:
+            p._upstreams.extend(array("d", upstreams))
+        else:
+            if p._upstreams.__class__ is array:
+                p._upstreams = list(p._upstreams)  # kept as they came, not made floats
+            p._upstreams.extend(upstreams)
+    model.events += len(run)
+    return True
