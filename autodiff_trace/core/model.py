@@ -84,8 +84,8 @@ class PassInfo:
         self.root = event.root
         self.seed = event.seed
         self.order = _ids(event.order)
-        self._grads_before = event.grads_before if not all(g.__class__ is float for g in event.grads_before) \
-            else array("d", event.grads_before)
+        self._grads_before = array("d", event.grads_before) if {*map(type, event.grads_before)} <= {float} \
+            else event.grads_before
         self.fired: List[int] = []  # node ids, in firing order
         self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
         self.writes = WriteLog(event.pass_no)
@@ -279,6 +279,8 @@ class TraceModel:
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
         nodes = self.nodes
+        if nodes.set_grads(event.order, event.grads_before):  # the common case, column-wise
+            return
         grads, dense, base, row = nodes.grads, nodes._dense, nodes._base, self._row
         plain = nodes._sparse is None and not nodes.odd_grads
         for node_id, grad in zip(event.order, event.grads_before):

@@ -15,10 +15,11 @@ from array import array
 from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import itemgetter, ne, sub
+from operator import itemgetter, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
+from .write_log import plain_floats
 
 if TYPE_CHECKING:
     from .events import Event
@@ -26,19 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "ReadsRuns", "fold_run", "plain_floats", "finite_floats"]
 
-_NONE = -(2 ** 63)  # fired_by None, in an int64 column (as columns.WriteLog keeps it)
 _new = tuple.__new__
 _kind = itemgetter(0)
-_FLOAT, _BOOL, _NONETYPE = float, bool, type(None)
-
-
-def plain_floats(values) -> bool:
-    """Are all ``values`` floats that are not NaN (what a float column holds unchanged)?
-
-    >>> plain_floats([1.0, 2.5]), plain_floats([1.0, float("nan")]), plain_floats([1, 2.0])
-    (True, False, False)
-    """
-    return {*map(type, values)} <= {_FLOAT} and True not in map(ne, values, values)
+_FLOAT = float
 
 
 def finite_floats(values) -> bool:
@@ -200,7 +191,7 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         targets, writers, locals_, contributions, befores, afters, replaced, sites = (
             run.column(WRITE, field) for field in range(2, 10))
         if table._sparse is not None or table.odd_grads or {*map(type, targets)} != {int} \
-                or not {*map(type, writers)} <= {int, _NONETYPE} or not plain_floats(afters):
+                or not plain_floats(afters):
             return False
         try:
             at = array("q", map(sub, targets, repeat(table._base)))
@@ -213,34 +204,12 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         if 0 in rows:
             return False
         if p is not None:
-            log = p.writes
-            if p.writes_to.indexed or run.t.__class__ is not _FLOAT or not plain_floats(contributions) \
-                    or not plain_floats(befores) or {*map(type, replaced)} != {_BOOL}:
-                return False
-            odd_locals = None in locals_
-            plain_locals = [x for x in locals_ if x is not None] if odd_locals else locals_
-            if not plain_floats(plain_locals):
-                return False
-            try:
-                targets_ = array("q", targets)
-                writers_ = array("q", [_NONE if w is None else w for w in writers] if None in writers else writers)
-            except (OverflowError, TypeError):
+            if p.writes_to.indexed:
                 return False
             seqs = compress(range(run.first_seq, run.first_seq + len(run)), map(WRITE.__eq__, run.kinds))
-            log.seqs.extend(array("q", seqs))
-            log.times.extend(array("d", [run.t]) * len(targets))
-            log.targets.extend(targets_)
-            log.writers.extend(writers_)
-            log.locals.extend(array("d", [0.0 if x is None else x for x in locals_] if odd_locals else locals_))
-            log.contributions.extend(array("d", contributions))
-            log.befores.extend(array("d", befores))
-            log.afters.extend(array("d", afters))
-            if odd_locals or True in replaced:
-                log.flags.extend(bytes((1 if r else 0) | (2 if x is None else 0) for r, x in zip(replaced, locals_)))
-            else:
-                log.flags.extend(bytes(len(targets)))
-            share = model._shared.setdefault
-            log.sites.extend(map(share, sites, sites))
+            if not p.writes.extend(list(seqs), run.t, targets, writers, locals_, contributions, befores, afters,
+                                   replaced, sites, model._shared):
+                return False
         grads = table.grads
         deque(map(grads.__setitem__, map(sub, rows, repeat(1)), afters), 0)
     if fires and p is not None:
