@@ -181,7 +181,7 @@ class Diagnoser:
         self.context.begin_sites[p.pass_no] = getattr(event, "site", None) or begin_site()
         frames = self.context.pass_frames = engine_pass_frames()
         self.watch = self._watch if frames is None else None  # this package's engine: its frames
-        self._watched, self._reach = set(), p.reachable.contains if p.order else None
+        self._watched, self._reach = set(), p.reachable.contains if frames is None and p.order else None
         for hook in self._hooks["on_pass_start"]:
             hook(p)
         return found

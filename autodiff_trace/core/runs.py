@@ -12,6 +12,7 @@ one by one would, and falls back to that wherever a column cannot hold a value u
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
@@ -19,13 +20,13 @@ from operator import itemgetter, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
-from .write_log import plain_floats
+from .write_log import packed, plain_floats
 
 if TYPE_CHECKING:
     from .events import Event
     from .model import TraceModel
 
-__all__ = ["Run", "ReadsRuns", "fold_run", "plain_floats", "finite_floats"]
+__all__ = ["Run", "ReadsRuns", "fold_run", "finite_floats"]
 
 _new = tuple.__new__
 _kind = itemgetter(0)
@@ -79,6 +80,34 @@ class Run:
         found = self._columns.get(key)
         if found is None:
             found = self._columns[key] = list(map(itemgetter(field), self._of(kind)[1]))
+        return found
+
+    def types(self, kind: int, field: int) -> set:
+        """The types found in a column (made once)."""
+        key = (kind, field, "types")
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = {*map(type, self.column(kind, field))}
+        return found
+
+    def finite(self, kind: int, field: int) -> bool:
+        """Is every number of a column a finite float (made once)?"""
+        key = (kind, field, "finite")
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = self.types(kind, field) <= {_FLOAT} and all(map(isfinite, self.column(kind, field)))
+        return found
+
+    def plain(self, kind: int, field: int) -> bool:
+        """Is every number of a column a float that is not NaN (what a float column holds unchanged)?"""
+        return self.finite(kind, field) or plain_floats(self.column(kind, field))
+
+    def offsets(self, kind: int, field: int, base: int) -> list:
+        """``id - base`` for each id of a column of ints (made once per base)."""
+        key = (kind, field, base)
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = list(map(sub, self.column(kind, field), repeat(base)))
         return found
 
     node_at = property(lambda self: self._of(NODE)[0])
@@ -142,22 +171,26 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     stores the common case (new small ids, float values, no module); False, with nothing
     changed, for anything else."""
     table = model.nodes
-    ids, ops, values, parents, names, sites, functions, modules = (run.column(NODE, field) for field in range(1, 9))
+    ids, ops, parents, names, sites, functions, modules = (run.column(NODE, field) for field in (1, 2, 4, 5, 6, 7, 8))
     if table._sparse is not None or table.modules is not None or not table.names \
-            or {*modules} != {None} or {*map(type, ids)} != {int} or not plain_floats(values):
+            or {*modules} != {None} or run.types(NODE, 1) != {int} or not run.plain(NODE, 3):
         return False
+    at = run.offsets(NODE, 1, table._base)
     try:
-        at = array("q", map(sub, ids, repeat(table._base)))
         flat = array("q", chain.from_iterable(parents))
         counts = list(map(len, parents))
     except (OverflowError, TypeError):
         return False
     dense, rows = table._dense, len(table.names)
-    if min(at) < 0 or max(at) >= 2 * rows + 65536 or len({*at}) != len(at) \
-            or any(map(dense.__getitem__, (i for i in at if i < len(dense)))):
-        return False  # an id far off, or made before: the table's own add decides
-    table.ids.extend(array("q", ids))
-    table.data.extend(array("d", values))
+    low, high = min(at), max(at)
+    if low < 0 or high >= 2 * rows + 65536 or len({*at}) != len(at):
+        return False  # an id far off: the table's own add decides
+    if low < len(dense):  # an id with a row already is made again: the table's own add decides
+        known = sorted(at)
+        if any(map(dense.__getitem__, known[:bisect_left(known, len(dense))])):
+            return False
+    table.ids.frombytes(packed("q", ids))
+    table.data.frombytes(packed("d", run.column(NODE, 3)))
     table.parents.extend(flat)
     table.starts.extend(accumulate(counts, initial=table.starts[-1]))
     table.starts.pop(rows + 1)  # accumulate repeats the start it began from
@@ -166,8 +199,8 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
                           (table.functions, functions)):
         column.extend(map(share, texts, texts))
     table.grads.frombytes(bytes(8 * len(at)))
-    if max(at) >= len(dense):
-        dense.frombytes(bytes(8 * (max(at) + 1 - len(dense))))
+    if high >= len(dense):
+        dense.frombytes(bytes(8 * (high + 1 - len(dense))))
     deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
     _count_elements(model.name_uses, names)
     model.events += len(run)
@@ -188,35 +221,24 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
     if p is not None and fires and (p._fire_number is not None or p._upstream is not None):
         return False
     if writes:
-        targets, writers, locals_, contributions, befores, afters, replaced, sites = (
-            run.column(WRITE, field) for field in range(2, 10))
-        if table._sparse is not None or table.odd_grads or {*map(type, targets)} != {int} \
-                or not plain_floats(afters):
+        if table._sparse is not None or table.odd_grads or run.types(WRITE, 2) != {int} or not run.plain(WRITE, 7):
             return False
-        try:
-            at = array("q", map(sub, targets, repeat(table._base)))
-        except (OverflowError, TypeError):
-            return False
+        at = run.offsets(WRITE, 2, table._base)
         dense = table._dense
         if min(at) < 0 or max(at) >= len(dense):
             return False
-        rows = array("q", map(dense.__getitem__, at))  # row + 1; 0: a node the table lacks
+        rows = list(map(dense.__getitem__, at))  # row + 1; 0: a node the table lacks
         if 0 in rows:
             return False
         if p is not None:
-            if p.writes_to.indexed:
+            if p.writes_to.indexed or not p.writes.extend_run(run, model._shared):
                 return False
-            seqs = compress(range(run.first_seq, run.first_seq + len(run)), map(WRITE.__eq__, run.kinds))
-            if not p.writes.extend(list(seqs), run.t, targets, writers, locals_, contributions, befores, afters,
-                                   replaced, sites, model._shared):
-                return False
-        grads = table.grads
-        deque(map(grads.__setitem__, map(sub, rows, repeat(1)), afters), 0)
+        deque(map(table.grads.__setitem__, map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
     if fires and p is not None:
         nodes, upstreams = run.column(FIRED, 2), run.column(FIRED, 4)
         p.fired.extend(nodes)
-        if p._upstreams.__class__ is array and {*map(type, upstreams)} <= {_FLOAT}:
-            p._upstreams.extend(array("d", upstreams))
+        if p._upstreams.__class__ is array and run.types(FIRED, 4) <= {_FLOAT}:
+            p._upstreams.frombytes(packed("d", upstreams))
         else:
             if p._upstreams.__class__ is array:
                 p._upstreams = list(p._upstreams)  # kept as they came, not made floats

@@ -8,17 +8,30 @@ equal to what went in.
 
 from __future__ import annotations
 
+import struct
 from array import array
+from itertools import compress
 from operator import ne
 from typing import Dict, Iterator, List, Optional, Sequence
 
+from .captured import WRITE
 from .events import GradAccumulated
 
-__all__ = ["WriteLog", "NONE", "plain_floats"]
+__all__ = ["WriteLog", "NONE", "packed", "plain_floats"]
 
 NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _NONE = NONE
 _FLOAT, _NONETYPE = float, type(None)
+
+
+def packed(code: str, values: Sequence) -> bytes:
+    """``values`` as the bytes of an array of ``code`` (``"d"``, ``"q"``): quicker than
+    ``array(code, values)``, which parses each item on its own.
+
+    >>> array("d", packed("d", [1.5, 2.0]))
+    array('d', [1.5, 2.0])
+    """
+    return struct.pack(f"{len(values)}{code}", *values)
 
 
 def plain_floats(values: Sequence) -> bool:
@@ -82,37 +95,36 @@ class WriteLog:
         site = w.site
         self.sites.append(shared.setdefault(site, site))
 
-    def extend(self, seqs: Sequence[int], t: float, targets: Sequence, writers: Sequence, locals_: Sequence,
-               contributions: Sequence, befores: Sequence, afters: Sequence, replaced: Sequence,
-               sites: Sequence, shared: Dict[str, str]) -> bool:
-        """:meth:`append` many writes of this pass at once, column by column (``seqs``:
-        their numbers, all timed ``t``); False, with nothing appended, when one of them
-        would not fit the columns as it is."""
-        if t.__class__ is not _FLOAT or {*map(type, targets)} != {int} \
-                or not {*map(type, writers)} <= {int, _NONETYPE} or {*map(type, replaced)} != {bool} \
-                or not plain_floats(contributions) or not plain_floats(befores) or not plain_floats(afters):
+    def extend_run(self, run, shared: Dict[str, str]) -> bool:
+        """:meth:`append` the writes of a captured run (:class:`~.runs.Run`, of this pass)
+        column by column; False, with nothing appended, when one would not fit the columns."""
+        t, write = run.t, WRITE
+        types = run.types
+        if t.__class__ is not _FLOAT or types(write, 2) != {int} or not types(write, 3) <= {int, _NONETYPE} \
+                or types(write, 8) != {bool} or not run.plain(write, 5) or not run.plain(write, 6) \
+                or not run.plain(write, 7):
             return False
-        no_local = None in locals_
-        if not plain_floats([x for x in locals_ if x is not None] if no_local else locals_):
+        writers, locals_, replaced = run.column(write, 3), run.column(write, 4), run.column(write, 8)
+        no_local = _NONETYPE in types(write, 4)
+        if not (plain_floats([x for x in locals_ if x is not None]) if no_local else run.plain(write, 4)):
             return False
+        seqs = list(compress(range(run.first_seq, run.first_seq + len(run)), map(write.__eq__, run.kinds)))
         try:
-            targets_ = array("q", targets)
-            writers_ = array("q", [_NONE if w is None else w for w in writers] if None in writers else writers)
-            seqs_ = array("q", seqs)
-        except OverflowError:
+            ids = [packed("q", seqs), packed("q", run.column(write, 2)),
+                   packed("q", [_NONE if w is None else w for w in writers] if None in writers else writers)]
+        except struct.error:  # an id beyond 64 bits
             return False
-        self.seqs.extend(seqs_)
-        self.times.extend(array("d", [t]) * len(targets_))
-        self.targets.extend(targets_)
-        self.writers.extend(writers_)
-        self.locals.extend(array("d", [0.0 if x is None else x for x in locals_] if no_local else locals_))
-        self.contributions.extend(array("d", contributions))
-        self.befores.extend(array("d", befores))
-        self.afters.extend(array("d", afters))
+        for column, data in zip((self.seqs, self.targets, self.writers), ids):
+            column.frombytes(data)
+        self.times.extend(array("d", [t]) * len(seqs))
+        self.locals.frombytes(packed("d", [0.0 if x is None else x for x in locals_] if no_local else locals_))
+        for column, field in ((self.contributions, 5), (self.befores, 6), (self.afters, 7)):
+            column.frombytes(packed("d", run.column(write, field)))
         if no_local or True in replaced:
             self.flags.extend(bytes((1 if r else 0) | (2 if x is None else 0) for r, x in zip(replaced, locals_)))
         else:
-            self.flags.extend(bytes(len(targets_)))
+            self.flags.extend(bytes(len(seqs)))
+        sites = run.column(write, 9)
         self.sites.extend(map(shared.setdefault, sites, sites))
         return True
 
