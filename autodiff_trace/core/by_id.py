@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Set
 from itertools import repeat
 from operator import sub
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 if TYPE_CHECKING:
     from .columns import NodeTable
@@ -132,30 +132,34 @@ class IntsById:
         else:
             self.far.pop(node_id, None)
 
-    def get_many(self, ids: Sequence[int]) -> List[int]:
-        """:meth:`get` for each of ``ids`` (ints), read by built-in maps while they fit the slots."""
+    def get_many(self, ids: Sequence[int], offsets: Optional[Callable[[int], List[int]]] = None) -> List[int]:
+        """:meth:`get` for each of ``ids`` (ints), read by built-in maps while they fit the
+        slots; ``offsets(base)``, when given, is each id minus ``base`` (made by the caller)."""
         if self.far is None and ids:
             slots = self.slots
             if not slots:
                 return [0] * len(ids)
-            if min(ids) >= self.base and max(ids) - self.base < len(slots):
-                return list(map(slots.__getitem__, map(sub, ids, repeat(self.base))))
+            at = offsets(self.base) if offsets is not None else list(map(sub, ids, repeat(self.base)))
+            if min(at) >= 0 and max(at) < len(slots):
+                return list(map(slots.__getitem__, at))
         return list(map(self.get, ids))
 
-    def set_many(self, ids: Sequence[int], value: int) -> bool:
+    def set_many(self, ids: Sequence[int], value: int, offsets: Optional[Callable[[int], List[int]]] = None) -> bool:
         """:meth:`set` ``value`` (not 0) for every one of ``ids`` (ints) at once, when they all
-        fit the slots as they stand; False, with nothing set, when one would not."""
+        fit the slots as they stand; False, with nothing set, when one would not.
+        ``offsets`` as for :meth:`get_many`."""
         if self.far is not None or not value or not -2 ** 31 <= value < 2 ** 31 or not ids:
             return False
         base = self.base
         if base is None:
             base = self.table._base if self.table is not None else 0
         slots = self.slots
-        low, high = min(ids) - base, max(ids) - base
+        at = offsets(base) if offsets is not None else list(map(sub, ids, repeat(base)))
+        low, high = min(at), max(at)
         if low < 0 or high >= 2 * max(len(slots), len(self.table) if self.table is not None else 0) + 65536:
             return False
         self.base = base
         if high >= len(slots):
             slots.frombytes(bytes(4 * (high + 1 - len(slots))))
-        deque(map(slots.__setitem__, map(sub, ids, repeat(base)), repeat(value)), 0)
+        deque(map(slots.__setitem__, at, repeat(value)), 0)
         return True

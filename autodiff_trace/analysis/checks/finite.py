@@ -57,7 +57,7 @@ class NonFinite(Check):
         finite float: read one by one. Elsewhere this check has nothing to do."""
         found: List[int] = []
         for places, kind, field in ((run.node_at, NODE, 3), (run.fire_at, FIRED, 4), (run.write_at, WRITE, 7)):
-            if places and not finite_floats(run.column(kind, field)):
+            if places and not run.finite(kind, field):
                 found += [at for at, number_ in zip(places, run.column(kind, field)) if not finite_floats((number_,))]
         return found
 

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ...core.captured import FIRED, WRITE
 from ...core.text import number, plural
+from ...core.write_log import packed
 from ..causes import Cause, passes_text
 from .base import Check
 
@@ -145,8 +146,8 @@ class FiredTwice(Check):
         p = self.ctx.pass_
         nodes, grads = run.column(FIRED, 2), run.column(FIRED, 3)
         fired_before = len(p.fired) - len(nodes)
-        if self.grads.__class__ is array and {*map(type, grads)} <= {float}:
-            self.grads.extend(array("d", grads))
+        if self.grads.__class__ is array and run.types(FIRED, 3) <= {float}:
+            self.grads.frombytes(packed("d", grads))
         else:
             for grad in grads:
                 try:
@@ -155,8 +156,8 @@ class FiredTwice(Check):
                     self.grads = list(self.grads)
                     self.grads.append(grad)
         writes_before = run.writes_before()
-        self.writes_then.extend(map(add, map(writes_before.__getitem__, run.fire_at),
-                                    repeat(len(p.writes) - len(run.write_at))))
+        self.writes_then.frombytes(packed("q", list(map(add, map(writes_before.__getitem__, run.fire_at),
+                                                        repeat(len(p.writes) - len(run.write_at))))))
         self.first.update(zip(nodes, range(fired_before + 1, fired_before + len(nodes) + 1)))
 
     def _pushes(self, p, nodes) -> Dict[int, List[list]]:

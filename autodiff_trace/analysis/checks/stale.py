@@ -18,7 +18,6 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
 from ...core.by_id import IntsById
-from ...core.captured import WRITE
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
@@ -47,9 +46,19 @@ class StaleGradient(Check):
         self.more_roots_into: Dict[int, Set[int]] = {}
         self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
+        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
+
+    def on_pass_start(self, p) -> None:
+        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
 
     def on_grad_accumulated(self, event) -> None:
-        target, pass_no = event.target, event.pass_no
+        if event.pass_no and self.ctx.in_pass(event.pass_no) is not None:
+            self._catch_up()  # the model holds it already: noted with the pass's other writes
+            return
+        self._note(event.target, event.pass_no, event.site)
+
+    def _note(self, target, pass_no: int, site: Optional[str]) -> None:
+        """Note one write: which pass set the grad, and the roots that wrote it."""
         written, firsts = self.written_in, self.first_written_in
         at = target - firsts.base if target.__class__ is int and firsts.base is not None else -1
         near = 0 <= at < len(firsts.slots) <= len(written.slots) and written.far is None \
@@ -59,7 +68,7 @@ class StaleGradient(Check):
         else:
             written.set(target, pass_no + 1)
         if not pass_no:
-            self.written_outside_at[target] = event.site
+            self.written_outside_at[target] = site
         root = self.roots.get(pass_no)
         if root is not None:
             first = firsts.slots[at] if near else firsts.get(target)
@@ -72,22 +81,33 @@ class StaleGradient(Check):
                 self.more_roots_into.setdefault(target, set()).add(root)
 
     def singles(self, run) -> List[int]:
-        """None: a write only notes which pass set the grad (:meth:`on_run`)."""
+        """None: a write only notes which pass set the grad, read from the model's columns."""
         return []
 
     def on_run(self, run) -> None:
-        """:meth:`on_grad_accumulated` for every write of the run, column-wise while the node
-        ids fit the slots (one pass's writes)."""
-        if not run.write_at:
+        """Nothing now: the pass's writes are noted from the model's columns when they are
+        next needed (:meth:`_catch_up`)."""
+
+    def on_pass_end(self, p) -> None:
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Note the writes of the pass under way that the model holds and this check has not
+        noted yet, column-wise while the node ids fit the slots. Within one pass the notes
+        do not depend on the order of the writes, and noting a write twice changes nothing."""
+        p = self.ctx.pass_
+        if p is None or self._noted >= len(p.writes):
             return
-        targets, pass_no = run.column(WRITE, 2), run.pass_no
-        written, firsts = self.written_in, self.first_written_in
-        plain = bool(pass_no) and {*map(type, targets)} == {int}  # else as one by one: outside a pass, odd ids
-        root = self.roots.get(pass_no) if plain else None
-        firsts_then = firsts.get_many(targets) if root is not None else None
+        log, start = p.writes, self._noted
+        self._noted = len(log)
+        targets = log.targets[start:].tolist() if not log.odd else [log.target(r) for r in range(start, len(log))]
+        pass_no, written, firsts = p.pass_no, self.written_in, self.first_written_in
+        root = self.roots.get(pass_no)
+        plain = {*map(type, targets)} == {int}
+        firsts_then = firsts.get_many(targets) if plain and root is not None else None
         if not plain or not written.set_many(targets, pass_no + 1):
-            for at in run.write_at:
-                self.on_grad_accumulated(run.event(at))
+            for target in targets:
+                self._note(target, pass_no, None)
             return
         if root is None:
             return
@@ -102,6 +122,7 @@ class StaleGradient(Check):
                         self.more_roots_into.setdefault(target, set()).add(root)
 
     def on_grads_zeroed(self, event) -> None:
+        self._catch_up()  # the writes before the zeroing come first
         self.zeroes = True
         for node in event.nodes:
             self.written_in.set(node, 0)
