@@ -141,7 +141,8 @@ class NodeTable(Mapping):
         self._dense = array("q")  # id - _base -> row + 1 (0: no such node), while ids stay close
         self._base = 0  # the first id stored: ids count up from about there
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
-        self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
+        self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text (names are
+        # mostly each node's own: a map of them would cost more than it saves)
 
     # -- the mapping -------------------------------------------------------------------
     def row(self, node_id) -> int:
@@ -199,7 +200,7 @@ class NodeTable(Mapping):
             self.starts.append(len(parents))
             op, name, site, function = event.op, event.name, event.site, event.function
             self.ops.append(share(op, op))
-            self.names.append(share(name, name))
+            self.names.append(name)
             self.sites.append(share(site, site))
             self.functions.append(share(function, function))
             self.grads.append(0.0)
@@ -238,7 +239,7 @@ class NodeTable(Mapping):
         self.data.append(event.value if not whole else 0.0)
         self.starts.append(len(self.parents))
         self.ops.append(self._share(event.op))
-        self.names.append(self._share(event.name))
+        self.names.append(event.name)
         self.sites.append(self._share(event.site))
         self.functions.append(self._share(event.function))
         if event.module is not None and self.modules is None:

@@ -198,9 +198,9 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.starts.extend(accumulate(counts, initial=table.starts[-1]))
     table.starts.pop(rows + 1)  # accumulate repeats the start it began from
     share = table._shared.setdefault
-    for column, texts in ((table.ops, ops), (table.names, names), (table.sites, sites),
-                          (table.functions, functions)):
+    for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
         column.extend(map(share, texts, texts))
+    table.names.extend(names)
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(8 * (high + 1 - len(dense))))
