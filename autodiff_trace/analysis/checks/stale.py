@@ -25,6 +25,8 @@ from .base import Check
 
 __all__ = ["StaleGradient"]
 
+_SLICE = 65_536  # writes noted together
+
 # Where a stale grad came from: ("pass", pass_no, begin site) | ("outside", site) | ("before",)
 Source = Tuple
 
@@ -93,15 +95,19 @@ class StaleGradient(Check):
 
     def _catch_up(self) -> None:
         """Note the writes of the pass under way that the model holds and this check has not
-        noted yet, column-wise while the node ids fit the slots. Within one pass the notes
-        do not depend on the order of the writes, and noting a write twice changes nothing."""
+        noted yet, column-wise while the node ids fit the slots, a slice at a time (little
+        memory for a long pass). Within one pass the notes do not depend on the order of the
+        writes, and noting a write twice changes nothing."""
         p = self.ctx.pass_
-        if p is None or self._noted >= len(p.writes):
-            return
-        log, start = p.writes, self._noted
-        self._noted = len(log)
-        targets = log.targets[start:].tolist() if not log.odd else [log.target(r) for r in range(start, len(log))]
-        pass_no, written, firsts = p.pass_no, self.written_in, self.first_written_in
+        while p is not None and self._noted < len(p.writes):
+            log, start = p.writes, self._noted
+            self._noted = stop = min(len(log), start + _SLICE)
+            self._note_all(p.pass_no, log.targets[start:stop].tolist() if not log.odd
+                           else [log.target(row) for row in range(start, stop)])
+
+    def _note_all(self, pass_no: int, targets: list) -> None:
+        """:meth:`_note` each of ``targets``, written in pass ``pass_no``."""
+        written, firsts = self.written_in, self.first_written_in
         root = self.roots.get(pass_no)
         plain = {*map(type, targets)} == {int}
         firsts_then = firsts.get_many(targets) if plain and root is not None else None
