@@ -20,7 +20,7 @@ from ..core.sites import PACKAGE_DIR, format_site
 from ..core.tracer import active_tracer
 from ..adapters.engine_code import engine_files
 
-__all__ = ["begin_site", "firing_site", "LoopSite", "source_line"]
+__all__ = ["begin_site", "engine_pass_frames", "firing_site", "LoopSite", "source_line"]
 
 # A function that runs a backward pass, as learners name it: backward, backprop,
 # _backward_recursive, grad, gradients, backpropagate, adjoints.
@@ -105,12 +105,22 @@ class LoopSite:
         self.ready_code: Optional[str] = None
 
 
-def firing_site(writing: Optional[str] = None) -> Optional[LoopSite]:
+def engine_pass_frames() -> Optional[List[FrameType]]:
+    """The user's frames while this package's engine runs the pass under way, or None for
+    a user's engine. They stay as they are until the pass ends (no user code runs inside
+    the pass), so :func:`firing_site` can read them after the pass's events were captured."""
+    frames, via_engine = _user_frames()
+    return frames if via_engine else None
+
+
+def firing_site(writing: Optional[str] = None, frames: Optional[List[FrameType]] = None) -> Optional[LoopSite]:
     """Where the node now firing was fired from: the recursive call that reached it (a
     recursive backward), else the ``for``/``while`` loop around the call, else the call.
     ``writing``: the site of a grad write under way inside a backward function, whose
-    frame is then the function's own, not the traversal's."""
-    frames, _ = _user_frames()
+    frame is then the function's own, not the traversal's. ``frames``: the user's frames
+    to read (:func:`engine_pass_frames`), instead of the stack now."""
+    if frames is None:
+        frames, _ = _user_frames()
     if writing is not None and len(frames) > 1 and format_site(frames[0])[0] == writing \
             and not _walks_nodes(frames[0]):
         frames = frames[1:]

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Set
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, Optional
+from itertools import repeat
+from operator import sub
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 if TYPE_CHECKING:
     from .columns import NodeTable
@@ -128,3 +131,35 @@ class IntsById:
             self.far[node_id] = value
         else:
             self.far.pop(node_id, None)
+
+    def get_many(self, ids: Sequence[int], offsets: Optional[Callable[[int], List[int]]] = None) -> List[int]:
+        """:meth:`get` for each of ``ids`` (ints), read by built-in maps while they fit the
+        slots; ``offsets(base)``, when given, is each id minus ``base`` (made by the caller)."""
+        if self.far is None and ids:
+            slots = self.slots
+            if not slots:
+                return [0] * len(ids)
+            at = offsets(self.base) if offsets is not None else list(map(sub, ids, repeat(self.base)))
+            if min(at) >= 0 and max(at) < len(slots):
+                return list(map(slots.__getitem__, at))
+        return list(map(self.get, ids))
+
+    def set_many(self, ids: Sequence[int], value: int, offsets: Optional[Callable[[int], List[int]]] = None) -> bool:
+        """:meth:`set` ``value`` (not 0) for every one of ``ids`` (ints) at once, when they all
+        fit the slots as they stand; False, with nothing set, when one would not.
+        ``offsets`` as for :meth:`get_many`."""
+        if self.far is not None or not value or not -2 ** 31 <= value < 2 ** 31 or not ids:
+            return False
+        base = self.base
+        if base is None:
+            base = self.table._base if self.table is not None else 0
+        slots = self.slots
+        at = offsets(base) if offsets is not None else list(map(sub, ids, repeat(base)))
+        low, high = min(at), max(at)
+        if low < 0 or high >= 2 * max(len(slots), len(self.table) if self.table is not None else 0) + 65536:
+            return False
+        self.base = base
+        if high >= len(slots):
+            slots.frombytes(bytes(4 * (high + 1 - len(slots))))
+        deque(map(slots.__setitem__, at, repeat(value)), 0)
+        return True

@@ -11,17 +11,18 @@ always equal to what went in.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Mapping
 from itertools import repeat
 from operator import sub
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .by_id import IntsById, NodeSet
-from .events import GradAccumulated, NodeCreated
+from .events import NodeCreated
+from .write_log import WriteLog, plain_floats
 
 __all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "put_number", "number_at"]
 
-_NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _FLOAT = float
 
 
@@ -140,7 +141,8 @@ class NodeTable(Mapping):
         self._dense = array("q")  # id - _base -> row + 1 (0: no such node), while ids stay close
         self._base = 0  # the first id stored: ids count up from about there
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
-        self._shared: Dict[str, str] = {}  # one copy of each name, op, site, function and module text
+        self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text (names are
+        # mostly each node's own: a map of them would cost more than it saves)
 
     # -- the mapping -------------------------------------------------------------------
     def row(self, node_id) -> int:
@@ -198,7 +200,7 @@ class NodeTable(Mapping):
             self.starts.append(len(parents))
             op, name, site, function = event.op, event.name, event.site, event.function
             self.ops.append(share(op, op))
-            self.names.append(share(name, name))
+            self.names.append(name)
             self.sites.append(share(site, site))
             self.functions.append(share(function, function))
             self.grads.append(0.0)
@@ -237,7 +239,7 @@ class NodeTable(Mapping):
         self.data.append(event.value if not whole else 0.0)
         self.starts.append(len(self.parents))
         self.ops.append(self._share(event.op))
-        self.names.append(self._share(event.name))
+        self.names.append(event.name)
         self.sites.append(self._share(event.site))
         self.functions.append(self._share(event.function))
         if event.module is not None and self.modules is None:
@@ -293,105 +295,22 @@ class NodeTable(Mapping):
     def set_grad(self, row: int, value) -> None:
         put_number(self.grads, self.odd_grads, row, value)
 
+    def set_grads(self, ids: Sequence, grads: Sequence) -> bool:
+        """Set the grads of known nodes (the last of an id listed twice wins), column-wise:
+        False, with nothing set, unless every id has a row and every grad is a plain float."""
+        if self._sparse is not None or self.odd_grads or not ids or {*map(type, ids)} != {int} \
+                or not plain_floats(grads):
+            return False
+        dense, base = self._dense, self._base
+        if min(ids) < base or max(ids) - base >= len(dense):
+            return False
+        rows = list(map(dense.__getitem__, map(sub, ids, repeat(base))))  # row + 1; 0: unknown
+        if 0 in rows:
+            return False
+        deque(map(self.grads.__setitem__, map(sub, rows, repeat(1)), grads), 0)
+        return True
+
     @property
     def has_modules(self) -> bool:
         """Did any node say which model part made it?"""
         return self.modules is not None
-
-
-class WriteLog:
-    """A pass's grad writes, in order, as columns; ``log[i]`` is the i-th ``GradAccumulated``."""
-
-    def __init__(self, pass_no: int) -> None:
-        self.pass_no = pass_no
-        self.seqs = array("q")
-        self.times = array("d")
-        self.targets = array("q")
-        self.writers = array("q")  # fired_by; _NONE for a write outside any backward function
-        self.locals = array("d")
-        self.contributions = array("d")
-        self.befores = array("d")
-        self.afters = array("d")
-        self.flags = bytearray()  # 1: replaced, 2: local_grad is None
-        self.sites: List[Optional[str]] = []
-        self.odd: Dict[int, GradAccumulated] = {}  # row -> the whole event, when columns cannot hold it
-
-    def append(self, w: GradAccumulated, shared: Dict[str, str]) -> None:
-        row = len(self.sites)
-        local, fired_by = w.local_grad, w.fired_by
-        contribution, before, after = w.contribution, w.grad_before, w.grad_after
-        whole = not (contribution.__class__ is _FLOAT and before.__class__ is _FLOAT
-                     and after.__class__ is _FLOAT and contribution == contribution and before == before
-                     and after == after and (local is None or (local.__class__ is _FLOAT and local == local))
-                     and w.t.__class__ is _FLOAT and w.replaced.__class__ is bool
-                     and w.pass_no == self.pass_no and w.target.__class__ is int
-                     and (fired_by is None or fired_by.__class__ is int))
-        if not whole:
-            try:
-                self.targets.append(w.target)
-                self.writers.append(_NONE if fired_by is None else fired_by)
-                self.seqs.append(w.seq)
-            except (OverflowError, TypeError):
-                whole = True
-                for column in (self.targets, self.writers, self.seqs):
-                    del column[row:]
-        if whole:
-            self.odd[row] = w
-            for column, blank in ((self.targets, 0), (self.writers, _NONE), (self.seqs, 0), (self.times, 0.0),
-                                  (self.locals, 0.0), (self.contributions, 0.0), (self.befores, 0.0),
-                                  (self.afters, 0.0), (self.flags, 0), (self.sites, None)):
-                column.append(blank)
-            return
-        self.times.append(w.t)
-        self.locals.append(0.0 if local is None else local)
-        self.contributions.append(contribution)
-        self.befores.append(before)
-        self.afters.append(after)
-        self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
-        site = w.site
-        self.sites.append(shared.setdefault(site, site))
-
-    def __len__(self) -> int:
-        return len(self.sites)
-
-    def __bool__(self) -> bool:
-        return bool(self.sites)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if self.odd and index in self.odd:
-            return self.odd[index]
-        flags, writer = self.flags[index], self.writers[index]
-        return GradAccumulated(self.seqs[index], self.times[index], self.pass_no, self.targets[index],
-                               None if writer == _NONE else writer,
-                               None if flags & 2 else self.locals[index], self.contributions[index],
-                               self.befores[index], self.afters[index], bool(flags & 1), self.sites[index])
-
-    def __iter__(self) -> Iterator[GradAccumulated]:
-        for row in range(len(self.sites)):
-            yield self[row]
-
-    def target(self, row: int):
-        return self.odd[row].target if self.odd and row in self.odd else self.targets[row]
-
-    def writer(self, row: int):
-        if self.odd and row in self.odd:
-            return self.odd[row].fired_by
-        writer = self.writers[row]
-        return None if writer == _NONE else writer
-
-    def rows_to(self, wanted) -> Dict[int, List[int]]:
-        """Target -> its write rows in order, for the targets in ``wanted`` only (one scan)."""
-        found: Dict[int, List[int]] = {}
-        targets = self.targets
-        for row in range(len(targets)):
-            target = targets[row] if not (self.odd and row in self.odd) else self.odd[row].target
-            if target in wanted:
-                found.setdefault(target, []).append(row)
-        return found
-
-    def seq(self, row: int) -> int:
-        return self.odd[row].seq if self.odd and row in self.odd else self.seqs[row]

@@ -8,9 +8,12 @@ waits in line (:mod:`.turns`).
 
 The hot events may instead be captured as plain tuples (:mod:`.captured`) and go out
 to the sinks a batch at a time; a batch always goes out before the next event stamped
-singly, so ``seq`` keeps the order in which things happened. The model and the analyzers
-still read each captured event at once, while the engine's call stack is there; a
-finding sends the batch out up to the event that caused it, then follows it.
+singly, so ``seq`` keeps the order in which things happened. Before the sinks, the model
+and the analyzers read the batch: a run at a time, column-wise (:mod:`.runs`), and one by
+one the events an analyzer names (those that may complete a finding); a finding sends the
+batch out up to the event that caused it, then follows it. An analyzer that needs the
+engine's call stack at an event watches each tuple as it is captured. With an analyzer
+that cannot read runs, the model and the analyzers read each captured event at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from threading import get_ident
 from typing import Callable, Iterable, Optional
 
 from .captured import CAPTURED, CapturedBatch
+from .runs import ReadsRuns, Run, fold_run
 from .events import BackwardFinished, BackwardStarted, Diagnostic, Event
 
 __all__ = ["Dispatch"]
@@ -33,7 +37,8 @@ class Dispatch:
     """The delivery half of the tracer; :class:`~.tracer.Tracer` holds the state it uses
     (``_clock``, ``_threads``, ``_outer``, the stages, ``_queue``, the capture list)."""
 
-    _reads_captured = False  # do the model or analyzers read each captured event?
+    _reads_captured = False  # do the model or analyzers read each captured event at once?
+    _reads_runs = False  # do they read each captured batch, a run at a time?
 
     def _emit(self, cls, *fields, on_emit: Optional[Callable] = None) -> None:
         """Send the event, or hold it while another thread's pass goes out. The caller holds
@@ -66,6 +71,8 @@ class Dispatch:
         event = _new(cls, (clock.seq, t, *fields))  # cls(...) without its Python __new__
         clock.seq += 1
         self._dispatch(event)
+        if self._captured is not None and self._reads_runs:  # an analyzer may watch from now on
+            self._capture = self._capturer()
         if on_emit is not None:
             on_emit(event)
 
@@ -80,17 +87,25 @@ class Dispatch:
             tracer = tracer._outer
 
     def _flush_captured(self) -> None:
-        """Send the captured events as one batch: numbered from the clock's next ``seq``,
-        timed as the event stamped before them (a compact trace line's time is that of the
-        line before it). The caller holds ``self._clock.lock``."""
+        """Send the captured events as one batch, read first by the model and the analyzers
+        when they read runs. The caller holds ``self._clock.lock``."""
         batch = self._captured
         if not batch:
             return
+        self._captured = []
+        self._capture = self._capturer()
+        if self._reads_runs:
+            self._read_captured(batch)
+        else:
+            self._send_captured(batch)
+
+    def _send_captured(self, batch: list) -> None:
+        """Send captured events to the sinks: numbered from the clock's next ``seq``, timed
+        as the event stamped before them (a compact trace line's time is that of the line
+        before it)."""
         clock = self._clock
         first_seq, t = clock.seq, clock.last_t
         clock.seq = first_seq + len(batch)
-        self._captured = []
-        self._capture = self._capture_read if self._reads_captured else self._captured.append
         for sink in self.sinks:
             try:
                 sink.handle_batch(first_seq, t, batch)
@@ -99,12 +114,96 @@ class Dispatch:
         if self.record:
             self._unread.append(CapturedBatch(first_seq, t, batch))
 
+    def _read_captured(self, batch: list) -> None:
+        """The model and the analyzers read the batch, then the sinks take it: the events an
+        analyzer names one by one, the runs between them column-wise. After a finding, the
+        batch goes out up to the event that caused it, then the finding follows."""
+        clock = self._clock
+        whole = Run(batch, 0, len(batch), clock.seq, clock.last_t)
+        singles = set()
+        for analyzer in self.analyzers:
+            try:
+                singles.update(analyzer.singles(whole))
+            except Exception as exc:
+                self.analyzers = self._detach(self.analyzers, analyzer, whole.event(0).kind, exc)
+        if not singles:
+            self._fold_run(whole)
+            self._send_captured(batch)
+            return
+        sent = start = 0  # batch[:sent] has gone out; batch[:start] has been read
+        for single in sorted(singles):
+            if single > start:
+                self._fold_run(Run(batch, start, single, clock.seq + start - sent, clock.last_t))
+            raw = batch[single]
+            event = _new(CAPTURED[raw[0]], (clock.seq + single - sent, clock.last_t) + raw[1:])
+            if self.model is not None:
+                self.model.handle(event)
+            for analyzer in self.analyzers:
+                try:
+                    found = analyzer.read_captured(raw, event)
+                    if found:  # the batch goes out up to its cause, then the findings follow
+                        if sent <= single:
+                            self._send_captured(batch[sent:single + 1])
+                            sent = single + 1
+                        self._emit_findings(found)
+                except Exception as exc:
+                    self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
+            if self._queue and not self._dispatching:
+                self._dispatching = True
+                try:
+                    self._drain()
+                finally:
+                    self._dispatching = False
+            start = single + 1
+        if start < len(batch):
+            self._fold_run(Run(batch, start, len(batch), clock.seq + start - sent, clock.last_t))
+        if sent < len(batch):
+            self._send_captured(batch[sent:])
+
+    def _fold_run(self, run: Run) -> None:
+        """The model, then every analyzer, reads a run of captured events."""
+        if self.model is not None:
+            fold_run(self.model, run)
+        for analyzer in self.analyzers:
+            try:
+                analyzer.read_run(run)
+            except Exception as exc:
+                self.analyzers = self._detach(self.analyzers, analyzer, run.event(0).kind, exc)
+
     def _begin_capture(self) -> None:
-        """Capture the hot events from now on: appended as tuples, and read at once by the
-        model and the analyzers when there are any (:meth:`_capture_read`)."""
+        """Capture the hot events from now on: appended as tuples; the model and the
+        analyzers read them a batch at a time when every analyzer reads runs
+        (:class:`~.runs.ReadsRuns`), else each at once (:meth:`_capture_read`)."""
         self._captured = []
-        self._reads_captured = self.model is not None or bool(self.analyzers)
-        self._capture = self._capture_read if self._reads_captured else self._captured.append
+        self._reads_runs = all(isinstance(analyzer, ReadsRuns) for analyzer in self.analyzers) \
+            and (self.model is not None or bool(self.analyzers))
+        self._reads_captured = not self._reads_runs and (self.model is not None or bool(self.analyzers))
+        self._capture = self._capturer()
+
+    def _capturer(self) -> Callable[[tuple], None]:
+        """What takes each captured tuple now: the bound append, unless an analyzer watches
+        the tuples as they come (it reads the engine's call stack at some of them)."""
+        captured = self._captured
+        if self._reads_captured:
+            return self._capture_read
+        watches = [watch for watch in (getattr(analyzer, "watch", None) for analyzer in self.analyzers)
+                   if watch is not None] if self._reads_runs else []
+        append = captured.append
+        if not watches:
+            return append
+        if len(watches) == 1:
+            watch = watches[0]
+
+            def capture(raw: tuple) -> None:
+                append(raw)
+                watch(raw)
+            return capture
+
+        def capture_all(raw: tuple) -> None:
+            append(raw)
+            for each in watches:
+                each(raw)
+        return capture_all
 
     def _capture_read(self, raw: tuple) -> None:
         """Capture one hot event and hand it now to the model and the analyzers, numbered and

@@ -22,6 +22,8 @@ from .events import (
 
 __all__ = ["NodeInfo", "PassInfo", "TraceModel"]
 
+_SLICE = 65_536  # a pass's nodes whose grads are set together
+
 
 def _ids(values) -> "array | tuple":
     """Node ids as an int64 array (8 bytes each), or as they came if they do not fit one."""
@@ -84,8 +86,8 @@ class PassInfo:
         self.root = event.root
         self.seed = event.seed
         self.order = _ids(event.order)
-        self._grads_before = event.grads_before if not all(g.__class__ is float for g in event.grads_before) \
-            else array("d", event.grads_before)
+        self._grads_before = array("d", event.grads_before) if {*map(type, event.grads_before)} <= {float} \
+            else event.grads_before
         self.fired: List[int] = []  # node ids, in firing order
         self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
         self.writes = WriteLog(event.pass_no)
@@ -278,13 +280,21 @@ class TraceModel:
 
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
+        order, grads_before = event.order, event.grads_before
+        for start in range(0, len(order), _SLICE):  # column-wise, a slice at a time (little memory)
+            ids, grads = order[start:start + _SLICE], grads_before[start:start + _SLICE]
+            if not self.nodes.set_grads(ids, grads):
+                self._set_grads(ids, grads)
+
+    def _set_grads(self, ids, grads) -> None:
+        """Set the grads of nodes one by one (a node the trace never saw made gets a row)."""
         nodes = self.nodes
-        grads, dense, base, row = nodes.grads, nodes._dense, nodes._base, self._row
+        column, dense, base, row = nodes.grads, nodes._dense, nodes._base, self._row
         plain = nodes._sparse is None and not nodes.odd_grads
-        for node_id, grad in zip(event.order, event.grads_before):
+        for node_id, grad in zip(ids, grads):
             at = node_id - base if plain and node_id.__class__ is int else -1
             if 0 <= at < len(dense) and dense[at] and grad.__class__ is float and grad == grad:
-                grads[dense[at] - 1] = grad  # the common case, inline
+                column[dense[at] - 1] = grad  # the common case, inline
             else:
                 nodes.set_grad(row(node_id), grad)
                 plain = nodes._sparse is None and not nodes.odd_grads

@@ -12,9 +12,12 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ...core.model import PassInfo, TraceModel
 from ...core.text import number
+from ..callers import LoopSite, firing_site
 from ..causes import Cause, Causes, names_text, passes_text
 
-__all__ = ["Context", "Check"]
+__all__ = ["Context", "Check", "NOT_RECORDED"]
+
+NOT_RECORDED = object()  # Context.recorded when no firing site was recorded for the event read
 
 
 class Context:
@@ -29,6 +32,18 @@ class Context:
         self.begin_sites: Dict[int, Optional[str]] = {}
         self.stale_from: Dict[int, str] = {}
         self.outside_site: Optional[str] = None  # where this pass's outside firings come from
+        # The call stack of an event read after it was captured: the user's frames of the
+        # pass (this package's engine leaves them as they are), or the firing site
+        # recorded as the event was captured.
+        self.pass_frames: Optional[list] = None
+        self.recorded: Any = NOT_RECORDED
+
+    def firing_site(self, writing: Optional[str] = None) -> Optional[LoopSite]:
+        """Where the node firing at the event being read was fired from (see
+        :func:`~..callers.firing_site`), read when the event happened."""
+        if self.recorded is not NOT_RECORDED:
+            return self.recorded
+        return firing_site(writing, self.pass_frames)
 
     def name(self, node: Optional[int]) -> str:
         return self.model.name(node)

@@ -8,8 +8,10 @@ Located where the value was made or where the grad was written.
 from __future__ import annotations
 
 import cmath
-from typing import Set, Tuple
+from typing import List, Set, Tuple
 
+from ...core.captured import FIRED, NODE, WRITE
+from ...core.runs import finite_floats
 from ...core.text import number, plural
 from ..causes import Cause
 from .base import Check
@@ -49,6 +51,18 @@ class NonFinite(Check):
                     "or use a numerically stable form of the expression" if value.endswith("inf") else
                     "keep the operands away from undefined cases such as 0/0, inf - inf or 0 * inf")
         self.ctx.report("non_finite", "error", event.site, 0, (event.node,), (message, hint), self.ctx.generic)
+
+    def singles(self, run) -> List[int]:
+        """The places of the run with a value, passed-on gradient or new grad that is not a
+        finite float: read one by one. Elsewhere this check has nothing to do."""
+        found: List[int] = []
+        for places, kind, field in ((run.node_at, NODE, 3), (run.fire_at, FIRED, 4), (run.write_at, WRITE, 7)):
+            if places and not run.finite(kind, field):
+                found += [at for at, number_ in zip(places, run.column(kind, field)) if not finite_floats((number_,))]
+        return found
+
+    def on_run(self, run) -> None:
+        """Finite numbers only (see :meth:`singles`): nothing to note."""
 
     def on_pass_start(self, p) -> None:
         self.bad_fired = set()

@@ -8,10 +8,13 @@ engine runs; without it (replayed events), at the node's own line.
 from __future__ import annotations
 
 from array import array
+from itertools import compress, repeat
+from operator import add, gt, lt, neg
 from typing import Dict, List, Optional, Tuple
 
+from ...core.captured import FIRED, WRITE
 from ...core.text import number, plural
-from ..callers import firing_site
+from ...core.write_log import packed
 from ..causes import Cause, passes_text
 from .base import Check
 
@@ -20,9 +23,9 @@ __all__ = ["FiredTwice", "FiredTooEarly", "traversal"]
 
 def traversal(ctx, node: int, writing: Optional[str] = None) -> Tuple[Optional[str], Optional[str]]:
     """(site, source text) of the traversal firing ``node`` now, else the node's own site
-    (``writing``: the site of the write under way, see :func:`firing_site`). A worklist
+    (``writing``: the site of the write under way, see :meth:`Context.firing_site`). A worklist
     loop's nodes fire when the test that puts them on it says: that test is named."""
-    where = firing_site(writing)
+    where = ctx.firing_site(writing)
     if where is None:
         return ctx.site_of(node), None
     if where.ready_site is not None:
@@ -118,6 +121,45 @@ class FiredTwice(Check):
         if not ctx.is_parentless(node):
             self.sites[node] = traversal(ctx, node)
 
+    def singles(self, run) -> List[int]:
+        """The firings of a node that fired before in the pass: read one by one (all of
+        them if this check has not seen every firing of the pass)."""
+        if not run.fire_at:
+            return []
+        nodes, first = run.column(FIRED, 2), self.first
+        if len(self.grads) != len(self.ctx.pass_.fired):
+            return run.fire_at
+        if len({*nodes}) == len(nodes) and first.keys().isdisjoint(nodes):
+            return []
+        seen, again = set(first), []
+        for at, node in zip(run.fire_at, nodes):
+            if node in seen:
+                again.append(at)
+            seen.add(node)
+        return again
+
+    def on_run(self, run) -> None:
+        """:meth:`on_backward_fn_fired` for a run's first firings (see :meth:`singles`),
+        column-wise, after the model has folded the run."""
+        if not run.fire_at:
+            return
+        p = self.ctx.pass_
+        nodes, grads = run.column(FIRED, 2), run.column(FIRED, 3)
+        fired_before = len(p.fired) - len(nodes)
+        if self.grads.__class__ is array and run.types(FIRED, 3) <= {float}:
+            self.grads.frombytes(packed("d", grads))
+        else:
+            for grad in grads:
+                try:
+                    self.grads.append(grad)
+                except TypeError:  # not a real number: the row becomes a list
+                    self.grads = list(self.grads)
+                    self.grads.append(grad)
+        writes_before = run.writes_before()
+        self.writes_then.frombytes(packed("q", list(map(add, map(writes_before.__getitem__, run.fire_at),
+                                                        repeat(len(p.writes) - len(run.write_at))))))
+        self.first.update(zip(nodes, range(fired_before + 1, fired_before + len(nodes) + 1)))
+
     def _pushes(self, p, nodes) -> Dict[int, List[list]]:
         """node -> [[firing number, its grad then, {target: pushed}]] for ``nodes``: each of
         the pass's writes counts for the latest firing of its writer before it."""
@@ -184,6 +226,55 @@ class FiredTooEarly(Check):
         p = self.ctx.pass_
         if p is not None and p.pass_no == event.pass_no:
             self.latest[event.node] = -len(p.fired)
+
+    def singles(self, run) -> List[int]:
+        """The writes to a node that fired or wrote before them in the pass (it may have
+        passed its gradient on already): read one by one. Elsewhere only
+        :meth:`on_run`'s notes are needed."""
+        if not run.write_at:
+            return []
+        targets, writers, write_at = run.column(WRITE, 2), run.column(WRITE, 3), run.write_at
+        firsts = [dict(zip(reversed(run.column(FIRED, 2)), reversed(run.fire_at))) if run.fire_at else {},
+                  dict(zip(reversed(writers), reversed(write_at)))]  # a node -> its first place in the run
+        end = len(run)
+        if self.latest.keys().isdisjoint(targets) and not any(
+                True in map(lt, map(first.get, targets, repeat(end)), write_at) for first in firsts):
+            return []
+        latest = self.latest
+        return [at for at, target, writer in zip(write_at, targets, writers) if writer is not None and (
+            target in latest or firsts[0].get(target, end) < at or firsts[1].get(target, end) < at)]
+
+    def on_run(self, run) -> None:
+        """The notes of :meth:`on_backward_fn_fired` and :meth:`on_grad_accumulated` for a
+        run (after the model has folded it): each node's latest firing number, negative
+        until that firing wrote to a parent."""
+        if not run.fire_at and not run.write_at:
+            return
+        p, latest = self.ctx.pass_, self.latest
+        nodes = run.column(FIRED, 2) if run.fire_at else ()
+        writers = run.column(WRITE, 3) if run.write_at else ()
+        number = len(p.fired) - len(nodes)  # firings before the run
+        if len({*nodes}) != len(nodes):  # a node fired twice in the run: one by one
+            for raw in run.raws:
+                if raw[0] == FIRED:
+                    number += 1
+                    latest[raw[2]] = -number
+                elif raw[3] is not None:
+                    self._pushed(raw[3])
+            return
+        numbers = range(number + 1, number + len(nodes) + 1)
+        latest.update(zip(nodes, map(neg, numbers)))
+        last_write = dict(zip(writers, run.write_at))  # a writer -> its last write in the run
+        pushed = list(map(gt, map(last_write.get, nodes, repeat(-1)), run.fire_at))
+        latest.update(zip(compress(nodes, pushed), compress(numbers, pushed)))
+        for writer in last_write.keys() - set(nodes) - {None}:  # wrote with no firing in the run
+            self._pushed(writer)
+
+    def _pushed(self, writer: int) -> None:
+        """Note that ``writer``'s latest firing wrote to a parent (0: it wrote unseen firing)."""
+        fired = self.latest.get(writer)
+        if fired is None or fired < 0:
+            self.latest[writer] = 0 if fired is None else -fired
 
     def on_grad_accumulated(self, event) -> None:
         ctx = self.ctx

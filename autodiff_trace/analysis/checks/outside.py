@@ -9,10 +9,14 @@ writes add up to (polluted_grad), at the same line.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import compress
+from operator import not_
 from typing import Dict, List, Optional, Tuple
 
+from ...core.captured import FIRED
 from ...core.text import number, plural
-from ..callers import LoopSite, firing_site
+from ..callers import LoopSite
 from ..causes import Cause, passes_text
 from .base import Check
 
@@ -40,13 +44,36 @@ class FiredOutsideGraph(Check):
                 return q.pass_no
         return None
 
+    def singles(self, run) -> List[int]:
+        """Each firing outside the pass's graph and the events up to the next firing (its
+        writes, and the firing that reports it), read one by one; from the start of the run
+        when such a firing is under way. Elsewhere this check has nothing to do."""
+        fire_at = run.fire_at
+        starts = [] if self.firing is None else [-1]
+        p = self.ctx.pass_
+        if fire_at and p is not None and p.order:
+            inside = map(p.reachable.contains, run.column(FIRED, 2))
+            starts += compress(fire_at, map(not_, inside))
+        found: List[int] = []
+        for start in starts:
+            if start < 0:  # a firing under way when the run begins: up to the run's first firing
+                found += range(0, fire_at[0] + 1 if fire_at else len(run))
+                continue
+            after = bisect_right(fire_at, start)
+            found += range(start, fire_at[after] + 1 if after < len(fire_at) else len(run))
+        return found
+
+    def on_run(self, run) -> None:
+        """Firings inside the graph, with no outside firing under way (see :meth:`singles`):
+        nothing to note."""
+
     def on_backward_fn_fired(self, event) -> None:
         if self.firing is not None:
             self._end_firing()
         p = self.ctx.pass_
         if p is not None and p.pass_no == event.pass_no and event.node not in p.reachable \
                 and p.order:  # empty: the engine did not say
-            self.firing = [event.node, {}, firing_site()]
+            self.firing = [event.node, {}, self.ctx.firing_site()]
 
     def on_grad_accumulated(self, event) -> None:
         firing = self.firing
@@ -54,7 +81,7 @@ class FiredOutsideGraph(Check):
             return
         added = firing[1]
         if not added and event.site and firing[2] is not None and firing[2].site == event.site:
-            firing[2] = firing_site(event.site) or firing[2]  # noticed at its first write: step out of the rule
+            firing[2] = self.ctx.firing_site(event.site) or firing[2]  # noticed at its first write: step out of the rule
         added[event.target] = added.get(event.target, 0.0) + event.contribution
         into = self.into.setdefault(event.target, {})
         into[event.fired_by] = into.get(event.fired_by, 0.0) + event.contribution

@@ -12,7 +12,9 @@ accumulating, and is left silent.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Set, Tuple
+from itertools import compress
+from operator import not_
+from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
 from ...core.by_id import IntsById
@@ -22,6 +24,8 @@ from ..causes import Cause, passes_text
 from .base import Check
 
 __all__ = ["StaleGradient"]
+
+_SLICE = 65_536  # writes noted together
 
 # Where a stale grad came from: ("pass", pass_no, begin site) | ("outside", site) | ("before",)
 Source = Tuple
@@ -44,9 +48,19 @@ class StaleGradient(Check):
         self.more_roots_into: Dict[int, Set[int]] = {}
         self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
+        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
+
+    def on_pass_start(self, p) -> None:
+        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
 
     def on_grad_accumulated(self, event) -> None:
-        target, pass_no = event.target, event.pass_no
+        if event.pass_no and self.ctx.in_pass(event.pass_no) is not None:
+            self._catch_up()  # the model holds it already: noted with the pass's other writes
+            return
+        self._note(event.target, event.pass_no, event.site)
+
+    def _note(self, target, pass_no: int, site: Optional[str]) -> None:
+        """Note one write: which pass set the grad, and the roots that wrote it."""
         written, firsts = self.written_in, self.first_written_in
         at = target - firsts.base if target.__class__ is int and firsts.base is not None else -1
         near = 0 <= at < len(firsts.slots) <= len(written.slots) and written.far is None \
@@ -56,7 +70,7 @@ class StaleGradient(Check):
         else:
             written.set(target, pass_no + 1)
         if not pass_no:
-            self.written_outside_at[target] = event.site
+            self.written_outside_at[target] = site
         root = self.roots.get(pass_no)
         if root is not None:
             first = firsts.slots[at] if near else firsts.get(target)
@@ -68,7 +82,53 @@ class StaleGradient(Check):
             elif self.roots[first - 1] != root:
                 self.more_roots_into.setdefault(target, set()).add(root)
 
+    def singles(self, run) -> List[int]:
+        """None: a write only notes which pass set the grad, read from the model's columns."""
+        return []
+
+    def on_run(self, run) -> None:
+        """Nothing now: the pass's writes are noted from the model's columns when they are
+        next needed (:meth:`_catch_up`)."""
+
+    def on_pass_end(self, p) -> None:
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Note the writes of the pass under way that the model holds and this check has not
+        noted yet, column-wise while the node ids fit the slots, a slice at a time (little
+        memory for a long pass). Within one pass the notes do not depend on the order of the
+        writes, and noting a write twice changes nothing."""
+        p = self.ctx.pass_
+        while p is not None and self._noted < len(p.writes):
+            log, start = p.writes, self._noted
+            self._noted = stop = min(len(log), start + _SLICE)
+            self._note_all(p.pass_no, log.targets[start:stop].tolist() if not log.odd
+                           else [log.target(row) for row in range(start, stop)])
+
+    def _note_all(self, pass_no: int, targets: list) -> None:
+        """:meth:`_note` each of ``targets``, written in pass ``pass_no``."""
+        written, firsts = self.written_in, self.first_written_in
+        root = self.roots.get(pass_no)
+        plain = {*map(type, targets)} == {int}
+        firsts_then = firsts.get_many(targets) if plain and root is not None else None
+        if not plain or not written.set_many(targets, pass_no + 1):
+            for target in targets:
+                self._note(target, pass_no, None)
+            return
+        if root is None:
+            return
+        new = list(compress(targets, map(not_, firsts_then)))
+        if new and not firsts.set_many(new, pass_no + 1):
+            for target in new:
+                firsts.set(target, pass_no + 1)
+        for first in {*firsts_then} - {0}:
+            if self.roots[first - 1] != root:
+                for target, then in zip(targets, firsts_then):
+                    if then == first:
+                        self.more_roots_into.setdefault(target, set()).add(root)
+
     def on_grads_zeroed(self, event) -> None:
+        self._catch_up()  # the writes before the zeroing come first
         self.zeroes = True
         for node in event.nodes:
             self.written_in.set(node, 0)

@@ -7,8 +7,9 @@ line itself; every write from that line is one cause.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Tuple
 
+from ...core.captured import WRITE
 from ...core.text import number, plural
 from ..callers import source_line
 from ..causes import Cause, passes_text
@@ -19,6 +20,15 @@ __all__ = ["OverwrittenGrad"]
 
 class OverwrittenGrad(Check):
     """Reports assignments over gradients other nodes had added."""
+
+    def singles(self, run) -> List[int]:
+        """The writes marked ``replaced``: read one by one; no other write matters here."""
+        if not run.write_at or not any(run.column(WRITE, 8)):
+            return []
+        return [at for at, replaced in zip(run.write_at, run.column(WRITE, 8)) if replaced]
+
+    def on_run(self, run) -> None:
+        """No write of a run replaced a grad (see :meth:`singles`): nothing to note."""
 
     def on_grad_accumulated(self, event) -> None:
         # Setting a grad to 0 (or None) is a reset, not a lost contribution.

@@ -1,0 +1,174 @@
+"""A pass's grad writes held as columns: one ``array`` slot (or one shared-string
+reference) per field, a ``GradAccumulated`` handed out when asked.
+
+A write whose values do not fit a column exactly (an int where a float is expected, a
+NaN, an id beyond 64 bits) is kept whole beside the columns, so what comes out is always
+equal to what went in.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from itertools import compress
+from operator import ne
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from .captured import WRITE
+from .events import GradAccumulated
+
+__all__ = ["WriteLog", "NONE", "packed", "plain_floats"]
+
+NONE = -(2 ** 63)  # fired_by None, in an int64 column
+_NONE = NONE
+_FLOAT, _NONETYPE = float, type(None)
+
+
+def packed(code: str, values: Sequence) -> bytes:
+    """``values`` as the bytes of an array of ``code`` (``"d"``, ``"q"``): quicker than
+    ``array(code, values)``, which parses each item on its own.
+
+    >>> array("d", packed("d", [1.5, 2.0]))
+    array('d', [1.5, 2.0])
+    """
+    return struct.pack(f"{len(values)}{code}", *values)
+
+
+def plain_floats(values: Sequence) -> bool:
+    """Are all ``values`` floats that are not NaN (what a float column holds unchanged)?
+
+    >>> plain_floats([1.0, 2.5]), plain_floats([1.0, float("nan")]), plain_floats([1, 2.0])
+    (True, False, False)
+    """
+    return {*map(type, values)} <= {_FLOAT} and True not in map(ne, values, values)
+
+
+class WriteLog:
+    """A pass's grad writes, in order, as columns; ``log[i]`` is the i-th ``GradAccumulated``."""
+
+    def __init__(self, pass_no: int) -> None:
+        self.pass_no = pass_no
+        self.seqs = array("q")
+        self.times = array("d")
+        self.targets = array("q")
+        self.writers = array("q")  # fired_by; _NONE for a write outside any backward function
+        self.locals = array("d")
+        self.contributions = array("d")
+        self.befores = array("d")
+        self.afters = array("d")
+        self.flags = bytearray()  # 1: replaced, 2: local_grad is None
+        self.sites: List[Optional[str]] = []
+        self.odd: Dict[int, GradAccumulated] = {}  # row -> the whole event, when columns cannot hold it
+
+    def append(self, w: GradAccumulated, shared: Dict[str, str]) -> None:
+        row = len(self.sites)
+        local, fired_by = w.local_grad, w.fired_by
+        contribution, before, after = w.contribution, w.grad_before, w.grad_after
+        whole = not (contribution.__class__ is _FLOAT and before.__class__ is _FLOAT
+                     and after.__class__ is _FLOAT and contribution == contribution and before == before
+                     and after == after and (local is None or (local.__class__ is _FLOAT and local == local))
+                     and w.t.__class__ is _FLOAT and w.replaced.__class__ is bool
+                     and w.pass_no == self.pass_no and w.target.__class__ is int
+                     and (fired_by is None or fired_by.__class__ is int))
+        if not whole:
+            try:
+                self.targets.append(w.target)
+                self.writers.append(_NONE if fired_by is None else fired_by)
+                self.seqs.append(w.seq)
+            except (OverflowError, TypeError):
+                whole = True
+                for column in (self.targets, self.writers, self.seqs):
+                    del column[row:]
+        if whole:
+            self.odd[row] = w
+            for column, blank in ((self.targets, 0), (self.writers, _NONE), (self.seqs, 0), (self.times, 0.0),
+                                  (self.locals, 0.0), (self.contributions, 0.0), (self.befores, 0.0),
+                                  (self.afters, 0.0), (self.flags, 0), (self.sites, None)):
+                column.append(blank)
+            return
+        self.times.append(w.t)
+        self.locals.append(0.0 if local is None else local)
+        self.contributions.append(contribution)
+        self.befores.append(before)
+        self.afters.append(after)
+        self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
+        site = w.site
+        self.sites.append(shared.setdefault(site, site))
+
+    def extend_run(self, run, shared: Dict[str, str]) -> bool:
+        """:meth:`append` the writes of a captured run (:class:`~.runs.Run`, of this pass)
+        column by column; False, with nothing appended, when one would not fit the columns."""
+        t, write = run.t, WRITE
+        types = run.types
+        if t.__class__ is not _FLOAT or types(write, 2) != {int} or not types(write, 3) <= {int, _NONETYPE} \
+                or types(write, 8) != {bool} or not run.plain(write, 5) or not run.plain(write, 6) \
+                or not run.plain(write, 7):
+            return False
+        writers, locals_, replaced = run.column(write, 3), run.column(write, 4), run.column(write, 8)
+        no_local = _NONETYPE in types(write, 4)
+        if not (plain_floats([x for x in locals_ if x is not None]) if no_local else run.plain(write, 4)):
+            return False
+        seqs = list(compress(range(run.first_seq, run.first_seq + len(run)), map(write.__eq__, run.kinds)))
+        try:
+            ids = [packed("q", seqs), packed("q", run.column(write, 2)),
+                   packed("q", [_NONE if w is None else w for w in writers] if None in writers else writers)]
+        except struct.error:  # an id beyond 64 bits
+            return False
+        for column, data in zip((self.seqs, self.targets, self.writers), ids):
+            column.frombytes(data)
+        self.times.extend(array("d", [t]) * len(seqs))
+        self.locals.frombytes(packed("d", [0.0 if x is None else x for x in locals_] if no_local else locals_))
+        for column, field in ((self.contributions, 5), (self.befores, 6), (self.afters, 7)):
+            column.frombytes(packed("d", run.column(write, field)))
+        if no_local or True in replaced:
+            self.flags.extend(bytes((1 if r else 0) | (2 if x is None else 0) for r, x in zip(replaced, locals_)))
+        else:
+            self.flags.extend(bytes(len(seqs)))
+        sites = run.column(write, 9)
+        self.sites.extend(map(shared.setdefault, sites, sites))
+        return True
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __bool__(self) -> bool:
+        return bool(self.sites)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if self.odd and index in self.odd:
+            return self.odd[index]
+        flags, writer = self.flags[index], self.writers[index]
+        return GradAccumulated(self.seqs[index], self.times[index], self.pass_no, self.targets[index],
+                               None if writer == _NONE else writer,
+                               None if flags & 2 else self.locals[index], self.contributions[index],
+                               self.befores[index], self.afters[index], bool(flags & 1), self.sites[index])
+
+    def __iter__(self) -> Iterator[GradAccumulated]:
+        for row in range(len(self.sites)):
+            yield self[row]
+
+    def target(self, row: int):
+        return self.odd[row].target if self.odd and row in self.odd else self.targets[row]
+
+    def writer(self, row: int):
+        if self.odd and row in self.odd:
+            return self.odd[row].fired_by
+        writer = self.writers[row]
+        return None if writer == _NONE else writer
+
+    def rows_to(self, wanted) -> Dict[int, List[int]]:
+        """Target -> its write rows in order, for the targets in ``wanted`` only (one scan)."""
+        found: Dict[int, List[int]] = {}
+        targets = self.targets
+        for row in range(len(targets)):
+            target = targets[row] if not (self.odd and row in self.odd) else self.odd[row].target
+            if target in wanted:
+                found.setdefault(target, []).append(row)
+        return found
+
+    def seq(self, row: int) -> int:
+        return self.odd[row].seq if self.odd and row in self.odd else self.seqs[row]
