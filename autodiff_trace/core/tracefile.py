@@ -19,7 +19,8 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
-from .compact import COLUMNS, read_compact, read_site_line
+from .compact import _READERS, COLUMNS, TAGS, read_compact, read_site_line
+from .compact_runs import plain_run
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
 from .long_lists import LISTS, Continued, split
@@ -251,8 +252,11 @@ def read_header(path: Union[str, os.PathLike]) -> dict:
     raise TraceFileError(f"{path}: the file is empty; it holds no trace")
 
 
-def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
+def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterator[Event]:
     """Yield the events of a trace file one at a time (bounded memory).
+
+    With ``runs``, a block of compact lines (version 4) that is plainly valid comes as one
+    :class:`~.compact_runs.CompactRun` instead of its events, for a reader that only counts.
 
     Every line and every field is checked: anything wrong raises :class:`TraceFileError`
     naming the file, the line and the field; a last line cut short without its newline
@@ -272,37 +276,63 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     sites: Dict[int, tuple] = {}  # the sites its site lines have defined
     continued = Continued()  # an event whose long lists go on over the next lines
     blocks = _parsed(path, itertools.chain([(number + 1, lines[1:], cut)], pieces))
+    quick = {tag: _READERS[(tag, 1 if seq is not None else 2)] for tag in TAGS} if compact else {}
+    values: list = []
+    data, first_number = None, number + 1
     try:
         for first_number, values in blocks:
-            for number, data in enumerate(values, first_number):
-                if data.__class__ is list and compact:
-                    event = read_compact(data, t, sites, seq)
-                elif data is None:
+            if runs and seq is not None and continued.pending is None and values \
+                    and set(map(type, values)) == _LISTS:
+                run = plain_run(values, sites, t)
+                if run is not None:
+                    seq += run.count
+                    yield run
                     continue
-                elif compact and data.__class__ is dict and "site_no" in data:
+            for data in values:
+                if data.__class__ is list and compact:  # the common line: its kind's reader, at once
+                    tag = data[0] if data else None
+                    read = quick.get(tag) if tag.__class__ is str else None
+                    event = read(data, seq, t, sites) if read is not None else None
+                    if event is None:  # anything not plainly valid: the careful path reads or words it
+                        event = read_compact(data, t, sites, seq)
+                    if seq is not None:
+                        seq += 1
+                    yield event
+                    continue
+                if data is None:
+                    continue
+                if compact and data.__class__ is dict and "site_no" in data:
                     read_site_line(data, sites)
                     continue
-                elif compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                if compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
                         or continued.pending is not None:
                     event = continued.take(data if data.__class__ is dict else {})
                     if event is None:
                         continue
-                    t = event.t
                 else:
                     event = from_dict(data)
-                    t = event.t
+                t = event.t
                 if seq is not None:
                     seq = event.seq + 1
                 yield event
     except TraceFileError:
         raise
     except LimitError as exc:
-        raise TraceFileError(f"{path}:{number}: {exc}") from None
+        raise TraceFileError(f"{path}:{_line_of(values, data, first_number)}: {exc}") from None
     except ValueError as exc:
-        raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
+        raise TraceFileError(f"{path}:{_line_of(values, data, first_number)}: {exc}; {_DAMAGED}") from None
     if continued.pending is not None:  # a crash while the long lists were written
         warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
                       f"mid-write); the events before it are kept", RuntimeWarning)
+
+
+_LISTS = {list}
+
+
+def _line_of(values: list, data, first: int) -> int:
+    """The number of the line whose value is ``data`` (that very object) in a block whose
+    first line is numbered ``first``: found only when an error names it."""
+    return first + next((i for i, value in enumerate(values) if value is data), 0)
 
 
 _BLOCK = 2048  # short lines parsed in one call
