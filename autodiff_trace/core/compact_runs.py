@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from itertools import chain, compress, repeat
 from operator import eq, itemgetter
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .fields import _ID_END, MAX_LIST_ITEMS
 
-__all__ = ["CompactRun", "plain_run"]
+__all__ = ["CompactRun", "plain_run", "stretches"]
 
 _INT, _FLOAT, _STR, _BOOL, _NONE = {int}, {float}, {str}, {bool}, type(None)
 
@@ -106,3 +106,31 @@ def plain_run(rows: List[list], sites: dict, t: float) -> Optional[CompactRun]:
         return CompactRun({tags[0]: rows}, t, len(rows))
     return CompactRun({tag: list(compress(rows, map(eq, tags, repeat(tag)))) for tag in dict.fromkeys(tags)}, t,
                       len(rows))
+
+
+_RUN_LEAST = 64  # consecutive arrays worth checking as one run
+
+
+def stretches(values: list) -> Iterator[Tuple[bool, list]]:
+    """A block's values as ``(is_run, values)``: stretches of at least :data:`_RUN_LEAST`
+    consecutive arrays (``True``), and what lies between them."""
+    kinds = list(map(type, values))
+    if kinds.count(list) == len(kinds):
+        yield True, values
+        return
+    start = begun = 0  # the start of what is not yielded yet; of the arrays under way
+    for i, kind in enumerate(kinds):
+        if kind is list:
+            continue
+        if i - begun >= _RUN_LEAST:
+            if begun > start:
+                yield False, values[start:begun]
+            yield True, values[begun:i]
+            start = i
+        begun = i + 1
+    if len(values) - begun >= _RUN_LEAST:
+        if begun > start:
+            yield False, values[start:begun]
+        yield True, values[begun:]
+    elif start < len(values):
+        yield False, values[start:]

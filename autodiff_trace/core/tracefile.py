@@ -20,7 +20,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 from .compact import _READERS, COLUMNS, TAGS, read_compact, read_site_line
-from .compact_runs import plain_run
+from .compact_runs import plain_run, stretches
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
 from .long_lists import LISTS, Continued, split
@@ -122,7 +122,7 @@ class TraceFileError(ValueError):
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused, never held whole
-_QUICK_LINE = 64 * 1024  # lines up to this long are read by orjson
+_QUICK_LINE = 2 << 20  # lines up to this long are read by orjson (a long list's line is ~1.1 MB)
 _BOM = b"\xef\xbb\xbf"
 _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record the trace"
 
@@ -281,40 +281,40 @@ def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterato
     data, first_number = None, number + 1
     try:
         for first_number, values in blocks:
-            if runs and seq is not None and continued.pending is None and values \
-                    and set(map(type, values)) == _LISTS:
-                run = plain_run(values, sites, t)
-                if run is not None:
-                    seq += run.count
-                    yield run
-                    continue
-            for data in values:
-                if data.__class__ is list and compact:  # the common line: its kind's reader, at once
-                    tag = data[0] if data else None
-                    read = quick.get(tag) if tag.__class__ is str else None
-                    event = read(data, seq, t, sites) if read is not None else None
-                    if event is None:  # anything not plainly valid: the careful path reads or words it
-                        event = read_compact(data, t, sites, seq)
-                    if seq is not None:
-                        seq += 1
-                    yield event
-                    continue
-                if data is None:
-                    continue
-                if compact and data.__class__ is dict and "site_no" in data:
-                    read_site_line(data, sites)
-                    continue
-                if compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
-                        or continued.pending is not None:
-                    event = continued.take(data if data.__class__ is dict else {})
-                    if event is None:
+            for is_run, part in (stretches(values) if runs and seq is not None else ((False, values),)):
+                if is_run and continued.pending is None:
+                    run = plain_run(part, sites, t)
+                    if run is not None:
+                        seq += run.count
+                        yield run
                         continue
-                else:
-                    event = from_dict(data)
-                t = event.t
-                if seq is not None:
-                    seq = event.seq + 1
-                yield event
+                for data in part:
+                    if data.__class__ is list and compact:  # the common line: its kind's reader, at once
+                        tag = data[0] if data else None
+                        read = quick.get(tag) if tag.__class__ is str else None
+                        event = read(data, seq, t, sites) if read is not None else None
+                        if event is None:  # anything not plainly valid: the careful path reads or words it
+                            event = read_compact(data, t, sites, seq)
+                        if seq is not None:
+                            seq += 1
+                        yield event
+                        continue
+                    if data is None:
+                        continue
+                    if compact and data.__class__ is dict and "site_no" in data:
+                        read_site_line(data, sites)
+                        continue
+                    if compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                            or continued.pending is not None:
+                        event = continued.take(data if data.__class__ is dict else {})
+                        if event is None:
+                            continue
+                    else:
+                        event = from_dict(data)
+                    t = event.t
+                    if seq is not None:
+                        seq = event.seq + 1
+                    yield event
     except TraceFileError:
         raise
     except LimitError as exc:
@@ -324,9 +324,6 @@ def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterato
     if continued.pending is not None:  # a crash while the long lists were written
         warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
                       f"mid-write); the events before it are kept", RuntimeWarning)
-
-
-_LISTS = {list}
 
 
 def _line_of(values: list, data, first: int) -> int:
