@@ -196,8 +196,9 @@ def _parse(line: bytes) -> Any:
 
     orjson reads the common line; whatever it refuses (a lone surrogate, a NaN token,
     a huge integer, damage) is read again by :mod:`json`, which reads those as before
-    and words the error. A long line (a big pass's ``order``) goes to :mod:`json`
-    directly: orjson holds several times a line's size while it reads."""
+    and words the error. A line over :data:`_QUICK_LINE` (a damaged file's, say: a long
+    list's lines are ~1.1 MB) goes to :mod:`json` directly: orjson holds several times a
+    line's size while it reads."""
     if _loads is not None and len(line) <= _QUICK_LINE:
         try:
             return _loads(line)
