@@ -32,7 +32,7 @@ start = time.perf_counter()
 if op == "load_events (not streaming)":
     n = len(load_events(path))
 elif op == "stats":
-    n = trace_stats(iter_events(path))["events"]
+    n = trace_stats(iter_events(path, runs=True))["events"]
 elif op == "export --chrome":
     n = write_chrome_trace(iter_events(path), out)
 elif op == "diff (trace against itself)":

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Optional
+from typing import Dict, Optional
 
 __all__ = ["number", "signed", "plural", "ordinal", "visible", "display_name"]
+
+
+_SHOWN: Dict[float, str] = {}  # finite floats shown lately: a trace repeats its numbers (a write's
+_SHOWN_MOST = 4096  # grad after is the next one's grad before), and formatting is most of the cost
 
 
 def number(value: Optional[float]) -> str:
@@ -20,6 +24,16 @@ def number(value: Optional[float]) -> str:
     >>> number(float("nan")), number(float("-inf")), number(2e20), number(None), number(1 - 2j)
     ('nan', '-inf', '2e+20', '?', '1-2j')
     """
+    if value.__class__ is float:  # the common case: a float, most often one written just before
+        text = _SHOWN.get(value)
+        if text is not None:
+            return text
+        if value - value == 0.0:
+            text = "%d" % value if value.is_integer() and -1e15 < value < 1e15 else f"{value:.6g}"
+            if len(_SHOWN) >= _SHOWN_MOST:
+                _SHOWN.clear()
+            _SHOWN[value] = text
+            return text
     if value is None:
         return "?"
     if isinstance(value, complex):

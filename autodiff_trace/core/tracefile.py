@@ -19,7 +19,8 @@ import time
 import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
-from .compact import COLUMNS, read_compact, read_site_line
+from .compact import _READERS, COLUMNS, TAGS, read_compact, read_site_line
+from .compact_runs import plain_run, stretches
 from .events import EVENT_TYPES, READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, Event, from_dict, to_dict
 from .fields import NUMBER_FIELDS, LimitError, shown
 from .long_lists import LISTS, Continued, split
@@ -121,7 +122,7 @@ class TraceFileError(ValueError):
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused, never held whole
-_QUICK_LINE = 64 * 1024  # lines up to this long are read by orjson
+_QUICK_LINE = 2 << 20  # lines up to this long are read by orjson (a long list's line is ~1.1 MB)
 _BOM = b"\xef\xbb\xbf"
 _DAMAGED = "the file is damaged or was not written by autodiff_trace; re-record the trace"
 
@@ -195,8 +196,9 @@ def _parse(line: bytes) -> Any:
 
     orjson reads the common line; whatever it refuses (a lone surrogate, a NaN token,
     a huge integer, damage) is read again by :mod:`json`, which reads those as before
-    and words the error. A long line (a big pass's ``order``) goes to :mod:`json`
-    directly: orjson holds several times a line's size while it reads."""
+    and words the error. A line over :data:`_QUICK_LINE` (a damaged file's, say: a long
+    list's lines are ~1.1 MB) goes to :mod:`json` directly: orjson holds several times a
+    line's size while it reads."""
     if _loads is not None and len(line) <= _QUICK_LINE:
         try:
             return _loads(line)
@@ -251,8 +253,11 @@ def read_header(path: Union[str, os.PathLike]) -> dict:
     raise TraceFileError(f"{path}: the file is empty; it holds no trace")
 
 
-def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
+def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterator[Event]:
     """Yield the events of a trace file one at a time (bounded memory).
+
+    With ``runs``, a block of compact lines (version 4) that is plainly valid comes as one
+    :class:`~.compact_runs.CompactRun` instead of its events, for a reader that only counts.
 
     Every line and every field is checked: anything wrong raises :class:`TraceFileError`
     naming the file, the line and the field; a last line cut short without its newline
@@ -272,37 +277,60 @@ def iter_events(path: Union[str, os.PathLike]) -> Iterator[Event]:
     sites: Dict[int, tuple] = {}  # the sites its site lines have defined
     continued = Continued()  # an event whose long lists go on over the next lines
     blocks = _parsed(path, itertools.chain([(number + 1, lines[1:], cut)], pieces))
+    quick = {tag: _READERS[(tag, 1 if seq is not None else 2)] for tag in TAGS} if compact else {}
+    values: list = []
+    data, first_number = None, number + 1
     try:
         for first_number, values in blocks:
-            for number, data in enumerate(values, first_number):
-                if data.__class__ is list and compact:
-                    event = read_compact(data, t, sites, seq)
-                elif data is None:
-                    continue
-                elif compact and data.__class__ is dict and "site_no" in data:
-                    read_site_line(data, sites)
-                    continue
-                elif compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
-                        or continued.pending is not None:
-                    event = continued.take(data if data.__class__ is dict else {})
-                    if event is None:
+            for is_run, part in (stretches(values) if runs and seq is not None else ((False, values),)):
+                if is_run and continued.pending is None:
+                    run = plain_run(part, sites, t)
+                    if run is not None:
+                        seq += run.count
+                        yield run
                         continue
+                for data in part:
+                    if data.__class__ is list and compact:  # the common line: its kind's reader, at once
+                        tag = data[0] if data else None
+                        read = quick.get(tag) if tag.__class__ is str else None
+                        event = read(data, seq, t, sites) if read is not None else None
+                        if event is None:  # anything not plainly valid: the careful path reads or words it
+                            event = read_compact(data, t, sites, seq)
+                        if seq is not None:
+                            seq += 1
+                        yield event
+                        continue
+                    if data is None:
+                        continue
+                    if compact and data.__class__ is dict and "site_no" in data:
+                        read_site_line(data, sites)
+                        continue
+                    if compact and data.__class__ is dict and ("more" in data or "more_of" in data) \
+                            or continued.pending is not None:
+                        event = continued.take(data if data.__class__ is dict else {})
+                        if event is None:
+                            continue
+                    else:
+                        event = from_dict(data)
                     t = event.t
-                else:
-                    event = from_dict(data)
-                    t = event.t
-                if seq is not None:
-                    seq = event.seq + 1
-                yield event
+                    if seq is not None:
+                        seq = event.seq + 1
+                    yield event
     except TraceFileError:
         raise
     except LimitError as exc:
-        raise TraceFileError(f"{path}:{number}: {exc}") from None
+        raise TraceFileError(f"{path}:{_line_of(values, data, first_number)}: {exc}") from None
     except ValueError as exc:
-        raise TraceFileError(f"{path}:{number}: {exc}; {_DAMAGED}") from None
+        raise TraceFileError(f"{path}:{_line_of(values, data, first_number)}: {exc}; {_DAMAGED}") from None
     if continued.pending is not None:  # a crash while the long lists were written
         warnings.warn(f"{path}: the last event's list lines are cut short (the traced program stopped "
                       f"mid-write); the events before it are kept", RuntimeWarning)
+
+
+def _line_of(values: list, data, first: int) -> int:
+    """The number of the line whose value is ``data`` (that very object) in a block whose
+    first line is numbered ``first``: found only when an error names it."""
+    return first + next((i for i, value in enumerate(values) if value is data), 0)
 
 
 _BLOCK = 2048  # short lines parsed in one call

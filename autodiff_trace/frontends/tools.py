@@ -297,7 +297,7 @@ def stats(
     def action() -> None:
         from ..replay.summary import format_stats, trace_stats
 
-        numbers = trace_stats(iter_events(_trace_path(trace)))
+        numbers = trace_stats(iter_events(_trace_path(trace), runs=True))
         sys.stdout.write(json.dumps(numbers, indent=2) + "\n" if as_json else format_stats(numbers))
 
     _run(action)

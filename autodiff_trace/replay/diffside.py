@@ -147,13 +147,20 @@ class Side:
 
     def _make_key(self, e) -> int:
         """Key the node ``e`` creates and keep its row: name, site, parents."""
-        key_of, name, function = self.key_of, e.name, e.function
-        parents = tuple([key_of(p) for p in e.parents])
-        label = ("op", e.op, parents) if "#" in name and _AUTO.search(name) else name
-        slot = self.occurrences.get((label, function))
+        _, _, node, op, _, parents, name, site, function, _, _ = e
+        if parents:
+            dense, key_of = self._dense, self.key_of
+            end = len(dense)
+            parents = tuple([dense[p] - 1 if p.__class__ is int and 0 <= p < end and dense[p] else key_of(p)
+                             for p in parents])
+        else:
+            parents = ()
+        label = ("op", op, parents) if "#" in name and _AUTO.search(name) else name
+        occurrences = self.occurrences
+        slot = occurrences.get((label, function))
         if slot is None:  # the keys of this label's occurrences since the last pass, and how many
             column = self.keys.column(label, function, self.epoch if self.pass_no is None else None)
-            slot = self.occurrences[(label, function)] = [column, 0]
+            slot = occurrences[(label, function)] = [column, 0]
         column, occurrence = slot
         slot[1] = occurrence + 1
         key = column[occurrence] if occurrence < len(column) else self.keys.extend(column, occurrence)
@@ -161,7 +168,6 @@ class Side:
         if key >= len(row_of):
             self._grow_keys(key)
         row, earlier = len(names), row_of[key] - 1
-        site = e.site
         if site:
             site = shared.setdefault(site, site)
         if earlier < 0:  # the first node with this key names it
@@ -171,11 +177,13 @@ class Side:
         else:  # later ones keep that name, and give their site if they have one
             names.append(names[earlier])
             sites.append(site or sites[earlier])
-        self.name_count[name] = self.name_count.get(name, 0) + 1
-        self._parents.extend(parents)
+        name_count = self.name_count
+        name_count[name] = name_count.get(name, 0) + 1
+        if parents:
+            self._parents.extend(parents)
         self._starts.append(len(self._parents))
         row_of[key] = row + 1
-        node, dense = e.node, self._dense
+        dense = self._dense
         if node.__class__ is int and 0 <= node < len(dense) and not self._key_of_id.sparse:
             dense[node] = key + 1
         else:

@@ -6,18 +6,26 @@ replay benchmark counts events with it. One streaming pass over the events.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from collections import Counter
+from operator import itemgetter
+from typing import Dict, Iterable, Union
 
+from ..core.compact import TAGS
+from ..core.compact_runs import CompactRun
 from ..core.events import Event
 from ..core.text import plural
 
 __all__ = ["trace_stats", "format_stats"]
 
+_PASS_NO = itemgetter(1)  # of a compact firing or write line
+_KINDS = {tag: cls.kind for tag, cls in TAGS.items()}
 
-def trace_stats(events: Iterable[Event], *, keep_passes: int = 1000) -> dict:
+
+def trace_stats(events: Iterable[Union[Event, CompactRun]], *, keep_passes: int = 1000) -> dict:
     """Counts of a trace, read in one streaming pass: events per kind, nodes, passes (the
     first ``keep_passes`` in detail, all in the totals, summarised ones from their
-    ``pass_summary``) and findings per severity and kind."""
+    ``pass_summary``) and findings per severity and kind. ``events`` may hold runs of
+    compact lines (``iter_events(path, runs=True)``), counted without their events."""
     kinds: Dict[str, int] = {}
     findings: Dict[str, Dict[str, int]] = {}
     passes: Dict[int, dict] = {}
@@ -25,6 +33,20 @@ def trace_stats(events: Iterable[Event], *, keep_passes: int = 1000) -> dict:
     nodes = 0
     first_t = last_t = None
     for event in events:
+        if event.__class__ is CompactRun:  # compact lines counted by kind, no event built
+            first_t = event.t if first_t is None else first_t
+            last_t = event.t
+            for tag, lines in event.rows.items():
+                kind = _KINDS[tag]
+                kinds[kind] = kinds.get(kind, 0) + len(lines)
+                if tag == "n":
+                    nodes += len(lines)
+                    continue
+                for pass_no, times in Counter(map(_PASS_NO, lines)).items():
+                    p = passes.get(pass_no)
+                    if p is not None:
+                        p["fired" if tag == "f" else "writes"] += times
+            continue
         kind = event.kind
         kinds[kind] = kinds.get(kind, 0) + 1
         first_t = event.t if first_t is None else first_t

@@ -167,12 +167,15 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
         if cls is GradAccumulated:  # the common three first, then every kind by its class
             label = describe(event, name_of, upstream=upstream.get(event.fired_by))
             yield {"ph": "i", "s": "t", "name": label, "cat": "grad", "pid": PID, "tid": BACKWARD_TID,
-                   "ts": us(t), "args": _write_args(event, names) or _careful_args(event, names)}
+                   "ts": said_us if t == said_t and t and t.__class__ is float else us(t),
+                   "args": _write_args(event, names) or _careful_args(event, names)}
             continue
         if cls is NodeCreated:
-            names[event.node] = shared.setdefault(event.name, event.name)
+            name = event.name
+            names[event.node] = shared.setdefault(name, name)
             yield {"ph": "i", "s": "t", "name": describe(event, name_of), "cat": "node", "pid": PID,
-                   "tid": FORWARD_TID, "ts": us(t), "args": _node_args(event, names) or _careful_args(event, names)}
+                   "tid": FORWARD_TID, "ts": said_us if t == said_t and t and t.__class__ is float else us(t),
+                   "args": _node_args(event, names) or _careful_args(event, names)}
             continue
         if cls is BackwardFnFired:
             if firing is not None:
