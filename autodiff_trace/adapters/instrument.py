@@ -16,11 +16,10 @@ import sys
 from types import FunctionType
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from .detect import (
-    CANDIDATES, ROLES, EngineSpecError, Vocabulary, check_attrs, is_library_module,
-    match_vocabulary, parse_engine_spec, reads_frames, survey,
-)
-from .hooks import MISSING, BackwardHook, GradHook, construction_hook, grad_hook, init_hook
+from .detect import (CANDIDATES, ROLES, EngineSpecError, Vocabulary, check_attrs, is_library_module,
+                     match_vocabulary, parse_engine_spec, reads_frames, survey)
+from .hooks import MISSING, BackwardHook, GradHook
+from .lean import backward_hook_of, construction_hook_of, grad_hook_of, init_hook_of
 from .pull import PullHook, pull_method
 from .gradmaps import held_apart, parse_sweep_spec, value_only_vocabulary
 from .gradsweep import SweepWatch
@@ -290,13 +289,13 @@ class Instrumentation:
         reporter = self.reporter
         self._hooked.add(cls)
         if not held_apart(vocab):
-            self._patch(cls, vocab.grad, grad_hook(cls, vocab.grad, vocab, reporter))
+            self._patch(cls, vocab.grad, grad_hook_of(cls, vocab, reporter))
         if vocab.backward:
-            self._patch(cls, vocab.backward, BackwardHook(cls, vocab.backward, vocab, reporter))
+            self._patch(cls, vocab.backward, backward_hook_of(cls, vocab, reporter))
         pull = pull_method(cls, vocab)  # a grad() summing its consumers' grads on demand
         if pull:
             self._patch(cls, pull, PullHook(cls.__dict__[pull], reporter.pulls))
-        self._patch(cls, *construction_hook(cls, vocab, reporter))
+        self._patch(cls, *construction_hook_of(cls, vocab, reporter))
         reporter.add_type(cls, vocab)
         for klass in cls.__mro__[:-1]:  # the engine's own methods: the user's line is their caller's
             for value in klass.__dict__.values():
@@ -316,11 +315,11 @@ class Instrumentation:
         reporter = self.reporter
         self._hooked.add(cls)
         if vocab.grad in cls.__dict__:
-            self._patch(cls, vocab.grad, grad_hook(cls, vocab.grad, vocab, reporter))
+            self._patch(cls, vocab.grad, grad_hook_of(cls, vocab, reporter))
         if vocab.backward and vocab.backward in cls.__dict__:
-            self._patch(cls, vocab.backward, BackwardHook(cls, vocab.backward, vocab, reporter))
+            self._patch(cls, vocab.backward, backward_hook_of(cls, vocab, reporter))
         if "__init__" in cls.__dict__ and "__new__" not in cls.__dict__ and not reads_frames(cls):
-            self._patch(cls, "__init__", init_hook(cls, vocab, reporter))
+            self._patch(cls, "__init__", init_hook_of(cls, vocab, reporter))
         for value in cls.__dict__.values():
             if isinstance(value, FunctionType):
                 reporter.skip.add(value.__code__)

@@ -1,0 +1,138 @@
+"""The lean hooks of the common design (a parents attribute, a grad and a rule in the
+instance dict): chosen for it alone, and reporting what the general hooks report."""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+
+from autodiff_trace import trace
+from autodiff_trace.adapters import instrument
+from autodiff_trace.adapters.hooks import BackwardHook, GradHook, construction_hook, grad_hook, init_hook
+from autodiff_trace.adapters.lean import LeanBackwardHook, LeanGradHook
+
+instrumenting = importlib.import_module("autodiff_trace.adapters.instrument")
+
+# micrograd's design, with its parents in a tuple so that every run walks them alike
+ENGINE = textwrap.dedent('''
+    class Value:
+        def __init__(self, data, _children=(), _op=''):
+            self.data = data
+            self.grad = 0
+            self._backward = lambda: None
+            self._prev = tuple(_children)
+            self._op = _op
+
+        def __add__(self, other):
+            other = other if isinstance(other, Value) else Value(other)
+            out = Value(self.data + other.data, (self, other), '+')
+            def _backward():
+                self.grad += out.grad
+                other.grad += out.grad
+            out._backward = _backward
+            return out
+
+        def __mul__(self, other):
+            other = other if isinstance(other, Value) else Value(other)
+            out = Value(self.data * other.data, (self, other), '*')
+            def _backward():
+                self.grad += other.data * out.grad
+                other.grad += self.data * out.grad
+            out._backward = _backward
+            return out
+
+        def backward(self):
+            topo, visited, stack = [], set(), [(self, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    topo.append(node)
+                elif node not in visited:
+                    visited.add(node)
+                    stack.append((node, True))
+                    stack.extend((p, False) for p in node._prev)
+            self.grad = 1
+            for v in reversed(topo):
+                v._backward()
+
+    w1, w2, b = Value(0.5), Value(-0.3), Value(0.1)
+    for step in range(3):
+        x = Value(2.0)
+        y = w1 * x + w2 * x * x + b
+        loss = y * y
+        if step != 1:
+            for p in (w1, w2, b):
+                p.grad = 0
+        loss.backward()
+    print(w1.grad, w2.grad, b.grad)
+''')
+
+SLOTTED = textwrap.dedent('''
+    class Node:
+        __slots__ = ("data", "grad", "_prev", "_backward")
+
+        def __init__(self, data, _children=()):
+            self.data, self.grad, self._prev = data, 0.0, tuple(_children)
+            self._backward = lambda: None
+''')
+
+
+def _general(monkeypatch) -> None:
+    """Instrument with the general hooks only."""
+    monkeypatch.setattr(instrumenting, "construction_hook_of", construction_hook)
+    monkeypatch.setattr(instrumenting, "init_hook_of", init_hook)
+    monkeypatch.setattr(instrumenting, "grad_hook_of",
+                        lambda cls, vocab, reporter: grad_hook(cls, vocab.grad, vocab, reporter))
+    monkeypatch.setattr(instrumenting, "backward_hook_of",
+                        lambda cls, vocab, reporter: BackwardHook(cls, vocab.backward, vocab, reporter))
+
+
+def _traced(source: str) -> tuple:
+    """(events without their times, what the script printed, the class's hooks while traced)."""
+    printed: list = []
+    namespace = {"__name__": "engine_script", "print": lambda *a: printed.append(a)}
+    with trace() as t, instrument():
+        exec(compile(source, "engine_script.py", "exec"), namespace)
+        hooks = {name: vars(namespace[name_of_class(namespace)])[name]
+                 for name in ("__init__", "grad", "_backward")}
+    events = [(type(e).__name__, {k: v for k, v in e._asdict().items() if k not in ("t", "duration")})
+              for e in t.events]
+    return events, printed, hooks
+
+
+def name_of_class(namespace: dict) -> str:
+    return next(name for name, value in namespace.items() if isinstance(value, type))
+
+
+class TestLeanHooks:
+    """Which hooks a node class gets, and what they report."""
+
+    def test_the_common_design_gets_the_lean_hooks(self):
+        """A class keeping its parents, grad and rule in the instance dict is hooked the lean way."""
+        _, _, hooks = _traced(ENGINE)
+        assert type(hooks["grad"]) is LeanGradHook
+        assert type(hooks["_backward"]) is LeanBackwardHook
+        assert hooks["__init__"].__code__.co_filename.endswith("lean.py")
+
+    def test_a_slotted_class_keeps_the_general_hooks(self):
+        """Nodes without an instance dict are hooked the general way."""
+        _, _, hooks = _traced(SLOTTED + "\nNode(1.0)\n")
+        assert isinstance(hooks["grad"], GradHook) and type(hooks["grad"]) is not LeanGradHook
+        assert type(hooks["_backward"]) is BackwardHook
+        assert not hooks["__init__"].__code__.co_filename.endswith("lean.py")
+
+    def test_lean_and_general_hooks_report_the_same_events(self, monkeypatch):
+        """Three steps, one of them without a reset: the same events, event for event."""
+        lean, printed_lean, _ = _traced(ENGINE)
+        _general(monkeypatch)
+        general, printed_general, hooks = _traced(ENGINE)
+        assert type(hooks["grad"]) is not LeanGradHook
+        assert printed_lean == printed_general
+        assert [kind for kind, _ in lean].count("BackwardStarted") == 3
+        assert lean == general
+
+    def test_the_script_prints_what_it_prints_untraced(self):
+        """Tracing with the lean hooks changes nothing the script computes."""
+        printed: list = []
+        exec(compile(ENGINE, "engine_script.py", "exec"), {"__name__": "plain", "print": lambda *a: printed.append(a)})
+        assert _traced(ENGINE)[1] == printed and printed
