@@ -191,12 +191,7 @@ def _propagate_traced(root, seed: float, order: List, tracer, received: Optional
                                  before, after, False, None))
                         accumulated += 1
                         continue
-                    if op is MUL:  # the table's (b, a) and (1.0, 1.0), without its call
-                        local_a, local_b = b.data, a.data
-                    elif op is ADD:
-                        local_a = local_b = 1.0
-                    else:
-                        local_a, local_b = op.local(a.data, b.data, node.data)
+                    local_a, local_b = op.local(a.data, b.data, node.data)
                     contribution = local_a * grad_in
                     before = a.grad
                     a.grad = after = before + contribution
