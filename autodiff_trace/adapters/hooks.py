@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import sys
 from types import MemberDescriptorType
-from typing import Any
+from typing import Any, Callable, Optional
 
 from .detect import Vocabulary, reads_frames
 from .reporter import EngineReporter
@@ -202,8 +202,9 @@ class BackwardHook:
             del obj.__dict__[self.name]
 
 
-def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
-    """An ``__init__`` for ``cls`` that runs the original, then reports the node."""
+def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter, report: Optional[Callable] = None):
+    """An ``__init__`` for ``cls`` that runs the original, then reports the node with
+    ``report(node, vocab, creator)`` (by default :meth:`.reporter.EngineReporter.node_made`)."""
     original = original_entry(cls, "__init__")
     constructing = reporter.constructing
 
@@ -222,7 +223,10 @@ def init_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter):
         limit = _recursion_limit()  # with_room, written out: it runs for every node
         _set_recursion_limit(limit + REPORT_FRAMES)
         try:
-            reporter.node_made(self, vocab, _getframe(1))
+            if report is None:  # looked up at each call: a rule check's re-run replaces it
+                reporter.node_made(self, vocab, _getframe(1))
+            else:
+                report(self, vocab, _getframe(1))
         except Exception as exc:  # never into the user's script
             reporter.failed(exc)
         finally:

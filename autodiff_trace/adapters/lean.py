@@ -11,7 +11,6 @@ to begin or end, a seed, a write from outside a rule) goes the general way
 
 from __future__ import annotations
 
-import functools
 import sys
 from types import FunctionType
 
@@ -22,8 +21,7 @@ from .bytecode import _noops, _writes, is_noop, makes_for_its_caller, write_site
 from .detect import Vocabulary
 from .firing_call import FiringCall
 from .graph import frame_key
-from .hooks import (MISSING, REPORT_FRAMES, BackwardHook, GradHook, construction_hook, grad_hook, init_hook,
-                    original_entry)
+from .hooks import MISSING, REPORT_FRAMES, BackwardHook, GradHook, construction_hook, grad_hook, init_hook
 from .nodeids import as_float
 from .roles import op_label, static_attr
 
@@ -40,16 +38,15 @@ def _keeps_no_names(node, name: str) -> None:
 def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
     """An ``__init__`` for a class whose nodes name their parents' attribute: it runs the
     original, then reports the node as :meth:`.reporter.EngineReporter.node_made` would,
-    in one frame; None for any other design."""
+    in one frame (the wrapper is :func:`.hooks.init_hook`'s); None for any other design."""
     if not vocab.parents or not cls.__dictoffset__:
         return None  # no parents' attribute, or nodes without an instance dict
-    original = original_entry(cls, "__init__")
-    constructing, skip, ids, graph = reporter.constructing, reporter.skip, reporter.ids, reporter.graph
+    skip, ids, graph = reporter.skip, reporter.ids, reporter.graph
     ids_by_key, new_id = ids.ids_by_key, ids._add
     remember_ids, rulecheck = graph.remember_ids, reporter.rulecheck
     value_name, op_name, grad_name = vocab.value, vocab.op, vocab.grad
 
-    def report(node, creator) -> None:
+    def report(node, vocab, creator) -> None:
         tracer = _stack[-1] if _stack else None
         if tracer is None or reporter.broken:
             return
@@ -76,31 +73,7 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
         tracer.value_made(frame, node, node_id, op, value, parents, element_name(frame, skip), _keeps_no_names)
         rulecheck.node_made(node, vocab, creator)
 
-    def __init__(self, *args, **kwargs):
-        key = id(self)
-        if key in constructing:  # a subclass's __init__ calling this one: it reports
-            original(self, *args, **kwargs)
-            return
-        constructing.add(key)
-        try:
-            original(self, *args, **kwargs)
-        finally:
-            constructing.discard(key)
-        if reporter.broken:
-            return
-        limit = _recursion_limit()  # room to report, however deep the script is
-        _set_recursion_limit(limit + REPORT_FRAMES)
-        try:
-            report(self, _getframe(1))
-        except Exception as exc:  # never into the user's script
-            reporter.failed(exc)
-        finally:
-            if _recursion_limit() == limit + REPORT_FRAMES:
-                _set_recursion_limit(limit)
-
-    if not isinstance(original, type(object.__init__)):
-        functools.update_wrapper(__init__, original)
-    return __init__
+    return init_hook(cls, vocab, reporter, report)
 
 
 class LeanGradHook(GradHook):
