@@ -149,11 +149,7 @@ class Dispatch:
                 except Exception as exc:
                     self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
             if self._queue and not self._dispatching:
-                self._dispatching = True
-                try:
-                    self._drain()
-                finally:
-                    self._dispatching = False
+                self._drain_now()
             start = single + 1
         if start < len(batch):
             self._fold_run(Run(batch, start, len(batch), clock.seq + start - sent, clock.last_t))
@@ -223,11 +219,7 @@ class Dispatch:
             except Exception as exc:
                 self.analyzers = self._detach(self.analyzers, analyzer, event.kind, exc)
         if self._queue and not self._dispatching:
-            self._dispatching = True
-            try:
-                self._drain()
-            finally:
-                self._dispatching = False
+            self._drain_now()
 
     def _read_events(self) -> list:
         """Every event recorded so far, as event objects (captured ones made now)."""
@@ -272,6 +264,14 @@ class Dispatch:
                 self._analyze(event)
             if self._queue:
                 self._drain()
+        finally:
+            self._dispatching = False
+
+    def _drain_now(self) -> None:
+        """Deliver the queued findings and events now: no delivery is under way."""
+        self._dispatching = True
+        try:
+            self._drain()
         finally:
             self._dispatching = False
 
