@@ -5,7 +5,6 @@ A value prints the same in the terminal, the diagrams, findings.txt and the play
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from typing import Dict, Optional
 
@@ -24,27 +23,23 @@ def number(value: Optional[float]) -> str:
     >>> number(float("nan")), number(float("-inf")), number(2e20), number(None), number(1 - 2j)
     ('nan', '-inf', '2e+20', '?', '1-2j')
     """
-    if value.__class__ is float:  # the common case: a float, most often one written just before
-        text = _SHOWN.get(value)
-        if text is not None:
-            return text
-        if value - value == 0.0:
-            text = "%d" % value if value.is_integer() and -1e15 < value < 1e15 else f"{value:.6g}"
-            if len(_SHOWN) >= _SHOWN_MOST:
-                _SHOWN.clear()
-            _SHOWN[value] = text
-            return text
-    if value is None:
-        return "?"
-    if isinstance(value, complex):
-        imag = number(value.imag)
-        return f"{number(value.real)}{imag if imag.startswith('-') else '+' + imag}j"
-    value = float(value)
-    if not math.isfinite(value):
+    if value.__class__ is not float:  # a float is the common case, most often one shown just before
+        if value is None:
+            return "?"
+        if isinstance(value, complex):
+            imag = number(value.imag)
+            return f"{number(value.real)}{imag if imag.startswith('-') else '+' + imag}j"
+        value = float(value)
+    text = _SHOWN.get(value)
+    if text is not None:
+        return text
+    if value - value != 0.0:  # nan or an infinity
         return "nan" if value != value else ("inf" if value > 0 else "-inf")
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
+    text = "%d" % value if value.is_integer() and -1e15 < value < 1e15 else f"{value:.6g}"
+    if len(_SHOWN) >= _SHOWN_MOST:
+        _SHOWN.clear()
+    _SHOWN[value] = text
+    return text
 
 
 def signed(value: float) -> str:
