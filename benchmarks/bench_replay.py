@@ -34,7 +34,7 @@ if op == "load_events (not streaming)":
 elif op == "stats":
     n = trace_stats(iter_events(path, runs=True))["events"]
 elif op == "export --chrome":
-    n = write_chrome_trace(iter_events(path), out)
+    n = write_chrome_trace(iter_events(path, runs=True), out)
 elif op == "diff (trace against itself)":
     n = diff_traces(path, path).a.count
 took = time.perf_counter() - start

@@ -1,7 +1,8 @@
 """Runs of compact lines checked a column at a time, for a reader that needs no event.
 
-A command that only counts (``autodiff-trace stats``) reads the compact lines between
-two object lines as one :class:`CompactRun`: their arrays grouped by kind and length,
+A command that counts (``autodiff-trace stats``), compares (``diff``) or converts
+(``export``) reads the compact lines between two object lines as one :class:`CompactRun`:
+their arrays grouped by kind and length,
 each field's column checked with the same ``plain`` conditions the quick readers test
 one line at a time (:mod:`.compact`), by C-level calls over the whole column. A run that
 is not plainly valid is refused (None), and its lines are read one by one as events, so
@@ -14,27 +15,54 @@ from itertools import chain, compress, repeat
 from operator import eq, itemgetter
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from .compact import _READERS, DEFAULT_NAME, read_compact
 from .fields import _ID_END, MAX_LIST_ITEMS
 
-__all__ = ["CompactRun", "plain_run", "stretches"]
+__all__ = ["CompactRun", "plain_run", "stretches", "default_name"]
 
 _INT, _FLOAT, _STR, _BOOL, _NONE = {int}, {float}, {str}, {bool}, type(None)
+default_name = eval(f"lambda op, node: {DEFAULT_NAME}")
+default_name.__doc__ = "The name of a node line's node whose name is null: what its event is named."
 
 
 class CompactRun:
-    """Consecutive compact lines (version 4), plainly valid, as their arrays by tag.
+    """Consecutive compact lines (version 4), plainly valid: their arrays in order, and by tag.
 
     Attributes:
-        rows: tag (``"n"``, ``"f"``, ``"g"``) -> the arrays of that kind, in their order; the
-            tags in the order they first come.
+        arrays: the lines' arrays, in their order.
         t: the time of every line of the run (that of the line before it).
         count: how many events the run holds.
+        seq: the number of its first event (each next one is one more).
+        sites: site number -> (site, function), as defined when the run was read.
     """
 
-    __slots__ = ("rows", "t", "count")
+    __slots__ = ("arrays", "t", "count", "seq", "sites", "_tags", "_rows")
 
-    def __init__(self, rows: Dict[str, List[list]], t: float, count: int) -> None:
-        self.rows, self.t, self.count = rows, t, count
+    def __init__(self, arrays: List[list], t: float, seq: int = 0, sites: Optional[dict] = None,
+                 tags: Optional[list] = None) -> None:
+        self.arrays, self.t, self.count, self.seq = arrays, t, len(arrays), seq
+        self.sites = {} if sites is None else sites
+        self._tags, self._rows = tags, None
+
+    @property
+    def rows(self) -> Dict[str, List[list]]:
+        """tag (``"n"``, ``"f"``, ``"g"``) -> the arrays of that kind, in their order; the tags
+        in the order they first come."""
+        if self._rows is None:
+            arrays, tags = self.arrays, self._tags if self._tags is not None else list(map(_TAG, self.arrays))
+            kinds = dict.fromkeys(tags)
+            self._rows = {tags[0]: arrays} if len(kinds) == 1 else {
+                tag: list(compress(arrays, map(eq, tags, repeat(tag)))) for tag in kinds}
+        return self._rows
+
+    def events(self) -> Iterator[object]:
+        """The run's events, each read from its array as :func:`~.tracefile.iter_events` reads it."""
+        return map(self.event, range(self.count))
+
+    def event(self, index: int) -> object:
+        """The event of the run's array at ``index``."""
+        items, seq = self.arrays[index], self.seq + index
+        return _READERS[(items[0], 1)](items, seq, self.t, self.sites) or read_compact(items, self.t, self.sites, seq)
 
 
 def _ids(column, nullable: bool = False) -> bool:
@@ -88,24 +116,31 @@ _SHAPES = {("n", 7): _node_columns, ("f", 4): _fired_columns, ("f", 5): _fired_c
 _TAG = itemgetter(0)
 
 
-def plain_run(rows: List[list], sites: dict, t: float) -> Optional[CompactRun]:
-    """The run of these arrays (version 4 compact lines, ``sites`` defined so far) when every
-    field of every one is plainly valid, else None: read them one by one instead."""
+def plain_run(rows: List[list], sites: dict, t: float, seq: int = 0) -> Optional[CompactRun]:
+    """The run of these arrays (version 4 compact lines, ``sites`` defined so far, the first
+    one's event numbered ``seq``) when every field of every one is plainly valid, else None:
+    read them one by one instead."""
     try:
         tags = list(map(_TAG, rows))
-        shapes = list(zip(tags, map(len, rows)))
-        kinds = set(shapes)
+        kinds = set(tags)
     except (IndexError, TypeError):  # an empty array, or a tag that is a list
         return None
-    for shape in kinds:
-        check = _SHAPES.get(shape)
-        group = rows if len(kinds) == 1 else list(compress(rows, map(eq, shapes, repeat(shape))))
-        if check is None or not check(list(zip(*group)), sites):
-            return None
-    if len(kinds) == 1:
-        return CompactRun({tags[0]: rows}, t, len(rows))
-    return CompactRun({tag: list(compress(rows, map(eq, tags, repeat(tag)))) for tag in dict.fromkeys(tags)}, t,
-                      len(rows))
+    lengths = list(map(len, rows))
+    for tag in kinds:
+        if len(kinds) == 1:
+            group, sizes = rows, lengths
+        else:
+            same = list(map(eq, tags, repeat(tag)))
+            group, sizes = list(compress(rows, same)), list(compress(lengths, same))
+        shapes = set(sizes)
+        for size in shapes:
+            check = _SHAPES.get((tag, size))
+            if check is None:
+                return None
+            part = group if len(shapes) == 1 else list(compress(group, map(eq, sizes, repeat(size))))
+            if not check(list(zip(*part)), sites):
+                return None
+    return CompactRun(rows, t, seq, sites, tags)
 
 
 _RUN_LEAST = 64  # consecutive arrays worth checking as one run

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from .events import Event
 from .text import number, plural
 
-__all__ = ["describe", "NameOf"]
+__all__ = ["describe", "NameOf", "made", "fires", "grad_write"]
 
 NameOf = Callable[[Optional[int]], str]
 _MAX_LISTED = 5  # nodes named in one line; the rest are counted
@@ -45,10 +45,15 @@ def _listed(nodes, name_of: NameOf) -> str:
 
 
 def _created(e, name_of: NameOf, upstream: Optional[float]) -> str:
-    if not e.parents:
-        return f"made {name_of(e.node)} = {number(e.value)} ({e.op or 'leaf'})"
-    args = ", ".join(name_of(p) for p in e.parents)
-    return f"made {name_of(e.node)} = {e.op}({args}) = {number(e.value)}"
+    return made(name_of(e.node), e.op, e.value, [name_of(p) for p in e.parents] if e.parents else None)
+
+
+def made(name: str, op: str, value, parent_names) -> str:
+    """A node's creation from its fields (``parent_names``: None or empty for a leaf); a
+    reader of columns says it with the words :func:`describe` uses."""
+    if not parent_names:
+        return f"made {name} = {number(value)} ({op or 'leaf'})"
+    return f"made {name} = {op}({', '.join(parent_names)}) = {number(value)}"
 
 
 def _started(e, name_of: NameOf, upstream: Optional[float]) -> str:
@@ -61,18 +66,30 @@ def _started(e, name_of: NameOf, upstream: Optional[float]) -> str:
 
 
 def _fired(e, name_of: NameOf, upstream: Optional[float]) -> str:
-    return f"{name_of(e.node)} fires, passing on {number(e.upstream)} to its inputs"
+    return fires(name_of(e.node), e.upstream)
+
+
+def fires(name: str, upstream) -> str:
+    """A backward function's firing, from the node's name and what it passes on."""
+    return f"{name} fires, passing on {number(upstream)} to its inputs"
 
 
 def _write(e, name_of: NameOf, upstream: Optional[float]) -> str:
-    amount = number(e.contribution)
-    if e.local_grad is not None and upstream is not None:
-        amount = f"{number(e.local_grad)} × {number(upstream)} = {amount}"
-    source = ("outside any backward function" if e.fired_by is None
-              else f"from {name_of(e.fired_by)}")
-    lost = f", {number(e.grad_before)} lost" if e.replaced and e.grad_before else ""
-    return (f"{name_of(e.target)}.grad {'=' if e.replaced else '+='} {amount} {source} "
-            f"({number(e.grad_before)} → {number(e.grad_after)}{lost})")
+    return grad_write(name_of(e.target), None if e.fired_by is None else name_of(e.fired_by), e.local_grad,
+                      e.contribution, e.grad_before, e.grad_after, e.replaced, upstream)
+
+
+def grad_write(target: str, fired_by: Optional[str], local_grad, contribution, grad_before, grad_after,
+               replaced: bool, upstream: Optional[float] = None) -> str:
+    """A grad write from its fields, the nodes by name (``fired_by``: None outside any
+    backward function); ``upstream`` as for :func:`describe`."""
+    amount = number(contribution)
+    if local_grad is not None and upstream is not None:
+        amount = f"{number(local_grad)} × {number(upstream)} = {amount}"
+    source = "outside any backward function" if fired_by is None else f"from {fired_by}"
+    lost = f", {number(grad_before)} lost" if replaced and grad_before else ""
+    return (f"{target}.grad {'=' if replaced else '+='} {amount} {source} "
+            f"({number(grad_before)} → {number(grad_after)}{lost})")
 
 
 def _zeroed(e, name_of: NameOf, upstream: Optional[float]) -> str:

@@ -257,7 +257,8 @@ def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterato
     """Yield the events of a trace file one at a time (bounded memory).
 
     With ``runs``, a block of compact lines (version 4) that is plainly valid comes as one
-    :class:`~.compact_runs.CompactRun` instead of its events, for a reader that only counts.
+    :class:`~.compact_runs.CompactRun` instead of its events, for a reader that works a
+    column at a time (it may still ask the run for its events).
 
     Every line and every field is checked: anything wrong raises :class:`TraceFileError`
     naming the file, the line and the field; a last line cut short without its newline
@@ -284,7 +285,7 @@ def iter_events(path: Union[str, os.PathLike], *, runs: bool = False) -> Iterato
         for first_number, values in blocks:
             for is_run, part in (stretches(values) if runs and seq is not None else ((False, values),)):
                 if is_run and continued.pending is None:
-                    run = plain_run(part, sites, t)
+                    run = plain_run(part, sites, t, seq)
                     if run is not None:
                         seq += run.count
                         yield run

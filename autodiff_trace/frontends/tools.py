@@ -281,7 +281,7 @@ def export(
 
         path = _trace_path(trace)
         metadata = {"source": str(path), **read_header(path)}
-        count = write_output(chrome, lambda file: write_chrome_trace(iter_events(path), file,
+        count = write_output(chrome, lambda file: write_chrome_trace(iter_events(path, runs=True), file,
                                                                      metadata=metadata),
                              what="the timeline", binary=True)
         print(f"autodiff-trace: wrote {chrome} ({count:,} trace events)", file=sys.stderr)

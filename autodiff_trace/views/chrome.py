@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, Optional, Union
 
-from ..core.describe import describe
+from ..core.compact_runs import CompactRun, default_name
+from ..core.describe import describe, grad_write, made
 from ..core.tracefile import encode_line, orjson
 from ..core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
@@ -123,11 +124,12 @@ class _Names(dict):
 _QUICK_ARGS = {NodeCreated: _node_args, BackwardFnFired: _fired_args, GradAccumulated: _write_args}
 
 
-def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
+def chrome_events(events: Iterable[Union[Event, CompactRun]]) -> Iterator[dict]:
     """Yield Chrome trace events (dicts) for a stream of autodiff_trace events.
 
     A firing's slice is yielded when it ends (at the next firing or the pass's end), so
-    after the writes it made; viewers order events by ``ts``, not by position.
+    after the writes it made; viewers order events by ``ts``, not by position. The stream
+    may hold runs of compact lines (``iter_events(path, runs=True)``).
 
     >>> from autodiff_trace import Value, trace
     >>> with trace() as t:
@@ -135,92 +137,164 @@ def chrome_events(events: Iterable[Event]) -> Iterator[dict]:
     >>> [(e["ph"], e.get("cat")) for e in chrome_events(t.events) if e["ph"] != "M"]
     [('i', 'node'), ('i', 'node'), ('B', 'pass'), ('i', 'grad'), ('i', 'grad'), ('i', 'grad'), ('X', 'backward_fn'), ('E', None)]
     """
-    for tid, label in _TRACKS.items():
-        yield {"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": label}}
-    yield {"ph": "M", "name": "process_name", "pid": PID, "tid": 0, "args": {"name": "autodiff_trace"}}
-    names = _Names()
-    name_of = names.__getitem__
-    upstream: Dict[int, float] = {}  # node -> what its latest firing in this pass passed on
-    open_pass: Optional[int] = None
-    firing: Optional[Event] = None  # the backward function under way, closed by the next
-    last_t = 0.0
-    shared: Dict[str, str] = {}  # one copy of each name
-    said_t, said_us = None, 0.0  # the last time converted and its microseconds: events come in batches
+    timeline = _Timeline()
+    records: list = []
+    timeline.begin(records)
+    yield from records
+    for item in events:
+        records.clear()
+        if item.__class__ is CompactRun:
+            timeline.run(item, records)
+        else:
+            timeline.event(item, records)
+        yield from records
+    records.clear()
+    timeline.end(records)
+    yield from records
 
-    def us(t: float) -> float:
-        nonlocal said_t, said_us
-        if t != said_t or t == 0 or t.__class__ is not float:  # 0.0 and -0.0 print apart
-            said_t, said_us = t, _us(t)
-        return said_us
 
-    def firing_slice(at: float) -> dict:
-        start = us(firing.t)
-        return {"ph": "X", "name": describe(firing, name_of), "cat": "backward_fn", "pid": PID,
-                "tid": BACKWARD_TID, "ts": start, "dur": max(0.0, round(us(at) - start, 3)),
-                "args": _args(firing, names)}
+class _Timeline:
+    """What the records of the events read so far leave open: the node names, the firing
+    under way (closed by the next), the pass under way and what each node passed on."""
 
-    for event in events:
+    def __init__(self) -> None:
+        self.names = _Names()
+        self.name_of = self.names.__getitem__
+        self.upstream: Dict[int, float] = {}  # node -> what its latest firing in this pass passed on
+        self.open_pass: Optional[int] = None
+        self.firing: Optional[Event] = None  # the backward function under way, closed by the next
+        self.last_t = 0.0
+        self.shared: Dict[str, str] = {}  # one copy of each name
+        self.said_t, self.said_us = None, 0.0  # the last time converted and its microseconds
+
+    def us(self, t: float) -> float:
+        """``_us(t)``, remembered: events come in batches of one time."""
+        if t != self.said_t or t == 0 or t.__class__ is not float:  # 0.0 and -0.0 print apart
+            self.said_t, self.said_us = t, _us(t)
+        return self.said_us
+
+    def begin(self, out: list) -> None:
+        for tid, label in _TRACKS.items():
+            out.append({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid, "args": {"name": label}})
+        out.append({"ph": "M", "name": "process_name", "pid": PID, "tid": 0, "args": {"name": "autodiff_trace"}})
+
+    def end(self, out: list) -> None:
+        if self.firing is not None:
+            out.append(self.firing_slice(self.last_t))
+        if self.open_pass is not None:
+            out.append(_end(self.open_pass, self.last_t))
+
+    def firing_slice(self, at: float) -> dict:
+        firing = self.firing
+        start = self.us(firing.t)
+        return {"ph": "X", "name": describe(firing, self.name_of), "cat": "backward_fn", "pid": PID,
+                "tid": BACKWARD_TID, "ts": start, "dur": max(0.0, round(self.us(at) - start, 3)),
+                "args": _args(firing, self.names)}
+
+    def event(self, event: Event, out: list) -> None:
+        """Append the records of one event."""
         t = event.t
-        if t > last_t:
-            last_t = t
-        cls = event.__class__
-        if cls is GradAccumulated:  # the common three first, then every kind by its class
-            label = describe(event, name_of, upstream=upstream.get(event.fired_by))
-            yield {"ph": "i", "s": "t", "name": label, "cat": "grad", "pid": PID, "tid": BACKWARD_TID,
-                   "ts": said_us if t == said_t and t and t.__class__ is float else us(t),
-                   "args": _write_args(event, names) or _careful_args(event, names)}
-            continue
-        if cls is NodeCreated:
-            name = event.name
-            names[event.node] = shared.setdefault(name, name)
-            yield {"ph": "i", "s": "t", "name": describe(event, name_of), "cat": "node", "pid": PID,
-                   "tid": FORWARD_TID, "ts": said_us if t == said_t and t and t.__class__ is float else us(t),
-                   "args": _node_args(event, names) or _careful_args(event, names)}
-            continue
-        if cls is BackwardFnFired:
-            if firing is not None:
-                yield firing_slice(t)
-            firing = event
-            upstream[event.node] = event.upstream
-            continue
+        if t > self.last_t:
+            self.last_t = t
+        names, name_of = self.names, self.name_of
         match event:
             case NodeCreated():
-                names[event.node] = shared.setdefault(event.name, event.name)
-                yield _instant(describe(event, name_of), "node", FORWARD_TID, us(t), _args(event, names))
+                names[event.node] = self.shared.setdefault(event.name, event.name)
+                out.append(_instant(describe(event, name_of), "node", FORWARD_TID, self.us(t),
+                                    _args(event, names)))
             case BackwardStarted():
-                if firing is not None:
-                    yield firing_slice(t)
-                    firing = None
-                if open_pass is not None:  # a pass that never finished: end it where the next begins
-                    yield _end(open_pass, t)
-                open_pass = event.pass_no
-                upstream.clear()
-                yield {"ph": "B", "name": describe(event, name_of), "cat": "pass", "pid": PID,
-                       "tid": BACKWARD_TID, "ts": _us(t), "args": _args(event, names)}
+                if self.firing is not None:
+                    out.append(self.firing_slice(t))
+                    self.firing = None
+                if self.open_pass is not None:  # a pass that never finished: end it where the next begins
+                    out.append(_end(self.open_pass, t))
+                self.open_pass = event.pass_no
+                self.upstream.clear()
+                out.append({"ph": "B", "name": describe(event, name_of), "cat": "pass", "pid": PID,
+                            "tid": BACKWARD_TID, "ts": _us(t), "args": _args(event, names)})
             case BackwardFnFired():
-                if firing is not None:
-                    yield firing_slice(t)
-                firing = event
-                upstream[event.node] = event.upstream
+                if self.firing is not None:
+                    out.append(self.firing_slice(t))
+                self.firing = event
+                self.upstream[event.node] = event.upstream
             case GradAccumulated():
-                label = describe(event, name_of, upstream=upstream.get(event.fired_by))
-                yield _instant(label, "grad", BACKWARD_TID, us(t), _args(event, names))
+                label = describe(event, name_of, upstream=self.upstream.get(event.fired_by))
+                out.append(_instant(label, "grad", BACKWARD_TID, self.us(t), _args(event, names)))
             case GradsZeroed():
-                yield _instant(describe(event, name_of), "zero", FORWARD_TID, us(t), _args(event, names))
+                out.append(_instant(describe(event, name_of), "zero", FORWARD_TID, self.us(t),
+                                    _args(event, names)))
             case BackwardFinished():
-                if firing is not None:
-                    yield firing_slice(t)
-                    firing = None
-                if open_pass is not None:
-                    yield _end(open_pass, t)
-                    open_pass = None
+                if self.firing is not None:
+                    out.append(self.firing_slice(t))
+                    self.firing = None
+                if self.open_pass is not None:
+                    out.append(_end(self.open_pass, t))
+                    self.open_pass = None
             case Diagnostic():
-                yield _instant(describe(event, name_of), "finding", FINDINGS_TID, us(t),
-                               _args(event, names))
-    if firing is not None:
-        yield firing_slice(last_t)
-    if open_pass is not None:
-        yield _end(open_pass, last_t)
+                out.append(_instant(describe(event, name_of), "finding", FINDINGS_TID, self.us(t),
+                                    _args(event, names)))
+
+    def run(self, run: CompactRun, out: list) -> None:
+        """Append the records of a run of compact lines, read from their arrays: what
+        :meth:`event` appends for each of its events. An array with a number that is not
+        finite goes through :meth:`event` (its args are written the careful way)."""
+        t = run.t
+        if t > self.last_t:
+            self.last_t = t
+        ts = self.us(t)
+        names, shared, upstream, sites = self.names, self.shared, self.upstream, run.sites
+        setdefault, append = shared.setdefault, out.append
+        seq = run.seq - 1
+        for row in run.arrays:
+            seq += 1
+            tag = row[0]
+            if tag == "g":
+                n = len(row)
+                _, pass_no, target, fired_by, local_grad, contribution, before = row[:7]
+                after = row[7] if n > 7 else before + contribution
+                replaced = n > 8 and row[8]
+                total = contribution + before + after + (0.0 if local_grad is None else local_grad)
+                if total - total != 0.0:
+                    self.event(_new(GradAccumulated, (seq, t, pass_no, target, fired_by, local_grad, contribution,
+                                                      before, after, replaced, row[9] if n > 9 else None)), out)
+                    continue
+                target_name = names[target]
+                args = {"seq": seq, "pass_no": pass_no, "target": target, "fired_by": fired_by,
+                        "local_grad": local_grad, "contribution": contribution, "grad_before": before,
+                        "grad_after": after, "replaced": replaced, "site": row[9] if n > 9 else None,
+                        "target_name": target_name}
+                if fired_by is None:
+                    by_name = None
+                else:
+                    by_name = args["fired_by_name"] = names[fired_by]
+                append({"ph": "i", "s": "t", "name": grad_write(target_name, by_name, local_grad, contribution,
+                                                                before, after, replaced, upstream.get(fired_by)),
+                        "cat": "grad", "pid": PID, "tid": BACKWARD_TID, "ts": ts, "args": args})
+            elif tag == "f":
+                _, pass_no, node, grad = row[:4]
+                firing = _new(BackwardFnFired, (seq, t, pass_no, node, grad, row[4] if len(row) > 4 else grad))
+                if self.firing is not None:
+                    append(self.firing_slice(t))
+                self.firing = firing
+                upstream[node] = firing.upstream
+            else:
+                _, node, op, value, parents, name, number = row
+                if name is None:
+                    name = default_name(op, node)
+                site, function = sites[number]
+                if value - value != 0.0:
+                    self.event(_new(NodeCreated, (seq, t, node, op, value, tuple(parents), name, site, function,
+                                                  None, None)), out)
+                    continue
+                names[node] = node_name = setdefault(name, name)
+                append({"ph": "i", "s": "t",
+                        "name": made(node_name, op, value, [names[p] for p in parents] if parents else None),
+                        "cat": "node", "pid": PID, "tid": FORWARD_TID, "ts": ts,
+                        "args": {"seq": seq, "node": node, "op": op, "value": value, "parents": parents,
+                                 "name": name, "site": site, "function": function, "node_name": node_name}})
+
+
+_new = tuple.__new__
 
 
 def _instant(name: str, cat: str, tid: int, ts: float, args: dict) -> dict:
@@ -244,8 +318,10 @@ def _lines(records: list) -> bytes:
             joined = orjson.dumps(records)
         except TypeError:  # a lone surrogate: encode_line writes it as json does
             joined = None
-        if joined is not None and joined.count(_BETWEEN) == len(records) - 1:
-            return joined[1:-1].replace(_BETWEEN, b'},\n{"ph":')
+        if joined is not None:
+            parts = joined[1:-1].split(_BETWEEN)  # one search: as cheap as counting them
+            if len(parts) == len(records):
+                return b'},\n{"ph":'.join(parts)
     return b",\n".join([encode_line(record)[:-1] for record in records])
 
 
@@ -254,7 +330,8 @@ def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, 
     """Write ``{"traceEvents": [...]}`` to ``target`` one event at a time; returns the count.
 
     Args:
-        events: the trace (a list, or :func:`~autodiff_trace.core.tracefile.iter_events`).
+        events: the trace (a list, or :func:`~autodiff_trace.core.tracefile.iter_events`, with
+            ``runs=True`` for speed: runs of compact lines are written from their arrays).
         target: a path, or an open file: binary (UTF-8 is written) or text.
         metadata: extra top-level keys (the source trace's header, say).
     """
@@ -266,12 +343,18 @@ def write_chrome_trace(events: Iterable[Event], target: Union[str, os.PathLike, 
     put = target.write if binary else (lambda data: target.write(data.decode()))
     put(b'{"displayTimeUnit": "ms", "traceEvents": [\n')
     count, records = 0, []
-    for record in chrome_events(events):
-        records.append(record)
-        if len(records) == _LINES_PER_WRITE:
+    timeline = _Timeline()
+    timeline.begin(records)
+    for item in events:
+        if item.__class__ is CompactRun:
+            timeline.run(item, records)
+        else:
+            timeline.event(item, records)
+        if len(records) >= _LINES_PER_WRITE:
             put((b",\n" if count else b"") + _lines(records))
             count += len(records)
             records.clear()
+    timeline.end(records)
     if records:
         put((b",\n" if count else b"") + _lines(records))
         count += len(records)
