@@ -14,76 +14,16 @@ from array import array
 from typing import Dict, Iterable, Iterator, List, Optional, Union
 
 from ..core.columns import number_at, put_number
+from ..core.compact_runs import CompactRun, default_name
 from ..core.events import Event
 from ..core.tracefile import iter_events
+from .diffkeys import SIGNATURES, IdKeys, Keys, as_read, grow
 
-__all__ = ["Keys", "Side", "END"]
+__all__ = ["Keys", "Side", "Batch", "END"]
 
 Source = Union[str, os.PathLike, Iterable[Event]]
 _AUTO = re.compile(r"#\d+$")
 END = object()  # marks the end of a piece (a pass and what led up to it) in a trace's steps
-
-
-class Keys:
-    """The keys both traces share: (label, function, epoch) -> the key of each occurrence."""
-
-    def __init__(self) -> None:
-        self.by_label: Dict[tuple, array] = {}
-        self.unknown: Dict[int, int] = {}  # id of a node never created -> its key
-        self.count = 0
-
-    def column(self, label, function, epoch) -> array:
-        """The keys of the occurrences of ``(label, function, epoch)`` so far, by occurrence."""
-        keys = self.by_label.get((label, function, epoch))
-        if keys is None:
-            keys = self.by_label[(label, function, epoch)] = array("q")
-        return keys
-
-    def extend(self, column: array, occurrence: int) -> int:
-        """The key of an occurrence not keyed yet: new keys up to it."""
-        while len(column) <= occurrence:
-            column.append(self.count)
-            self.count += 1
-        return column[occurrence]
-
-    def of_unknown(self, node) -> int:
-        key = self.unknown.get(node)
-        if key is None:
-            key = self.unknown[node] = self.count
-            self.count += 1
-        return key
-
-
-class _IdKeys:
-    """Node id -> key: one int64 slot per id while ids stay small, a dict for the others."""
-
-    def __init__(self) -> None:
-        self.dense = array("q")  # id -> key + 1 (0: none here; look in sparse)
-        self.sparse: Dict[int, int] = {}
-
-    def get(self, node) -> Optional[int]:
-        dense = self.dense
-        if node.__class__ is int and 0 <= node < len(dense) and dense[node]:
-            return dense[node] - 1
-        return self.sparse.get(node) if self.sparse else None
-
-    def __setitem__(self, node, key: int) -> None:
-        dense = self.dense
-        if node.__class__ is int and 0 <= node < 2 * len(dense) + 65536:
-            if node >= len(dense):
-                _grow(dense, node + 1, 0)
-            dense[node] = key + 1
-            if self.sparse:
-                self.sparse.pop(node, None)
-        else:
-            self.sparse[node] = key
-
-
-def _grow(column: array, size: int, fill) -> None:
-    """Make ``column`` at least ``size`` long, by a quarter more at a time (fill: ``fill``)."""
-    if len(column) < size:
-        more = max(size, len(column) + (len(column) >> 2) + 4096) - len(column)
-        column.extend(array(column.typecode, [fill]) * more)
 
 
 class Side:
@@ -92,8 +32,8 @@ class Side:
     def __init__(self, label: str, source: Source, keys: Keys, pass_no: Optional[int]):
         self.label, self.keys, self.pass_no = label, keys, pass_no
         self.path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        self.events = iter_events(source) if self.path else iter(source)
-        self._key_of_id = _IdKeys()  # node id -> key
+        self.events = iter_events(source, runs=True) if self.path else iter(source)
+        self._key_of_id = IdKeys()  # node id -> key
         self._dense = self._key_of_id.dense
         self._made = array("q")  # keys in the order this trace first made them
         self._grad_order = array("q")  # keys in the order they first got a grad
@@ -147,7 +87,10 @@ class Side:
 
     def _make_key(self, e) -> int:
         """Key the node ``e`` creates and keep its row: name, site, parents."""
-        _, _, node, op, _, parents, name, site, function, _, _ = e
+        return self._key_node(e.node, e.op, e.parents, e.name, e.site, e.function)
+
+    def _key_node(self, node, op: str, parents, name: str, site: Optional[str], function: Optional[str]) -> int:
+        """Key a node created with these fields and keep its row: name, site, parents."""
         if parents:
             dense, key_of = self._dense, self.key_of
             end = len(dense)
@@ -192,9 +135,9 @@ class Side:
 
     def _grow_keys(self, key: int) -> None:
         """Make room for ``key`` in every column indexed by key."""
-        _grow(self._row_of, key + 1, 0)
-        _grow(self._grads, len(self._row_of), 0.0)
-        _grow(self._stamp, len(self._row_of), -1)
+        grow(self._row_of, key + 1, 0)
+        grow(self._grads, len(self._row_of), 0.0)
+        grow(self._stamp, len(self._row_of), -1)
         self._has_grad.extend(bytes(len(self._row_of) - len(self._has_grad)))
 
     # -- grads and the compared pass ---------------------------------------------------
@@ -212,7 +155,7 @@ class Side:
     def sig(self, e, normal) -> Optional[tuple]:
         """What must agree for two events to count as the same step (ids replaced by keys),
         numbers passed through ``normal``."""
-        signature = _SIGNATURES.get(e.kind)
+        signature = SIGNATURES.get(e.kind)
         return None if signature is None else signature(self.key_of, e, normal)
 
     def steps(self) -> Iterator[object]:
@@ -222,11 +165,18 @@ class Side:
         open_piece = False
         whole = self.pass_no is None
         in_pass = whole
-        key_of, make_key, set_grad, touch = self.key_of, self._make_key, self.set_grad, self._touch
+        key_of, make_key, set_grad = self.key_of, self._make_key, self.set_grad
         dense, stamp, grads, has_grad = self._dense, self._stamp, self._grads, self._has_grad
         odd, grad_order, last_pass, passes = self._odd, self._grad_order, self.last_pass, self.passes
         count = self.count
         for e in self.events:
+            if e.__class__ is CompactRun:
+                count += e.count
+                sigs = self._run_steps(e, in_pass)
+                if sigs:
+                    open_piece = True
+                    yield Batch(sigs, e)
+                continue
             count += 1
             kind = e.kind
             if kind == "node_created":
@@ -235,7 +185,8 @@ class Side:
                     open_piece = True
                     yield ("node", key, e.op, e.value), e
                 continue
-            if kind == "grad_accumulated":  # the common case written out: key_of, set_grad, touch
+            if kind == "grad_accumulated":  # the common case written out: key_of, set_grad, and the
+                # node joins the pass's nodes once (stamp)
                 if in_pass:
                     n = e.target
                     target = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
@@ -283,16 +234,27 @@ class Side:
                 if in_pass:
                     self.root = key_of(e.root)
                     self.last_pass = last_pass = array("q")
-                    for n, g in zip(e.order, e.grads_before):
-                        key = key_of(n)
-                        touch(key)
-                        set_grad(key, g)
+                    for n, g in zip(e.order, e.grads_before):  # touch and set_grad, written out
+                        key = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
+                            else key_of(n)
+                        if key >= len(stamp):
+                            self._grow_keys(key)
+                        if stamp[key] != passes:
+                            stamp[key] = passes
+                            last_pass.append(key)
+                        if not has_grad[key]:
+                            has_grad[key] = 1
+                            grad_order.append(key)
+                        if g.__class__ is float and g == g and not odd:
+                            grads[key] = g
+                        else:
+                            put_number(grads, odd, key, g)
             elif kind == "grads_zeroed" and whole:
                 for n in e.nodes:
                     set_grad(key_of(n), 0.0)
             if in_pass:
                 open_piece = True
-                yield self.sig(e, _as_read), e
+                yield self.sig(e, as_read), e
             if kind == "backward_finished":
                 self.epoch += 1
                 self.occurrences.clear()
@@ -308,18 +270,53 @@ class Side:
         if open_piece:
             yield END
 
-    def _touch(self, key: int) -> None:
-        """Add a node of the pass (reached, fired or written) to its nodes, once."""
-        if key >= len(self._row_of):
-            self._grow_keys(key)
-        if self._stamp[key] != self.passes:
-            self._stamp[key] = self.passes
-            self.last_pass.append(key)
+    def _run_steps(self, run: CompactRun, in_pass: bool) -> list:
+        """What :meth:`steps` does for each event of a run of compact lines, read from their
+        arrays: the nodes keyed, and in the compared part the grads set, the nodes touched
+        and the steps' signatures as read, in order (returned)."""
+        sigs: list = []
+        append, sites, key_node, key_of = sigs.append, run.sites, self._key_node, self.key_of
+        dense, stamp, grads, has_grad = self._dense, self._stamp, self._grads, self._has_grad
+        odd, grad_order, last_pass, passes = self._odd, self._grad_order, self.last_pass, self.passes
+        for row in run.arrays:
+            tag = row[0]
+            if tag == "n":
+                _, node, op, value, parents, name, number = row
+                site, function = sites[number]
+                key = key_node(node, op, parents, default_name(op, node) if name is None else name, site, function)
+                if in_pass:
+                    append(("node", key, op, value))
+                continue
+            if not in_pass:
+                continue
+            n = row[2]  # a write's target, a firing's node
+            node = dense[n] - 1 if n < len(dense) and dense[n] else key_of(n)
+            if node >= len(stamp):
+                self._grow_keys(node)
+            if stamp[node] != passes:
+                stamp[node] = passes
+                last_pass.append(node)
+            if tag == "f":
+                append(("fired", node, row[3], row[4] if len(row) > 4 else row[3]))
+                continue
+            n = row[3]
+            by = dense[n] - 1 if n is not None and n < len(dense) and dense[n] else key_of(n)
+            contribution, before = row[5], row[6]
+            grad = row[7] if len(row) > 7 else before + contribution
+            if not has_grad[node]:
+                has_grad[node] = 1
+                grad_order.append(node)
+            if grad.__class__ is float and grad == grad and not odd:
+                grads[node] = grad
+            else:
+                put_number(grads, odd, node, grad)
+            append(("write", node, by, contribution, before, grad))
+        return sigs
 
     def _drain_findings(self) -> None:
         """The findings about a pass come right after its end: read them, then stop."""
         for e in self.events:
-            if e.kind != "diagnostic":
+            if e.__class__ is CompactRun or e.kind != "diagnostic":
                 return
             if e.pass_no == self.pass_no:
                 self.findings.setdefault((e.finding, e.severity, e.names), e)
@@ -336,6 +333,16 @@ class Side:
             return [key for key in keys if key not in nodes]
         made, end = self._row_of, len(self._row_of)
         return [key for key in keys if not (key.__class__ is int and 0 <= key < end and made[key])]
+
+
+class Batch:
+    """The steps of a run of compact lines (:meth:`Side.steps`): their signatures as read,
+    in order, and the run, which gives the event of each."""
+
+    __slots__ = ("sigs", "run")
+
+    def __init__(self, sigs: list, run: CompactRun) -> None:
+        self.sigs, self.run = sigs, run
 
 
 class _ByKey:
@@ -381,19 +388,3 @@ class _Grads:
         for key in mine._grad_order:
             if key < len(theirs_has) and theirs_has[key] and column[key] != their_column[key]:
                 yield key, number_at(column, mine._odd, key), number_at(their_column, theirs._odd, key)
-
-
-def _as_read(x):
-    return x
-
-
-_SIGNATURES = {  # kind -> (key of a node id, event, number normaliser) -> what two matched steps must share
-    "node_created": lambda k, e, n: ("node", k(e.node), e.op, n(e.value)),
-    "backward_started": lambda k, e, n: ("start", k(e.root), n(e.seed), tuple(sorted(
-        ((k(node), n(g)) for node, g in zip(e.order, e.grads_before) if g != 0), key=repr))),
-    "backward_fn_fired": lambda k, e, n: ("fired", k(e.node), n(e.grad), n(e.upstream)),
-    "grad_accumulated": lambda k, e, n: ("write", k(e.target), k(e.fired_by), n(e.contribution),
-                                         n(e.grad_before), n(e.grad_after)),
-    "grads_zeroed": lambda k, e, n: ("zeroed", tuple(sorted((k(node) for node in e.nodes), key=repr))),
-    "backward_finished": lambda k, e, n: ("finished", k(e.root)),
-}

@@ -19,7 +19,8 @@ from typing import Iterable, List, Optional, Tuple, Union
 from ..core.describe import describe
 from ..core.events import Event
 from ..core.text import number, plural, visible
-from .diffside import END, Keys, Side
+from .diffkeys import NUMBERS_AT
+from .diffside import END, Batch, Keys, Side
 
 __all__ = ["TraceDiff", "diff_traces"]
 
@@ -176,6 +177,84 @@ def _not_end(step) -> bool:
     return step is not END
 
 
+class _Row:
+    """A step of a :class:`~.diffside.Batch` whose event is read only when it is needed."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: Batch, index: int) -> None:
+        self.batch, self.index = batch, index
+
+    def event(self) -> Event:
+        return self.batch.run.event(self.index)
+
+
+def _normal(side: Side, step: tuple) -> tuple:
+    """The step's signature with numbers taken to 12 digits (:func:`_n`)."""
+    sig, e = step
+    if e.__class__ is not _Row:
+        return side.sig(e, _n)
+    sig = list(sig)
+    for at in NUMBERS_AT[sig[0]]:
+        sig[at] = _n(sig[at])
+    return tuple(sig)
+
+
+def _read(step):
+    """The step with its event read."""
+    return (step[0], step[1].event()) if step.__class__ is tuple and step[1].__class__ is _Row else step
+
+
+class _Steps:
+    """A side's steps, a step at a time or (while both sides are in runs) many at once."""
+
+    def __init__(self, side: Side) -> None:
+        self.steps = side.steps()
+        self.batch: Optional[Batch] = None  # the run under way
+        self.at = 0  # its next step
+
+    def left(self) -> int:
+        """Steps left in the run under way (0: none under way)."""
+        return len(self.batch.sigs) - self.at if self.batch is not None else 0
+
+    def skip(self, count: int) -> None:
+        self.at += count
+        if self.at == len(self.batch.sigs):
+            self.batch = None
+
+    def next(self):
+        """The next step ``(signature, event or _Row)``, :data:`END`, or None at the end."""
+        batch = self.batch
+        if batch is None:
+            step = next(self.steps, None)
+            if step.__class__ is not Batch:
+                return step
+            batch = self.batch = step
+            self.at = 0
+        at = self.at
+        self.skip(1)
+        return batch.sigs[at], _Row(batch, at)
+
+    def rest(self) -> list:
+        """The steps up to the end of the piece (:data:`END` taken, not given), events read."""
+        return [_read(step) for step in itertools.takewhile(_not_end, iter(self.next, None))]
+
+
+def _agreeing(a: _Steps, b: _Steps) -> None:
+    """Skip the steps both sides' runs under way share as read, many at a time."""
+    while a.batch is not None and b.batch is not None:
+        count = min(a.left(), b.left())
+        sigs_a, sigs_b, at_a, at_b = a.batch.sigs, b.batch.sigs, a.at, b.at
+        if sigs_a != sigs_b if at_a == at_b == 0 and len(sigs_a) == len(sigs_b) == count \
+                else sigs_a[at_a:at_a + count] != sigs_b[at_b:at_b + count]:
+            count = next(i for i in range(count) if sigs_a[at_a + i] != sigs_b[at_b + i])
+            a.skip(count)
+            b.skip(count)
+            return
+        a.skip(count)
+        b.skip(count)
+
+
 def diff_traces(a: Source, b: Source, *, pass_no: Union[None, int, Tuple[int, int]] = None,
                 limit: int = 20) -> TraceDiff:
     """Compare trace ``a`` with trace ``b`` (paths to ``trace.jsonl`` files, or event lists).
@@ -189,19 +268,21 @@ def diff_traces(a: Source, b: Source, *, pass_no: Union[None, int, Tuple[int, in
     keys = Keys()
     side_a, side_b = Side("A", a, keys, pa), Side("B", b, keys, pb)
     result = TraceDiff(side_a, side_b, limit)
-    steps_a, steps_b = side_a.steps(), side_b.steps()
+    steps_a, steps_b = _Steps(side_a), _Steps(side_b)
     while True:  # in step while the traces agree; buffer only the rest of a piece that differs
-        x, y = next(steps_a, None), next(steps_b, None)
+        if steps_a.batch is not None and steps_b.batch is not None:
+            _agreeing(steps_a, steps_b)
+        x, y = steps_a.next(), steps_b.next()
         if x.__class__ is tuple and y.__class__ is tuple and x[0] == y[0]:
             continue  # the common case: the same step, as read
         if x is None and y is None:
             break
         if x is END and y is END or (x is not None and y is not None and x is not END
-                                     and y is not END and (x[0] == y[0] or side_a.sig(x[1], _n)
-                                                           == side_b.sig(y[1], _n))):
+                                     and y is not END and (x[0] == y[0] or _normal(side_a, x)
+                                                           == _normal(side_b, y))):
             continue  # the same step: equal as read, or once numbers are taken to 12 digits
-        rest_a = [] if x is None or x is END else [x, *itertools.takewhile(_not_end, steps_a)]
-        rest_b = [] if y is None or y is END else [y, *itertools.takewhile(_not_end, steps_b)]
+        rest_a = [] if x is None or x is END else [_read(x), *steps_a.rest()]
+        rest_b = [] if y is None or y is END else [_read(y), *steps_b.rest()]
         result.compare(rest_a, rest_b)
     for missing, side in ((pa, side_a), (pb, side_b)):
         if missing is not None and side.root is None:

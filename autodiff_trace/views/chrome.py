@@ -290,7 +290,7 @@ class _Timeline:
                 append({"ph": "i", "s": "t",
                         "name": made(node_name, op, value, [names[p] for p in parents] if parents else None),
                         "cat": "node", "pid": PID, "tid": FORWARD_TID, "ts": ts,
-                        "args": {"seq": seq, "node": node, "op": op, "value": value, "parents": parents,
+                        "args": {"seq": seq, "node": node, "op": op, "value": value, "parents": tuple(parents),
                                  "name": name, "site": site, "function": function, "node_name": node_name}})
 
 
