@@ -1,12 +1,12 @@
-"""Runs of compact lines checked a column at a time, for a reader that needs no event.
+"""Runs of compact lines checked a column at a time, for readers that need no event per line.
 
 A command that counts (``autodiff-trace stats``), compares (``diff``) or converts
 (``export``) reads the compact lines between two object lines as one :class:`CompactRun`:
-their arrays grouped by kind and length,
-each field's column checked with the same ``plain`` conditions the quick readers test
-one line at a time (:mod:`.compact`), by C-level calls over the whole column. A run that
-is not plainly valid is refused (None), and its lines are read one by one as events, so
-an error still names its line and field, and nothing is counted that would not read.
+their arrays grouped by kind and length, each field's column checked with the same
+``plain`` conditions the quick readers test one line at a time (:mod:`.compact`), by
+C-level calls over the whole column. A run that is not plainly valid is refused (None),
+and its lines are read one by one as events, so an error still names its line and field,
+and nothing is counted that would not read.
 """
 
 from __future__ import annotations
