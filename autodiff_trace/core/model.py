@@ -7,14 +7,16 @@ its own bookkeeping. Folding is linear in the number of events.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Mapping
 from itertools import compress, filterfalse, repeat
 from operator import ne
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .by_id import NodeSet
+from .by_id import IdArray, NodeSet
 from .columns import NodeInfo, NodeTable, WriteLog
+from .write_log import packed
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, PassSummary,
@@ -88,7 +90,7 @@ class PassInfo:
         self.order = _ids(event.order)
         self._grads_before = array("d", event.grads_before) if {*map(type, event.grads_before)} <= {float} \
             else event.grads_before
-        self.fired: List[int] = []  # node ids, in firing order
+        self.fired: "IdArray | list" = IdArray("q")  # node ids, in firing order (a list once one is not an int64)
         self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
         self.writes = WriteLog(event.pass_no)
         self.writes_to = _WritesTo(self.writes)
@@ -138,10 +140,35 @@ class PassInfo:
             self._upstream = dict(zip(self.fired, self._upstreams))
         return self._upstream
 
+    def fire_all(self, nodes: Sequence, upstreams: Sequence, ints: bool, floats: bool) -> None:
+        """Note a run of firings at once: ``ints`` and ``floats`` say whether every node is
+        an int and every upstream a float."""
+        if self.fired.__class__ is IdArray and ints:
+            try:
+                self.fired.frombytes(packed("q", nodes))
+            except struct.error:  # an id beyond 64 bits
+                self.fired = [*self.fired, *nodes]
+        else:
+            if self.fired.__class__ is IdArray:
+                self.fired = self.fired.tolist()  # kept as they came, not made ints
+            self.fired.extend(nodes)
+        if self._upstreams.__class__ is array and floats:
+            self._upstreams.frombytes(packed("d", upstreams))
+        else:
+            if self._upstreams.__class__ is array:
+                self._upstreams = list(self._upstreams)  # kept as they came, not made floats
+            self._upstreams.extend(upstreams)
+
     def fire(self, node: int, upstream: float) -> None:
         """Note a firing of ``node``."""
         fired, upstreams = self.fired, self._upstreams
-        fired.append(node)
+        if node.__class__ is int or fired.__class__ is list:
+            try:
+                fired.append(node)
+            except OverflowError:
+                fired = self.fired = [*fired, node]
+        else:
+            fired = self.fired = [*fired, node]  # kept as it came, not made an int
         if upstream.__class__ is not float and upstreams.__class__ is array:
             upstreams = self._upstreams = list(upstreams)  # kept as it came, not made a float
         upstreams.append(upstream)
