@@ -16,10 +16,11 @@ from bisect import bisect_left
 from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import itemgetter, sub
+from operator import add, eq, getitem, itemgetter, not_, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
+from .columns import DEFAULT_NAME, LEAF_OR
 from .write_log import packed, plain_floats
 
 if TYPE_CHECKING:
@@ -207,12 +208,14 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
         column.extend(map(share, texts, texts))
-    table.names.extend(names)
+    # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
+    default = list(map(eq, names, map(add, map(add, map(LEAF_OR.get, ops, ops), repeat("#")), map(str, ids))))
+    table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
-        dense.frombytes(bytes(8 * (high + 1 - len(dense))))
+        dense.frombytes(bytes(4 * (high + 1 - len(dense))))
     deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
-    _count_elements(model.name_uses, names)
+    _count_elements(model.name_uses, compress(names, map(not_, default)))
     model.events += len(run)
     return True
 

@@ -12,7 +12,8 @@ import struct
 from array import array
 from bisect import bisect_right
 from itertools import compress
-from operator import ne
+from math import copysign
+from operator import add, ne
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from .captured import WRITE
@@ -33,6 +34,11 @@ def packed(code: str, values: Sequence) -> bytes:
     array('d', [1.5, 2.0])
     """
     return struct.pack(f"{len(values)}{code}", *values)
+
+
+def _same(a: float, b: float) -> bool:
+    """Are two floats (not NaN) the same number, sign of zero included?"""
+    return a == b and (a != 0.0 or copysign(1.0, a) == copysign(1.0, b))
 
 
 def plain_floats(values: Sequence) -> bool:
@@ -58,7 +64,9 @@ class WriteLog:
         self.locals = array("d")
         self.contributions = array("d")
         self.befores = array("d")
-        self.afters = array("d")
+        # None while every grad_after is grad_before + contribution (the contribution, for a
+        # write that replaced the grad), bit for bit: each is then worked out when read
+        self.afters: Optional[array] = None
         self.flags = bytearray()  # 1: replaced, 2: local_grad is None
         self.site_ids = array("i")  # each write's site, as its place in ``site_texts``
         self.site_texts: List[Optional[str]] = [None]
@@ -87,15 +95,20 @@ class WriteLog:
         if whole:
             self.odd[row] = w
             for column, blank in ((self.targets, 0), (self.writers, _NONE), (self.seqs, 0), (self.locals, 0.0),
-                                  (self.contributions, 0.0), (self.befores, 0.0), (self.afters, 0.0),
-                                  (self.flags, 0), (self.site_ids, 0)):
+                                  (self.contributions, 0.0), (self.befores, 0.0), (self.flags, 0),
+                                  (self.site_ids, 0)):
                 column.append(blank)
+            if self.afters is not None:
+                self.afters.append(0.0)
             return
         self._timed(row, w.t)
+        if self.afters is None and not _same(after, contribution if w.replaced else before + contribution):
+            self._keep_afters()
         self.locals.append(0.0 if local is None else local)
         self.contributions.append(contribution)
         self.befores.append(before)
-        self.afters.append(after)
+        if self.afters is not None:
+            self.afters.append(after)
         self.flags.append((1 if w.replaced else 0) | (2 if local is None else 0))
         self.site_ids.append(self._site_of(w.site, shared))
 
@@ -138,8 +151,16 @@ class WriteLog:
             column.frombytes(data)
         self._timed(row, t)
         self.locals.frombytes(packed("d", [0.0 if x is None else x for x in locals_] if no_local else locals_))
-        for column, field in ((self.contributions, 5), (self.befores, 6), (self.afters, 7)):
-            column.frombytes(packed("d", run.column(write, field)))
+        contributions, befores, afters = (run.column(write, field) for field in (5, 6, 7))
+        if self.afters is None:
+            derived = [c if r else b + c for b, c, r in zip(befores, contributions, replaced)] if True in replaced \
+                else list(map(add, befores, contributions))
+            if packed("d", derived) != packed("d", afters):
+                self._keep_afters()
+        self.contributions.frombytes(packed("d", contributions))
+        self.befores.frombytes(packed("d", befores))
+        if self.afters is not None:
+            self.afters.frombytes(packed("d", afters))
         if no_local or True in replaced:
             self.flags.extend(bytes((1 if r else 0) | (2 if x is None else 0) for r, x in zip(replaced, locals_)))
         else:
@@ -156,6 +177,16 @@ class WriteLog:
 
     def __bool__(self) -> bool:
         return bool(self.targets)
+
+    def after(self, row: int) -> float:
+        """The grad write ``row`` left (a row the columns hold)."""
+        if self.afters is not None:
+            return self.afters[row]
+        return self.contributions[row] if self.flags[row] & 1 else self.befores[row] + self.contributions[row]
+
+    def _keep_afters(self) -> None:
+        """Hold grad_after as a column from now on: a write's is not its sum."""
+        self.afters = array("d", map(self.after, range(len(self.contributions))))
 
     def time(self, row: int) -> float:
         """When write ``row`` was made (the time of its batch)."""
@@ -175,7 +206,7 @@ class WriteLog:
         return GradAccumulated(self.seqs[index], self.time(index), self.pass_no, self.targets[index],
                                None if writer == _NONE else writer,
                                None if flags & 2 else self.locals[index], self.contributions[index],
-                               self.befores[index], self.afters[index], bool(flags & 1),
+                               self.befores[index], self.after(index), bool(flags & 1),
                                self.site_texts[self.site_ids[index]])
 
     def __iter__(self) -> Iterator[GradAccumulated]:
