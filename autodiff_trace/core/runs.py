@@ -17,7 +17,7 @@ from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
 from operator import add, eq, getitem, itemgetter, not_, sub
-from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
 from .columns import DEFAULT_NAME, LEAF_OR
@@ -45,10 +45,11 @@ def finite_floats(values) -> bool:
 
 class Run:
     """Events ``start`` to ``stop`` of a captured batch, numbered from ``first_seq``, timed
-    ``t``. Its columns are made on first use, once: ``column(kind, field)`` is item
+    ``t``. Its columns are made on first use, each once: ``column(kind, field)`` is item
     ``field`` of every tuple of ``kind`` (``node_at``, ``fire_at``, ``write_at``: their
-    places in the run). A kind's columns are tuples made by one ``zip`` of its tuples: no
-    iterator or object per event, so reading a run does not set the garbage collector off."""
+    places in the run). A column is one list made by a built-in map: no iterator or tuple
+    per event (a ``zip`` of the tuples makes an iterator per tuple), so reading a run does
+    not set the garbage collector off."""
 
     def __init__(self, batch: list, start: int, stop: int, first_seq: int, t: float) -> None:
         self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
@@ -76,14 +77,13 @@ class Run:
             self._places[kind] = found
         return found
 
-    def column(self, kind: int, field: int) -> Sequence:
-        """Item ``field`` of each tuple of ``kind`` (:data:`~.captured.NODE`, ...), in order:
-        every column of a kind is made at once, by one transposition of its tuples."""
-        columns = self._columns.get(kind)
-        if columns is None:
-            tuples = self._of(kind)[1]
-            columns = self._columns[kind] = list(zip(*tuples)) if tuples else ()
-        return columns[field] if columns else ()
+    def column(self, kind: int, field: int) -> list:
+        """Item ``field`` of each tuple of ``kind`` (:data:`~.captured.NODE`, ...), in order."""
+        key = (kind, field)
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = list(map(itemgetter(field), self._of(kind)[1]))
+        return found
 
     def types(self, kind: int, field: int) -> set:
         """The types found in a column (made once)."""
