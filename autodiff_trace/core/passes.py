@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Mapping
+from collections import abc
 from itertools import compress, filterfalse, repeat
 from operator import ne
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from .by_id import IdArray, NodeSet
 from .columns import WriteLog
-from .events import BackwardStarted, Diagnostic, GradAccumulated
+from .events import BackwardStarted, Diagnostic
 from .write_log import packed
 
-__all__ = ["PassInfo", "node_ids"]
+__all__ = ["PassInfo", "WritesOf", "node_ids"]
 
 
 def node_ids(values) -> "array | tuple":
@@ -60,7 +60,36 @@ def _floats(values: Sequence) -> "array | _Zeros | Sequence":
     return _Zeros(len(column)) if column.tobytes() == bytes(8 * len(column)) else column
 
 
-class _WritesTo(Mapping):
+class WritesOf(abc.Sequence):
+    """One target's writes in a pass so far (``GradAccumulated``, in order), each made when
+    read: counting them or reading the first makes no others. Equal to a list of the same
+    writes, as the list it stands for."""
+
+    __slots__ = ("_log", "_rows")
+
+    def __init__(self, log: WriteLog, rows: List[int]) -> None:
+        self._log, self._rows = log, rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        if index.__class__ is slice:
+            return [self._log[row] for row in self._rows[index]]
+        return self._log[self._rows[index]]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, WritesOf)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class _WritesTo(abc.Mapping):
     """Target -> its writes in this pass (``GradAccumulated``, in order), targets in the
     order of their first write. The index is made on first use, then kept up to date."""
 
@@ -86,9 +115,8 @@ class _WritesTo(Mapping):
         if self._rows is not None:
             self._rows.setdefault(target, []).append(row)
 
-    def __getitem__(self, target) -> List[GradAccumulated]:
-        log = self._log
-        return [log[row] for row in self._index()[target]]
+    def __getitem__(self, target) -> "WritesOf":
+        return WritesOf(self._log, self._index()[target][:])
 
     def __contains__(self, target) -> bool:
         return target in self._index()
