@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Opti
 if TYPE_CHECKING:
     from .columns import NodeTable
 
-__all__ = ["NodeSet", "IntsById"]
+__all__ = ["NodeSet", "IntsById", "IdArray"]
 
 _SMALL_SET = 100_000  # ids above which a NodeSet stops hashing them
 
@@ -163,3 +163,18 @@ class IntsById:
             slots.frombytes(bytes(4 * (high + 1 - len(slots))))
         deque(map(slots.__setitem__, at, repeat(value)), 0)
         return True
+
+
+class IdArray(array):
+    """Node ids in an int64 ``array`` (8 bytes each) where a list of them used to stand: it
+    compares equal to a list of the same ids, as that list did."""
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, list):
+            return len(self) == len(other) and self.tolist() == other
+        return array.__eq__(self, other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]

@@ -21,7 +21,8 @@ from .by_id import IntsById, NodeSet
 from .events import NodeCreated
 from .write_log import WriteLog, plain_floats
 
-__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "put_number", "number_at"]
+__all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "NameColumn", "DEFAULT_NAME", "put_number",
+           "number_at"]
 
 _FLOAT = float
 
@@ -47,6 +48,45 @@ def number_at(column: array, odd: dict, index: int):
     """What :func:`put_number` stored at ``index``."""
     value = column[index]
     return odd.get(index, value) if value != value else value
+
+
+class _DefaultName:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DEFAULT_NAME"
+
+
+DEFAULT_NAME = _DefaultName()  # held for a node named ``op#id``: rebuilt from its op and id when read
+LEAF_OR = {"": "leaf"}  # an op -> what its default name begins with (``LEAF_OR.get(op, op)``)
+
+
+class NameColumn(list):
+    """The nodes' names by row. Most nodes are named ``op#id`` (``leaf#id`` for an op of
+    ""): those hold :data:`DEFAULT_NAME` and are rebuilt from the op and id columns when
+    read, so no string is kept per node; reading gives the names as they came."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: "NodeTable") -> None:
+        super().__init__()
+        self._table = table
+
+    def __getitem__(self, row):
+        if row.__class__ is slice:
+            return [self[at] for at in range(*row.indices(len(self)))]
+        name = list.__getitem__(self, row)
+        if name is DEFAULT_NAME:
+            table = self._table
+            return f"{LEAF_OR.get(table.ops[row], table.ops[row])}#{table.ids[row]}"
+        return name
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.__getitem__, range(len(self)))
+
+    def stored(self, row: int):
+        """What the column holds at ``row`` (:data:`DEFAULT_NAME` for a rebuilt name)."""
+        return list.__getitem__(self, row)
 
 
 class NodeInfo:
@@ -132,13 +172,13 @@ class NodeTable(Mapping):
         self.starts = array("q", [0])  # parents of row r: parents[starts[r]:starts[r + 1]]
         self.parents = array("q")
         self.ops: List[str] = []
-        self.names: List[str] = []
+        self.names = NameColumn(self)
         self.sites: List[Optional[str]] = []
         self.functions: List[Optional[str]] = []
         self.modules: Optional[List[Optional[str]]] = None  # made at the first node with a module
         self.odd: Dict[int, NodeCreated] = {}  # row -> the whole event, when a column cannot hold it
         self.odd_grads: Dict[int, object] = {}  # row -> a grad a float column cannot hold
-        self._dense = array("q")  # id - _base -> row + 1 (0: no such node), while ids stay close
+        self._dense = array("i")  # id - _base -> row + 1 (0: no such node), while ids stay close
         self._base = 0  # the first id stored: ids count up from about there
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
         self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text (names are
@@ -200,12 +240,12 @@ class NodeTable(Mapping):
             self.starts.append(len(parents))
             op, name, site, function = event.op, event.name, event.site, event.function
             self.ops.append(share(op, op))
-            self.names.append(name)
+            self.names.append(DEFAULT_NAME if name == f"{LEAF_OR.get(op, op)}#{node}" else name)
             self.sites.append(share(site, site))
             self.functions.append(share(function, function))
             self.grads.append(0.0)
             if at >= len(dense):
-                dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+                dense.frombytes(bytes(4 * (at + 1 - len(dense))))
             dense[at] = row + 1
             return row
         return self._add(event)
@@ -258,11 +298,11 @@ class NodeTable(Mapping):
             at = node_id - self._base if node_id.__class__ is int else -1
             if 0 <= at < 2 * len(self.names) + 65536:
                 if at >= len(dense):
-                    dense.frombytes(bytes(8 * (at + 1 - len(dense))))
+                    dense.frombytes(bytes(4 * (at + 1 - len(dense))))
                 dense[at] = row + 1
                 return
             self._sparse = {i + self._base: r - 1 for i, r in enumerate(dense) if r}
-            self._dense = array("q")
+            self._dense = array("i")
         self._sparse[node_id] = row
 
     def column_of(self, column: list, ids: Iterable[int]) -> Iterator:

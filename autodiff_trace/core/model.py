@@ -2,19 +2,17 @@
 
 A sink that needs more than the current event (a picture of a pass, a ledger of
 who added what) builds a :class:`TraceModel` from the stream instead of keeping
-its own bookkeeping. Folding is linear in the number of events.
+its own bookkeeping. Folding is linear in the number of events; nodes, firings and
+writes are held in columns (:mod:`.columns`, :mod:`.passes`, :mod:`.write_log`).
 """
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Mapping
-from itertools import compress, filterfalse, repeat
-from operator import ne
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from itertools import filterfalse
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .by_id import NodeSet
-from .columns import NodeInfo, NodeTable, WriteLog
+from .columns import DEFAULT_NAME, LEAF_OR, NodeInfo, NodeTable
+from .passes import PassInfo, node_ids
 from .events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, Diagnostic, Event, GradAccumulated,
     GradsZeroed, NodeCreated, PassSummary,
@@ -23,159 +21,6 @@ from .events import (
 __all__ = ["NodeInfo", "PassInfo", "TraceModel"]
 
 _SLICE = 65_536  # a pass's nodes whose grads are set together
-
-
-def _ids(values) -> "array | tuple":
-    """Node ids as an int64 array (8 bytes each), or as they came if they do not fit one."""
-    try:
-        return array("q", values)
-    except (OverflowError, TypeError):
-        return tuple(values)
-
-
-class _WritesTo(Mapping):
-    """Target -> its writes in this pass (``GradAccumulated``, in order), targets in the
-    order of their first write. The index is made on first use, then kept up to date."""
-
-    def __init__(self, log: WriteLog) -> None:
-        self._log = log
-        self._rows: Optional[Dict[int, List[int]]] = None
-
-    def _index(self) -> Dict[int, List[int]]:
-        if self._rows is None:
-            rows: Dict[int, List[int]] = {}
-            log = self._log
-            for row in range(len(log)):
-                rows.setdefault(log.target(row), []).append(row)
-            self._rows = rows
-        return self._rows
-
-    @property
-    def indexed(self) -> bool:
-        """Is the index made (and so kept up to date write by write)?"""
-        return self._rows is not None
-
-    def added(self, target: int, row: int) -> None:
-        if self._rows is not None:
-            self._rows.setdefault(target, []).append(row)
-
-    def __getitem__(self, target) -> List[GradAccumulated]:
-        log = self._log
-        return [log[row] for row in self._index()[target]]
-
-    def __contains__(self, target) -> bool:
-        return target in self._index()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._index())
-
-    def __len__(self) -> int:
-        return len(self._index())
-
-
-class PassInfo:
-    """One backward pass: what it meant to visit, what fired, and every grad written.
-
-    Held as columns (``order``, ``fired``, ``writes``); the per-node lookups
-    (``grads_before``, ``fire_number``, ``upstream``, ``writes_to``, ``reachable``) are
-    made on first use, so a view that draws a few nodes of a huge pass never pays for them.
-    """
-
-    def __init__(self, event: BackwardStarted) -> None:
-        self.pass_no = event.pass_no
-        self.root = event.root
-        self.seed = event.seed
-        self.order = _ids(event.order)
-        self._grads_before = array("d", event.grads_before) if {*map(type, event.grads_before)} <= {float} \
-            else event.grads_before
-        self.fired: List[int] = []  # node ids, in firing order
-        self._upstreams: "array | list" = array("d")  # what each firing passed on, aligned with fired
-        self.writes = WriteLog(event.pass_no)
-        self.writes_to = _WritesTo(self.writes)
-        self.diagnostics: List[Diagnostic] = []
-        self.finished = False
-        self.duration: Optional[float] = None
-        self._reachable: Optional[NodeSet] = None
-        self._grads_before_map: Optional[Dict[int, float]] = None
-        self._fire_number: Optional[Dict[int, int]] = None
-        self._upstream: Optional[Dict[int, float]] = None
-
-    @property
-    def reachable(self) -> NodeSet:
-        """The nodes the root reaches (``order`` as a set)."""
-        if self._reachable is None:
-            self._reachable = NodeSet(self.order)
-        return self._reachable
-
-    @property
-    def grads_before(self) -> Dict[int, float]:
-        """Node -> the grad it held when the pass began."""
-        if self._grads_before_map is None:
-            self._grads_before_map = dict(zip(self.order, self._grads_before))
-        return self._grads_before_map
-
-    def grads_before_of(self, wanted) -> Dict[int, float]:
-        """:attr:`grads_before` for the nodes in ``wanted`` only (one scan, no full map)."""
-        if self._grads_before_map is not None:
-            return {n: g for n, g in self._grads_before_map.items() if n in wanted}
-        pairs = zip(self.order, self._grads_before)
-        return dict(compress(pairs, map(wanted.__contains__, self.order)))
-
-    @property
-    def fire_number(self) -> Dict[int, int]:
-        """Node id -> its 1-based firing number (first firing)."""
-        if self._fire_number is None:
-            numbers: Dict[int, int] = {}
-            for number, node in enumerate(self.fired, 1):
-                numbers.setdefault(node, number)
-            self._fire_number = numbers
-        return self._fire_number
-
-    @property
-    def upstream(self) -> Dict[int, float]:
-        """Node id -> the gradient its latest firing passed on."""
-        if self._upstream is None:
-            self._upstream = dict(zip(self.fired, self._upstreams))
-        return self._upstream
-
-    def fire(self, node: int, upstream: float) -> None:
-        """Note a firing of ``node``."""
-        fired, upstreams = self.fired, self._upstreams
-        fired.append(node)
-        if upstream.__class__ is not float and upstreams.__class__ is array:
-            upstreams = self._upstreams = list(upstreams)  # kept as it came, not made a float
-        upstreams.append(upstream)
-        if self._fire_number is not None and node not in self._fire_number:
-            self._fire_number[node] = len(fired)
-        if self._upstream is not None:
-            self._upstream[node] = upstream
-
-    @property
-    def stale(self) -> Dict[int, float]:
-        """Nodes that held a non-zero grad when this pass began, with that grad."""
-        found: Dict[int, float] = {}
-        for n, g in zip(self.order, self._grads_before):
-            if g != 0:
-                found[n] = g
-            elif n in found:  # the node listed again, with a zero grad: the last listing counts
-                del found[n]
-        return found
-
-    def stale_candidates(self) -> Iterator[int]:
-        """The nodes listed with a non-zero grad when the pass began, in order, read lazily
-        (:attr:`stale` without its map: a node listed twice may come up twice)."""
-        return compress(self.order, map(ne, self._grads_before, repeat(0)))
-
-    @property
-    def fired_outside(self) -> List[int]:
-        """Nodes whose backward function fired although the root cannot reach them."""
-        return list(filterfalse(self.reachable.contains, self.fired))
-
-    @property
-    def written_targets(self) -> Iterable[int]:
-        """The target of each write, in order."""
-        writes = self.writes
-        return writes.targets if not writes.odd else [writes.target(row) for row in range(len(writes))]
 
 
 class TraceModel:
@@ -196,7 +41,7 @@ class TraceModel:
         self.diagnostics: List[Diagnostic] = []
         self.zeroed: List[GradsZeroed] = []
         self.summarised: Dict[int, PassSummary] = {}  # pass number -> its counts, when a file kept only those
-        self.name_uses: Dict[str, int] = {}  # name -> how many nodes have it
+        self.name_uses: Dict[str, int] = {}  # name -> how many nodes have it, but those named op#id (uses)
         self.events = 0
 
     @classmethod
@@ -232,7 +77,7 @@ class TraceModel:
         if node_id is None:
             return "(outside any backward function)"
         name = self.node(node_id).name
-        return f"{name} #{node_id}" if self.name_uses.get(name, 0) > 1 else name
+        return f"{name} #{node_id}" if self.uses(name) > 1 else name
 
     def pass_(self, pass_no: int) -> Optional[PassInfo]:
         for p in self.passes:
@@ -274,9 +119,31 @@ class TraceModel:
             fold(self, event)
 
     def _created(self, event: NodeCreated) -> None:
-        self.nodes.add(event)
-        name, name_uses = event.name, self.name_uses
-        name_uses[name] = name_uses.get(name, 0) + 1
+        nodes, name_uses = self.nodes, self.name_uses
+        again = nodes.row(event.node)
+        if again >= 0 and nodes.names.stored(again) is DEFAULT_NAME:  # its name is counted from now on
+            name = nodes.names[again]
+            name_uses[name] = name_uses.get(name, 0) + 1
+        row = nodes.add(event)
+        if nodes.names.stored(row) is not DEFAULT_NAME:
+            name = event.name
+            name_uses[name] = name_uses.get(name, 0) + 1
+
+    def uses(self, name: str) -> int:
+        """How many nodes have this name (those named ``op#id`` are counted on asking)."""
+        uses = self.name_uses.get(name, 0)
+        head, sep, tail = name.rpartition("#")
+        if sep and tail[-1:].isdigit():
+            try:
+                node_id = int(tail)
+            except ValueError:
+                return uses
+            nodes = self.nodes
+            row = nodes.row(node_id)
+            if row >= 0 and str(node_id) == tail and nodes.names.stored(row) is DEFAULT_NAME \
+                    and LEAF_OR.get(nodes.ops[row], nodes.ops[row]) == head:
+                uses += 1
+        return uses
 
     def _started(self, event: BackwardStarted) -> None:
         self.passes.append(PassInfo(event))
@@ -361,7 +228,7 @@ class TraceModel:
         reached = p.reachable.contains
         extra = dict.fromkeys(filterfalse(reached, p.fired))
         extra.update(dict.fromkeys(filterfalse(reached, p.written_targets)))
-        return _ids([*p.order, *extra]) if extra else p.order
+        return node_ids([*p.order, *extra]) if extra else p.order
 
     def graph_of(self, p: PassInfo) -> Tuple[List[int], List[Tuple[int, int]]]:
         """The nodes to draw for a pass and the (parent, child) edges between them:

@@ -14,12 +14,13 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import _count_elements, deque
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import itemgetter, sub
+from operator import add, eq, getitem, itemgetter, not_, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
+from .columns import DEFAULT_NAME, LEAF_OR
 from .write_log import packed, plain_floats
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class Run:
     ``t``. Its columns are made on first use, each once: ``column(kind, field)`` is item
     ``field`` of every tuple of ``kind`` (``node_at``, ``fire_at``, ``write_at``: their
     places in the run). A column is one list made by a built-in map: no iterator or tuple
-    per event, so reading a run does not set the garbage collector off."""
+    per event (a ``zip`` of the tuples makes an iterator per tuple), so reading a run does
+    not set the garbage collector off."""
 
     def __init__(self, batch: list, start: int, stop: int, first_seq: int, t: float) -> None:
         self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
@@ -60,21 +62,19 @@ class Run:
         return len(self.raws)
 
     def _of(self, kind: int) -> tuple:
-        """(places, tuples) of the events of ``kind``: all kinds' found at once, by one
-        stable sort of the places by kind."""
+        """(places, tuples) of the events of ``kind``, picked by one mask of the kinds."""
         found = self._places.get(kind)
         if found is None:
             kinds, raws = self.kinds, self.raws
-            if kinds.count(kind) == len(kinds):
-                found = self._places[kind] = (list(range(len(kinds))), raws)
-                return found
-            order, start = sorted(range(len(kinds)), key=kinds.__getitem__), 0
-            for each in (NODE, FIRED, WRITE):
-                count = kinds.count(each)
-                places = order[start:start + count]
-                self._places[each] = (places, list(map(raws.__getitem__, places)))
-                start += count
-            found = self._places[kind]
+            count = kinds.count(kind)
+            if count == len(kinds):
+                found = (list(range(count)), raws)
+            elif not count:
+                found = ([], [])
+            else:
+                mask = list(map(kind.__eq__, kinds))
+                found = (list(compress(range(len(kinds)), mask)), list(compress(raws, mask)))
+            self._places[kind] = found
         return found
 
     def column(self, kind: int, field: int) -> list:
@@ -98,7 +98,11 @@ class Run:
         key = (kind, field, "finite")
         found = self._columns.get(key)
         if found is None:
-            found = self._columns[key] = self.types(kind, field) <= {_FLOAT} and all(map(isfinite, self.column(kind, field)))
+            column = self.column(kind, field)
+            # a sum of floats is finite only if every one is (one C loop; a sum that overflows
+            # is checked item by item)
+            found = self._columns[key] = self.types(kind, field) <= {_FLOAT} and (
+                isfinite(sum(column)) or all(map(isfinite, column)))
         return found
 
     def plain(self, kind: int, field: int) -> bool:
@@ -120,9 +124,13 @@ class Run:
     @property
     def pass_no(self) -> Optional[int]:
         """The one pass the run's firings and writes belong to (None: none, or several)."""
-        found = set(self.column(FIRED, 1))
-        found.update(self.column(WRITE, 1))
-        return found.pop() if len(found) == 1 else None
+        found = None
+        for column in (self.column(FIRED, 1), self.column(WRITE, 1)):
+            if column:
+                if column.count(column[0]) != len(column) or found not in (None, column[0]):
+                    return None
+                found = column[0]
+        return found
 
     def writes_before(self) -> List[int]:
         """For each place of the run, how many writes come before it in the run."""
@@ -200,12 +208,14 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
         column.extend(map(share, texts, texts))
-    table.names.extend(names)
+    # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
+    default = list(map(eq, names, map(add, map(add, map(LEAF_OR.get, ops, ops), repeat("#")), map(str, ids))))
+    table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
-        dense.frombytes(bytes(8 * (high + 1 - len(dense))))
+        dense.frombytes(bytes(4 * (high + 1 - len(dense))))
     deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
-    _count_elements(model.name_uses, names)
+    _count_elements(model.name_uses, compress(names, map(not_, default)))
     model.events += len(run)
     return True
 
@@ -238,13 +248,7 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
                 return False
         deque(map(table.grads.__setitem__, map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
     if fires and p is not None:
-        nodes, upstreams = run.column(FIRED, 2), run.column(FIRED, 4)
-        p.fired.extend(nodes)
-        if p._upstreams.__class__ is array and run.types(FIRED, 4) <= {_FLOAT}:
-            p._upstreams.frombytes(packed("d", upstreams))
-        else:
-            if p._upstreams.__class__ is array:
-                p._upstreams = list(p._upstreams)  # kept as they came, not made floats
-            p._upstreams.extend(upstreams)
+        p.fire_all(run.column(FIRED, 2), run.column(FIRED, 4), run.types(FIRED, 2) == {int},
+                   run.types(FIRED, 4) <= {_FLOAT})
     model.events += len(run)
     return True

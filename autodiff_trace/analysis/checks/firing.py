@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from operator import add, gt, lt, neg
+from operator import add, gt, lt, neg, sub
 from typing import Dict, List, Optional, Tuple
 
 from ...core.captured import FIRED, WRITE
@@ -155,9 +155,13 @@ class FiredTwice(Check):
                 except TypeError:  # not a real number: the row becomes a list
                     self.grads = list(self.grads)
                     self.grads.append(grad)
-        writes_before = run.writes_before()
-        self.writes_then.frombytes(packed("q", list(map(add, map(writes_before.__getitem__, run.fire_at),
-                                                        repeat(len(p.writes) - len(run.write_at))))))
+        earlier = len(p.writes) - len(run.write_at)  # the pass's writes before the run
+        if run.node_at:
+            writes_before = run.writes_before()
+            then = list(map(add, map(writes_before.__getitem__, run.fire_at), repeat(earlier)))
+        else:  # the writes before the k-th firing of the run: its place less the k firings before it
+            then = list(map(sub, run.fire_at, range(-earlier, len(nodes) - earlier)))
+        self.writes_then.frombytes(packed("q", then))
         self.first.update(zip(nodes, range(fired_before + 1, fired_before + len(nodes) + 1)))
 
     def _pushes(self, p, nodes) -> Dict[int, List[list]]:

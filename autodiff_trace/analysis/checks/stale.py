@@ -12,8 +12,8 @@ accumulating, and is left silent.
 
 from __future__ import annotations
 
-from itertools import compress
-from operator import not_
+from itertools import compress, repeat
+from operator import not_, sub
 from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
@@ -102,26 +102,36 @@ class StaleGradient(Check):
         while p is not None and self._noted < len(p.writes):
             log, start = p.writes, self._noted
             self._noted = stop = min(len(log), start + _SLICE)
-            self._note_all(p.pass_no, log.targets[start:stop].tolist() if not log.odd
-                           else [log.target(row) for row in range(start, stop)])
+            if log.odd:
+                self._note_all(p.pass_no, [log.target(row) for row in range(start, stop)])
+            else:  # ints, from the log's int64 column
+                self._note_all(p.pass_no, log.targets[start:stop].tolist(), ints=True)
 
-    def _note_all(self, pass_no: int, targets: list) -> None:
-        """:meth:`_note` each of ``targets``, written in pass ``pass_no``."""
+    def _note_all(self, pass_no: int, targets: list, ints: bool = False) -> None:
+        """:meth:`_note` each of ``targets`` (``ints``: all known to be ints), written in pass ``pass_no``."""
         written, firsts = self.written_in, self.first_written_in
         root = self.roots.get(pass_no)
-        plain = {*map(type, targets)} == {int}
-        firsts_then = firsts.get_many(targets) if plain and root is not None else None
-        if not plain or not written.set_many(targets, pass_no + 1):
+        plain = ints or {*map(type, targets)} == {int}
+        made: Dict[int, list] = {}
+
+        def offsets(base: int) -> list:  # each target less ``base``, made once for both maps
+            found = made.get(base)
+            if found is None:
+                found = made[base] = list(map(sub, targets, repeat(base)))
+            return found
+        firsts_then = firsts.get_many(targets, offsets) if plain and root is not None else None
+        if not plain or not written.set_many(targets, pass_no + 1, offsets):
             for target in targets:
                 self._note(target, pass_no, None)
             return
         if root is None:
             return
-        new = list(compress(targets, map(not_, firsts_then)))
-        if new and not firsts.set_many(new, pass_no + 1):
+        seen = any(firsts_then)  # a target a pass with a root wrote before
+        new = list(compress(targets, map(not_, firsts_then))) if seen else targets
+        if new and not firsts.set_many(new, pass_no + 1, offsets if new is targets else None):
             for target in new:
                 firsts.set(target, pass_no + 1)
-        for first in {*firsts_then} - {0}:
+        for first in ({*firsts_then} - {0} if seen else ()):
             if self.roots[first - 1] != root:
                 for target, then in zip(targets, firsts_then):
                     if then == first:
