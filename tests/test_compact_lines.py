@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from autodiff_trace import TraceFileError, Value, backward, load_events, trace
 from autodiff_trace.core.captured import FIRED, NODE, WRITE, CapturedBatch, events_of, lines_of
+from autodiff_trace.core.compact import ARRAYS, BATCH_ARRAYS, SiteNumbers
 from autodiff_trace.core.events import SCHEMA_VERSION, from_dict
 from autodiff_trace.core.tracefile import encode_event, encode_line, header_line, read_header
 from autodiff_trace.sinks.jsonl import JsonlSink
@@ -53,6 +54,14 @@ raw_events = st.one_of(
               st.booleans(), st.none() | names))
 
 
+SITE = "f.py:3"
+named_alike = [(NODE, 7, "mul", 2.0, (5, 6), "mul#7", SITE, "f", None, None),  # a default name: null
+               (NODE, 8, "mul", 2.0, (5, 6), "mul#7", SITE, "f", None, None),  # another node's: kept
+               (NODE, 9, "", 1.0, (), "leaf#9", SITE, None, None, None),
+               (NODE, 10, "const", 1.5, (), "1.5", "f.py:4", "f", None, None),
+               (NODE, 11, "add", 2.5, (9, 10), "x#y", SITE, "f", None, None)]
+
+
 class TestReadingBack:
     @settings(max_examples=150, deadline=None)
     @given(st.lists(raw_events, min_size=1, max_size=8))
@@ -70,6 +79,16 @@ class TestReadingBack:
         read back as the very floats they were (-0.0 is not 0.0), after events it does not hold."""
         path = written(tmp_path_factory.mktemp("batch"), lines_of(5, 0.0, batch, numbered=True))
         assert untimed(load_events(path)) == untimed(events_of(5, 0.0, batch))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(raw_events | st.sampled_from(named_alike), min_size=1, max_size=12))
+    def test_a_batch_makes_the_arrays_its_events_make_one_by_one(self, batch):
+        """The arrays of a whole batch, made in one loop, are those each event's own function
+        makes, site numbers and default names included (each run of one site's nodes too)."""
+        one_by_one, whole = SiteNumbers(), SiteNumbers()
+        expected = [ARRAYS[raw[0]](raw, one_by_one.number) for raw in batch]
+        assert BATCH_ARRAYS(batch, whole.number) == expected
+        assert whole.numbers == one_by_one.numbers
 
     def test_a_traced_run_reads_back_equal_times_included(self, tmp_path):
         """A run traced to a file loads equal to the events it made, times included."""

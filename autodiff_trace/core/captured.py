@@ -19,7 +19,7 @@ from __future__ import annotations
 import marshal
 from typing import List, Optional
 
-from .compact import ARRAYS, SiteNumbers, read_compact
+from .compact import BATCH_ARRAYS, SiteNumbers, read_compact
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated
 from .tracefile import encode_event, encode_line, orjson
 
@@ -62,8 +62,7 @@ def lines_of(first_seq: int, t: float, batch: List[tuple], sites: Optional[SiteN
     """
     if not batch:
         return b""
-    arrays, number = ARRAYS, None if sites is None else sites.number
-    lines = [arrays[raw[0]](raw, number) for raw in batch]
+    lines = BATCH_ARRAYS(batch, None if sites is None else sites.number)
     if numbered:
         lines[0] = None
     if orjson is not None and None not in lines:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .events import BackwardFnFired, Event, GradAccumulated, NodeCreated, from_dict
 from .fields import _ID_END, FIELD_CHECKS, MAX_LIST_ITEMS, NUMBER_FIELDS, FieldError, json_number, shown
 
-__all__ = ["TAGS", "IMPLIED", "COLUMNS", "ARRAYS", "SiteNumbers", "site_line", "read_site_line", "read_compact"]
+__all__ = ["TAGS", "IMPLIED", "COLUMNS", "ARRAYS", "BATCH_ARRAYS", "SiteNumbers", "site_line", "read_site_line", "read_compact"]
 
 TAGS: Dict[str, type] = {"n": NodeCreated, "f": BackwardFnFired, "g": GradAccumulated}
 TAG_OF = {cls: tag for tag, cls in TAGS.items()}
@@ -48,10 +48,11 @@ def _is_implied(field: str, implied: str) -> str:
             f"copysign(1.0, {field}) == copysign(1.0, {implied}))")
 
 
-def _line_items(cls: type) -> Callable[..., Optional[tuple]]:
-    """The array of one captured event of ``cls`` (its fields after ``seq`` and ``t``), or
-    None when it needs an object line: a number that is not a finite float (NaN, ±inf,
-    a complex, an int), so that an array always reads back as exactly its event."""
+def _item_lines(cls: type) -> List[str]:
+    """The body of the function giving the array of one captured event of ``cls`` (its
+    fields after ``seq`` and ``t``, from ``raw``), or None when it needs an object line:
+    a number that is not a finite float (NaN, ±inf, a complex, an int), so that an array
+    always reads back as exactly its event. A node's site becomes ``number(site, function)``."""
     names = list(cls._fields[2:])
     scalars = [f for f in names if f in NUMBER_FIELDS]
     implied = IMPLIED[cls]
@@ -59,33 +60,79 @@ def _line_items(cls: type) -> Callable[..., Optional[tuple]]:
     kept = [f for f in names if f not in trailing]
     floats = " and ".join(f"({f} is None or {f}.__class__ is float)" if f == "local_grad"
                           else f"{f}.__class__ is float" for f in scalars)  # local_grad may be null
-    total = " + ".join(f"(0.0 if {f} is None else {f})" for f in scalars)
-    lines = ["def items(raw, number=None):",
-             f"    _, {', '.join(names)}, = raw",
-             f"    if not ({floats}):  # an int would read back as a float",
-             "        return None",
-             f"    total = {total}",
-             "    if total - total != 0.0:",
-             "        return None"]
+    total = " + ".join(f"(0.0 if {f} is None else {f})" if f == "local_grad" else f for f in scalars)
+    lines = [f"_, {', '.join(names)}, = raw",
+             f"if not ({floats}):  # an int would read back as a float",
+             "    return None",
+             f"total = {total}",
+             "if total - total != 0.0:",
+             "    return None"]
     if cls is NodeCreated:  # a default name (DEFAULT_NAME) is null; a site, the number of its site line
-        lines += [f"    if name == {DEFAULT_NAME}:",
-                  "        name = None",
-                  "    if number is not None and site is not None:",
-                  "        site, function = number(site, function), None"]
+        lines += [f"if (('#' in name) if name.__class__ is str else True) and name == {DEFAULT_NAME}:",
+                  "    name = None",
+                  "if number is not None and site is not None:",
+                  "    site, function = number(site, function), None"]
     for i in range(len(trailing), 0, -1):  # the longest tail a reader can tell goes
         tail = implied[len(trailing) - i:]
         condition = " and ".join(_is_implied(f, d) for f, d in reversed(tail))  # the cheap tests first
         written = kept + trailing[:len(trailing) - i]
-        lines += [f"    if {condition}:", f"        return ({TAG_OF[cls]!r}, {', '.join(written)})"]
-    lines.append(f"    return ({TAG_OF[cls]!r}, {', '.join(names)})")
+        lines += [f"if {condition}:", f"    return ({TAG_OF[cls]!r}, {', '.join(written)})"]
+    lines.append(f"return ({TAG_OF[cls]!r}, {', '.join(names)})")
+    return lines
+
+
+def _compiled(source: List[str], name: str, kind: str) -> Callable:
     scope: dict = {"copysign": math.copysign}
-    exec(compile("\n".join(lines) + "\n", f"<compact line of {cls.kind}>", "exec"), scope)
-    return scope["items"]
+    exec(compile("\n".join(source) + "\n", f"<compact line of {kind}>", "exec"), scope)
+    return scope[name]
+
+
+def _line_items(cls: type) -> Callable[..., Optional[tuple]]:
+    """``(raw, number=None) -> array or None`` for one captured event of ``cls`` (:func:`_item_lines`)."""
+    return _compiled(["def items(raw, number=None):", *["    " + line for line in _item_lines(cls)]],
+                     "items", cls.kind)
+
+
+def _batch_items() -> Callable[[list, Optional[Callable]], list]:
+    """``(batch, number) -> [array or None, ...]`` for a captured batch: every kind's
+    :func:`_item_lines` inline in one loop, no call per event; a node's site number is
+    looked up once per run of nodes from one site."""
+    lines = ["def batch_items(batch, number=None):",
+             "    arrays = []",
+             "    append = arrays.append",
+             "    last_site = last_function = last_number = None",
+             "    for raw in batch:",
+             "        kind = raw[0]"]
+    numbering = ["if site is last_site and function is last_function and last_site is not None:",
+                 "    site, function = last_number, None",
+                 "elif number is not None and site is not None:",
+                 "    last_site, last_function = site, function",
+                 "    site, function = last_number, _ = number(site, function), None"]
+    for kind, cls in ((2, GradAccumulated), (1, BackwardFnFired), (0, NodeCreated)):
+        body = []
+        for line in _item_lines(cls):
+            if line.startswith("if number is not None and site is not None:"):
+                body += numbering
+                continue
+            if line.startswith("    site, function = number(site, function)"):
+                continue
+            indent = line[:len(line) - len(line.lstrip())]
+            if line.lstrip().startswith("return "):
+                body += [f"{indent}append({line.lstrip()[len('return '):]})", f"{indent}continue"]
+            else:
+                body.append(line)
+        lines += [f"        {'if' if kind == 2 else 'elif' if kind == 1 else 'else'}"
+                  f"{f' kind == {kind}' if kind else ''}:  # {cls.kind}",
+                  *["            " + line for line in body]]
+    lines.append("    return arrays")
+    return _compiled(lines, "batch_items", "a batch")
 
 
 ARRAYS = tuple(_line_items(cls) for cls in (NodeCreated, BackwardFnFired, GradAccumulated))
 """Per captured kind (its index in :data:`~.captured.CAPTURED`), ``(raw, number) ->
 array or None``; ``number(site, function)`` gives a site's number (:class:`SiteNumbers`)."""
+BATCH_ARRAYS = _batch_items()
+"""``(batch, number) -> [array or None, ...]``: :data:`ARRAYS` over a whole captured batch."""
 
 
 class SiteNumbers:

@@ -22,6 +22,20 @@ from .user_line import INSIDE, NOWHERE, by_code, code_lines, line_at, user_line
 __all__ = ["NodeReports"]
 
 
+def _outside(frame) -> tuple:
+    """The first of ``frame`` and the frames it was called from that is outside this
+    package, with its described instructions (:func:`.user_line.code_lines`); ``(None, None)``
+    if there is none."""
+    while frame is not None:
+        lines = by_code.get(id(frame.f_code))
+        if lines is None:
+            lines = code_lines(frame.f_code)
+        if lines is not INSIDE:
+            return frame, lines
+        frame = frame.f_back
+    return None, None
+
+
 class NodeReports:
     """The node half of :class:`~.tracer.Tracer`'s reports (it holds the state they use)."""
 
@@ -78,21 +92,18 @@ class NodeReports:
         when it is the result of an assignment line, ``named(obj, name)`` gives it the
         assigned name once the line is done (see :meth:`node_created`).
         """
-        while frame is not None:
+        if frame is not None:
             lines = by_code.get(id(frame.f_code))
-            if lines is None:
-                lines = code_lines(frame.f_code)
-            if lines is INSIDE:
-                frame = frame.f_back
-                continue
+            if lines is None or lines is INSIDE:  # past this package's frames (rare: the engine skips its own)
+                frame, lines = _outside(frame)
+        if frame is not None:
             lasti = frame.f_lasti
             site, function, assigned, lineno = lines.get(lasti) or line_at(frame)
-            break
         else:
             lasti, (site, function, assigned, lineno) = -1, NOWHERE
-        shown = name
-        if shown is None:  # default_name's op#id, without its call for the common ops
-            shown = f"{op}#{node}" if op and op != "const" else default_name(node, op, value)
+        result = name is None and op != "const"  # may be the line's result
+        # default_name's op#id, without its call for the common ops
+        shown = name if name is not None else f"{op}#{node}" if result and op else default_name(node, op, value)
         raw = (NODE, node, op, value, parents, shown, site, function, None, None)
         lock = self._clock.lock
         lock.acquire()
@@ -100,25 +111,36 @@ class NodeReports:
             state = self._threads.get(get_ident()) or self._state()
             held = state.held
             if held is not None:
-                own = held.admits(frame, lasti, lineno)
+                if frame is held.frame:  # HeldLine.admits, inline: the common case
+                    if lineno == held.lineno and (lasti > held.lasti or held.last_node is None
+                                                  or frame.f_locals.get(held.target) is not held.last_node):
+                        held.lasti = lasti  # the line goes on
+                        if result:  # the line's result so far
+                            held.result, held.result_obj, held.named = len(held.reports), obj, named
+                        held.last_node = obj
+                        held.reports.append(raw)
+                        return site
+                    own = None
+                else:
+                    own = held.admits(frame, lasti, lineno)
                 if own is None:
                     self._release(state)
                     if assigned is not None and frame is held.frame and lineno == held.lineno \
                             and state.held is None:
                         held.restart(lasti)  # a loop's next run of the line: held anew, in the same object
                         state.held = held
-                        held.own(raw, obj, name is None and op != "const", named)
+                        held.own(raw, obj, result, named)
                         return site
                 else:
-                    if own and name is None and op != "const":  # the line's result so far
-                        held.result, held.result_obj, held.named = len(held.reports), obj, named
-                    held.reports.append(raw)
                     if own:
+                        if result:
+                            held.result, held.result_obj, held.named = len(held.reports), obj, named
                         held.last_node = obj
+                    held.reports.append(raw)
                     return site
             if assigned is not None:
                 held = state.held = HeldLine(frame, lasti, lineno, assigned, self.name_prefix + assigned)
-                held.own(raw, obj, name is None and op != "const", named)
+                held.own(raw, obj, result, named)
                 return site
             self._emit_made(raw)
         finally:
@@ -132,8 +154,7 @@ class NodeReports:
         if result is not None:
             entry = reports[result]
             if entry.__class__ is tuple:  # a captured node tuple: its name is item 5
-                kind, node, op, value, parents, _, site, function, module, tensor = entry
-                reports[result] = (kind, node, op, value, parents, held.name, site, function, module, tensor)
+                reports[result] = (*entry[:5], held.name, *entry[6:])
                 held.named(held.result_obj, held.name)
             else:
                 reports[result] = entry._replace(name=held.name)

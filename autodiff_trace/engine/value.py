@@ -215,16 +215,21 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
         frame = None
     while frame is not None and frame.f_globals is _HERE:  # past the ops calling ops (__radd__)
         frame = frame.f_back
-    rule, a, b = node._op, node._a, node._b
-    arity = 0 if rule is None else rule.arity
-    if arity == 2:  # ids as the ``id`` property computes them, without its call
-        parents = (a._block + a._offset, b._block + b._offset)
+    rule = node._op
+    node_id = node._block + node._offset  # ids as the ``id`` property computes them, without its call
+    if rule is None:
+        op, parents = "", ()
+    elif rule.arity == 2:
+        a, b = node._a, node._b
+        op, parents = rule.name, (a._block + a._offset, b._block + b._offset)
+    elif rule.arity:
+        a = node._a
+        op, parents = rule.name if rule is not POWC else node.op, (a._block + a._offset,)
     else:
-        parents = (a._block + a._offset,) if arity else ()
-    op = rule.name if rule is not None and rule is not POWC else node.op
-    if name is None and rule is CONST:  # its value when made: kept, as a later ``data`` may differ
-        name = default_name(node._block + node._offset, op, node.data)
-    site = _tracer.value_made(frame, node, node._block + node._offset, op, node.data, parents, name, _named)
+        op, parents = rule.name, ()
+        if name is None:  # a constant's value when made: kept, as a later ``data`` may differ
+            name = default_name(node_id, op, node.data)
+    site = _tracer.value_made(frame, node, node_id, op, node.data, parents, name, _named)
     node._info = site if name is None else _shared_info(name, site)  # unnamed: op#id, made when asked for
 
 
