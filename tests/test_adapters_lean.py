@@ -3,8 +3,12 @@ instance dict): chosen for it alone, and reporting what the general hooks report
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import sys
 import textwrap
+from pathlib import Path
 
 from autodiff_trace import trace
 from autodiff_trace.adapters import instrument
@@ -12,6 +16,9 @@ from autodiff_trace.adapters.hooks import BackwardHook, GradHook, construction_h
 from autodiff_trace.adapters.lean import LeanBackwardHook, LeanGradHook
 
 instrumenting = importlib.import_module("autodiff_trace.adapters.instrument")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rulechecking import engine  # noqa: E402
 
 # micrograd's design, with its parents in a tuple so that every run walks them alike
 ENGINE = textwrap.dedent('''
@@ -143,3 +150,54 @@ class TestLeanHooks:
         printed: list = []
         exec(compile(ENGINE, "engine_script.py", "exec"), {"__name__": "plain", "print": lambda *a: printed.append(a)})
         assert _traced(ENGINE)[1] == printed and printed
+
+
+class TestRuleCheckOnLeanHooks:
+    """The derivative-rule check re-runs ops of a class hooked the lean way, whose hooks
+    report straight to the tracer rather than through the reporter."""
+
+    TRAINING = textwrap.dedent('''
+        x, y = Value(1.5), Value(-0.75)
+        for step in range(2):
+            loss = (x * y).tanh()
+            x.grad = y.grad = 0.0
+            loss.backward()
+            x.data -= 0.01 * x.grad
+        print(round(loss.data, 9))
+        ''')
+
+    def _run(self, tmp_path, source: str) -> tuple:
+        """(the diagnostics, the class's grad hook while traced, the rule check)."""
+        script = tmp_path / "train.py"
+        script.write_text(source)
+        namespace = {"__name__": "__main__"}
+        with contextlib.redirect_stdout(io.StringIO()), trace() as t, instrument() as found:
+            exec(compile(source, str(script), "exec"), namespace)
+            hook = vars(namespace["Value"])["grad"]
+        return [e for e in t.events if e.kind == "diagnostic"], hook, found.reporter.rulecheck
+
+    def test_a_wrong_rule_is_named_at_its_line_through_the_lean_hooks(self, tmp_path):
+        """mul's rule using self.data for self's grad is named at its line, its op re-run in a forked copy."""
+        source = engine(mul_self="self.data") + self.TRAINING
+        findings, hook, rulecheck = self._run(tmp_path, source)
+        assert type(hook) is LeanGradHook
+        wrong = [f for f in findings if f.finding == "wrong_derivative"]
+        line = next(n for n, text in enumerate(source.splitlines(), 1) if "# mul: self" in text)
+        assert len(wrong) == 1 and wrong[0].site.endswith(f"train.py:{line}") and rulecheck.forks >= 1
+
+    def test_the_correct_rules_stay_silent_through_the_lean_hooks(self, tmp_path):
+        """The same engine with its rules right: re-run and agreeing, no finding."""
+        findings, hook, rulecheck = self._run(tmp_path, engine() + self.TRAINING)
+        assert type(hook) is LeanGradHook and rulecheck.forks >= 1
+        assert [f for f in findings if f.finding == "wrong_derivative"] == []
+
+    def test_a_re_run_is_told_of_the_nodes_the_lean_hooks_make(self):
+        """In the re-run's copy no tracer listens; the nodes its ops make still reach the
+        rule check, which reads a handle-returning op's result from them."""
+        namespace: dict = {"__name__": "engine_script"}
+        with instrument() as found:
+            exec(compile(engine(), "engine_script.py", "exec"), namespace)
+            rulecheck = found.reporter.rulecheck
+            rulecheck._in_child()
+            made = namespace["Value"](2.0) * 3.0
+            assert rulecheck._made_in_child[-1] is made

@@ -17,10 +17,6 @@ _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the r
 FrameKey = Tuple[int, CodeType, tuple]
 
 
-def _first(pair: tuple):
-    return pair[0]
-
-
 def frame_key(frame: FrameType) -> FrameKey:
     """What names a running call without holding its frame (a frame kept would keep every
     node its locals hold alive after the call returns; a weak registry would count them):
@@ -53,9 +49,9 @@ class NodeGraph:
 
     def __init__(self, reporter) -> None:
         self.reporter = reporter
-        self._parents: Dict[int, tuple] = {}  # node id -> its parents' keepers (see NodeIds), as made
+        self._parents: Dict[int, tuple] = {}  # node id -> its parents' ids, as made (no object per node)
         self._with_parents: Set[type] = set()  # classes some of whose nodes held parents
-        self._consumed: Optional[Dict[int, list]] = None  # node id -> parents' keepers, from consumers
+        self._consumed: Optional[Dict[int, list]] = None  # node id -> parents' ids, from consumers
         self._container: Optional[list] = None  # a tape (list) whose indices nodes name
         self.found_in: Optional[FrameKey] = None  # the engine call the last root was found in
 
@@ -63,8 +59,8 @@ class NodeGraph:
     def remember(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
         """Read and keep the parents of a node just made (only nodes made before it)."""
         self.remember_ids(node, node_id, vocab, creator)
-        kept = self.reporter.ids.kept
-        return tuple([kept(keeper) for keeper in self._parents.get(node_id, ())])
+        node_of = self.reporter.ids.node
+        return tuple([node_of(parent_id) for parent_id in self._parents.get(node_id, ())])
 
     def remember_ids(self, node, node_id: int, vocab, creator: FrameType) -> tuple:
         """The ids of the parents of a node just made, read and kept as :meth:`remember`."""
@@ -76,8 +72,7 @@ class NodeGraph:
         if not found:  # an op function's arguments, or a gate's forward(u0, u1)
             found = [p for p in called_with(creator, self.reporter.is_node) if self._earlier(p, node_id)]
         self._keep(node_id, found)
-        known = self.reporter.ids.known
-        return tuple([known(p) for p in found])
+        return self._parents.get(node_id, ())
 
     def _held_directly(self, node, node_id: int, name: str) -> Optional[tuple]:
         """The common design read in one go: the parents attribute, in the instance dict,
@@ -96,27 +91,24 @@ class NodeGraph:
                 or not held or len(held) > _LARGEST:
             return None
         reporter = self.reporter
-        node_types, ids_of, keepers_of = reporter.node_types, reporter.ids.ids_by_key, reporter.ids.keepers_by_key
-        keepers, parent_ids = [], []  # the nodes made before it (as kept), and their ids
+        node_types, ids_of = reporter.node_types, reporter.ids.ids_by_key
+        parent_ids = []  # the ids of the nodes made before it
         for item in held:
             if not isinstance(item, node_types):
                 return None
-            key = id(item)
-            parent_id = ids_of.get(key)
+            parent_id = ids_of.get(id(item))
             if parent_id is not None and parent_id < node_id:
-                keepers.append(keepers_of[key])
                 parent_ids.append(parent_id)
-        if not keepers:
+        if not parent_ids:
             return None  # made from no earlier node: the general reading decides
-        if len(keepers) > 1:
+        if len(parent_ids) > 1:
             if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
-                if parent_ids != sorted(parent_ids):
-                    parent_ids, keepers = map(list, zip(*sorted(zip(parent_ids, keepers), key=_first)))
+                parent_ids.sort()
             elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
-                parent_ids, keepers = map(list, zip(*dict(zip(parent_ids, keepers)).items()))
+                parent_ids = list(dict.fromkeys(parent_ids))
         self._with_parents.add(type(node))
-        self._parents[node_id] = tuple(keepers)
-        return tuple(parent_ids)
+        parents = self._parents[node_id] = tuple(parent_ids)  # the event's tuple too: one object
+        return parents
 
     def _earlier(self, candidate, node_id: int) -> bool:
         known = self.reporter.ids.known(candidate)
@@ -136,10 +128,10 @@ class NodeGraph:
         return found
 
     def _keep(self, node_id: int, found: list) -> None:
-        """Held weakly: a graph the script dropped is freed by one collection, as untraced."""
+        """Kept as ids: a graph the script dropped is freed by one collection, as untraced."""
         if found:
-            keeper = self.reporter.ids.keeper
-            self._parents[node_id] = tuple([keeper(p) for p in found])
+            id_of = self.reporter.ids.of
+            self._parents[node_id] = tuple([id_of(p) for p in found])
 
     def forget(self, node_id: int) -> None:
         self._parents.pop(node_id, None)
@@ -168,13 +160,12 @@ class NodeGraph:
     def parents(self, node) -> List:
         reporter = self.reporter
         node_id = reporter.ids.known(node)
-        kept = reporter.ids.kept
-        found = [p for p in map(kept, self._parents.get(node_id, ())) if p is not None] \
+        found = [p for p in map(reporter.ids.node, self._parents.get(node_id, ())) if p is not None] \
             if node_id is not None else []
         if not found and node_id is not None and node_id not in self._parents:
             found = self._attached_later(node, node_id)
         if type(node) not in self._with_parents:
-            found.extend(p for p in map(kept, self._from_consumers().get(node_id, ()))
+            found.extend(p for p in map(reporter.ids.node, self._from_consumers().get(node_id, ()))
                          if p is not None and p not in found)
             found.extend(self._by_index(node))
         return found
@@ -192,30 +183,38 @@ class NodeGraph:
     def order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
         """Ids of the nodes ``root`` depends on, root first, each before its parents, and
         their grads (``known`` gives grads as they were before writes already made)."""
-        post, visited, stack = [], set(), [(root, False)]
         reporter = self.reporter
-        vocab_of, id_of, kept = reporter.vocab_of, reporter.ids.of, reporter.ids.kept
-        with_parents, held, ids_by_key = self._with_parents, self._parents, reporter.ids.ids_by_key
+        vocab_of, id_of, node_of = reporter.vocab_of, reporter.ids.of, reporter.ids.node
+        with_parents, held = self._with_parents, self._parents
+        post_ids, post, visited, stack = [], [], set(), [(id_of(root), root, False)]
         self.pass_started()
         while stack:
-            node, parents_done = stack.pop()
+            node_id, node, parents_done = stack.pop()
             if parents_done:
+                post_ids.append(node_id)
                 post.append(node)
                 continue
-            if id(node) in visited:
+            if node_id in visited:
                 continue
-            visited.add(id(node))
-            stack.append((node, True))
-            keepers = held.get(ids_by_key.get(id(node))) if type(node) in with_parents else None
-            parents = self.parents(node) if keepers is None else [p for p in map(kept, keepers) if p is not None]
-            stack.extend([(p, False) for p in parents if id(p) not in visited])
+            visited.add(node_id)
+            stack.append((node_id, node, True))
+            parent_ids = held.get(node_id) if type(node) in with_parents else None
+            if parent_ids is None:
+                stack.extend([(parent_id, p, False) for p in self.parents(node)
+                              if (parent_id := id_of(p)) not in visited])
+            else:
+                stack.extend([(parent_id, p, False) for parent_id in parent_ids
+                              if parent_id not in visited and (p := node_of(parent_id)) is not None])
+        post_ids.reverse()
         post.reverse()
-        ids = tuple([id_of(n) for n in post])
         grads = []
-        for node_id, node in zip(ids, post):
-            vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
-            grads.append(known[node_id] if node_id in known else as_float(static_attr(node, vocab.grad)))
-        return ids, tuple(grads)
+        for node_id, node in zip(post_ids, post):
+            if node_id in known:
+                grads.append(known[node_id])
+            else:
+                vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
+                grads.append(as_float(static_attr(node, vocab.grad)))
+        return tuple(post_ids), tuple(grads)
 
     def has_parent(self, node, target) -> bool:
         return any(p is target for p in self.parents(node))
@@ -225,13 +224,13 @@ class NodeGraph:
         a pass: a node made later and listed by an earlier node is that node's child."""
         if self._consumed is None:
             reporter = self.reporter
-            known, is_node, keeper = reporter.ids.known, reporter.is_node, reporter.ids.keeper
+            known, is_node = reporter.ids.known, reporter.is_node
             consumed: Dict[int, list] = {}
             for node_id, node in list(reporter.ids.live()):
                 if type(node) in self._with_parents:
                     continue
                 for child in newer_held(node, is_node, lambda c: (known(c) or 0) > node_id):
-                    consumed.setdefault(known(child), []).append(keeper(node))
+                    consumed.setdefault(known(child), []).append(node_id)
             self._consumed = consumed
         return self._consumed
 

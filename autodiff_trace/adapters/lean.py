@@ -49,6 +49,8 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
     def report(node, vocab, creator) -> None:
         tracer = _stack[-1] if _stack else None
         if tracer is None or reporter.broken:
+            if "node_made" in reporter.__dict__:  # a rule check's re-run, in its forked copy, is told
+                reporter.node_made(node, vocab, creator)
             return
         if not reporter.firing and not reporter._idle():
             reporter._between_passes(tracer)
@@ -113,7 +115,9 @@ class LeanGradHook(GradHook):
                 site, replaced = _writes.get((id(frame.f_code), frame.f_lasti)) or write_site(frame)
                 tracer.grad_accumulated(node_id, writer, None, after_f - before_f, before_f, after_f, replaced, site)
                 rulecheck = reporter.rulecheck
-                if rulecheck._open or rulecheck._walking and rulecheck.made:  # its own early way out, unrolled
+                checking = rulecheck._open  # its own early way out, unrolled: a rule not checked, firing alone
+                if rulecheck._walking and (checking or rulecheck.made) \
+                        or checking and (writer in checking or len(reporter.firing) != 1):
                     rulecheck.wrote(writer, obj, before_f, after_f, replaced, site, frame)
             else:
                 reporter.grad_written(obj, self.vocab, None if before is MISSING else before, value, frame)
@@ -195,11 +199,23 @@ class LeanFiringCall(FiringCall):
                 _set_recursion_limit(limit)
             firing.pop()
             reporter._firing_nodes.pop()
-            reporter._returned = (node_id, frame_key(_getframe(1)))  # the engine loop that called it
+            reporter._returned = (node_id, _loop_key(reporter._returned, _getframe(1)))  # the engine loop that called it
             if not firing:
                 rulecheck = reporter.rulecheck
                 if rulecheck._nested and not rulecheck.off:  # the outermost backward function returned
                     rulecheck.returned()
+
+
+def _loop_key(returned, frame) -> tuple:
+    """:func:`.graph.frame_key` of the engine loop calling rules, read again only when the
+    loop is not the one that called the rule before in this pass (a pass's end forgets it)."""
+    if returned is not None:
+        key = returned[1]
+        if key[0] == id(frame) and key[1] is frame.f_code:
+            caller = frame.f_back
+            if caller is not None and key[2] and key[2][0] == caller.f_lasti:
+                return key  # the same call still running: its callers stand where they stood
+    return frame_key(frame)
 
 
 def grad_hook_of(cls: type, vocab: Vocabulary, reporter) -> GradHook:

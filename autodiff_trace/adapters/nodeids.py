@@ -57,7 +57,7 @@ class NodeIds:
         self.issued = 0  # how many nodes have been given an id
         self.on_forget: Optional[Callable[[int], None]] = None  # told the id of a node that died
         self.ids_by_key: Dict[int, int] = {}  # id(node) -> node id
-        self.keepers_by_key: Dict[int, object] = {}  # id(node) -> a weak reference (or the node)
+        self.keepers: Dict[int, object] = {}  # node id -> a weak reference (or the node)
         self._on_death = self._forget  # one callback for every reference, not a bound method each
 
     def of(self, node) -> int:
@@ -75,21 +75,24 @@ class NodeIds:
             keep.key = key
         except TypeError:
             keep = node
-        self.keepers_by_key[key] = keep
+        self.keepers[node_id] = keep
         return node_id
 
     def keeper(self, node):
         """What stands for ``node`` without keeping it alive (a weak reference; the node
         itself when it takes none): :meth:`kept` gives the node back, or None once it died."""
-        key = id(node)
-        if key not in self.keepers_by_key:
-            self._add(node)
-        return self.keepers_by_key[key]
+        return self.keepers[self.of(node)]
 
     @staticmethod
     def kept(keeper):
         """The node a :meth:`keeper` stands for, or None once it died."""
         return keeper() if isinstance(keeper, _Ref) else keeper
+
+    def node(self, node_id: int):
+        """The node with this id, or None once it died (ids are never given again, so a
+        graph is kept as ids: ints the garbage collector never visits)."""
+        keep = self.keepers.get(node_id)
+        return keep() if keep.__class__ is _Ref else keep
 
     def known(self, node) -> Optional[int]:
         """The node's id if it has one, without giving it one."""
@@ -99,19 +102,19 @@ class NodeIds:
         """``(node id, node)`` for every node with an id that is still alive."""
         while True:  # a collection while copying may run weakref callbacks that remove entries
             try:
-                entries = list(self.keepers_by_key.items())
+                entries = list(self.keepers.items())
                 break
             except RuntimeError:  # "dictionary changed size during iteration": copy again
                 continue
-        for key, keep in entries:
+        for node_id, keep in entries:
             node = keep() if isinstance(keep, _Ref) else keep
-            if node is not None and key in self.ids_by_key:
-                yield self.ids_by_key[key], node
+            if node is not None and node_id in self.keepers:
+                yield node_id, node
 
     def _forget(self, ref: _Ref) -> None:
-        if self.keepers_by_key.get(ref.key) is ref:
-            node_id = self.ids_by_key.pop(ref.key)
-            del self.keepers_by_key[ref.key]
+        node_id = self.ids_by_key.get(ref.key)
+        if node_id is not None and self.keepers.get(node_id) is ref:
+            del self.ids_by_key[ref.key], self.keepers[node_id]
             if self.on_forget is not None:
                 self.on_forget(node_id)
 
