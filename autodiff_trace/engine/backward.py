@@ -180,13 +180,7 @@ def _propagate_traced(root, seed: float, order: List, tracer, received: Optional
                     source = node._block + node._offset
                     capture((FIRED, pass_no, source, grad, grad_in))
                     fired += 1
-                    if op is MUL:  # the common rows written out, as the table gives them
-                        local_a, local_b = b.data, a.data
-                    elif op is ADD:
-                        local_a = local_b = 1.0
-                    elif op.arity == 2:
-                        local_a, local_b = op.local(a.data, b.data, node.data)
-                    else:
+                    if op.arity == 1:
                         local = op.local(a.data, b, node.data)
                         contribution = local * grad_in
                         before = a.grad
@@ -197,6 +191,7 @@ def _propagate_traced(root, seed: float, order: List, tracer, received: Optional
                                  before, after, False, None))
                         accumulated += 1
                         continue
+                    local_a, local_b = op.local(a.data, b.data, node.data)
                     contribution = local_a * grad_in
                     before = a.grad
                     a.grad = after = before + contribution
