@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -183,3 +182,19 @@ class TestForks:
         done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--out", str(tmp_path / "out"),
                                "--quiet", str(script)], capture_output=True, text=True, cwd=tmp_path)
         assert done.stdout.splitlines() == ["True"] and "terminated" not in done.stderr
+
+    def test_a_forked_child_starts_with_the_untraced_sigterm_handling(self, tmp_path):
+        """A child has SIGTERM's untraced handling from its first instruction, so a worker
+        blocked in a lock wait (where no Python handler can run) still dies of it."""
+        script = tmp_path / "disposition.py"
+        script.write_text(textwrap.dedent("""
+            import os, signal
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status))
+        """))
+        done = subprocess.run([sys.executable, "-m", "autodiff_trace", "--out", str(tmp_path / "out"),
+                               "--quiet", str(script)], capture_output=True, text=True, cwd=tmp_path)
+        assert done.stdout.splitlines() == ["0"]

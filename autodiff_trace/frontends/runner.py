@@ -136,13 +136,30 @@ def _sigterm_handler(before) -> Callable:
     def on_sigterm(signum, frame) -> None:
         if os.getpid() == pid:
             raise _Terminated()
-        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGTERM, before)  # a signal that beat the fork hook below
         if before == signal.SIG_DFL:
             os.kill(os.getpid(), signal.SIGTERM)
         elif callable(before):
             before(signum, frame)
 
+    on_sigterm.untraced = before
     return on_sigterm
+
+
+def _untraced_sigterm_in_child() -> None:
+    """A forked child starts with the SIGTERM handling it would have had untraced. Set at
+    the fork, not when the signal comes: a Python handler runs only between bytecodes, so a
+    worker blocked on its pool's queue lock would never run it and never end."""
+    before = getattr(signal.getsignal(signal.SIGTERM), "untraced", None)
+    if before is not None:
+        try:
+            signal.signal(signal.SIGTERM, before)
+        except ValueError:  # not this interpreter's main thread: the handler's fallback stays
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_untraced_sigterm_in_child)
 
 
 def run_target(target: Target, args: List[str], session, instrumentation, voice: Voice):
