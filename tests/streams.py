@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from autodiff_trace import Value, trace
+from autodiff_trace import Diagnoser, JsonlSink, Value, trace
 from autodiff_trace.core.events import (
     BackwardFinished, BackwardFnFired, BackwardStarted, GradAccumulated, NodeCreated,
 )
 
-__all__ = ["Stream", "notebook_user_engine_events", "chain_events"]
+__all__ = ["Stream", "notebook_user_engine_events", "chain_events", "forgotten_zero_grad_trace"]
 
 
 class Stream:
@@ -90,3 +90,15 @@ def chain_events(length: int) -> list:
             x = x * 1.5
         x.backward()
     return t.events
+
+
+def forgotten_zero_grad_trace(path, steps: int, terms: int) -> None:
+    """Write to ``path`` the trace of a loop that forgets zero_grad: ``steps`` passes of a
+    sum of ``terms`` auto-named products, stale-gradient findings from the second on."""
+    with trace([JsonlSink(path)], analyzers=[Diagnoser()]):
+        w = Value(0.5, name="w")
+        for _ in range(steps):
+            loss = Value(0.0, name="loss")
+            for i in range(terms):
+                loss = loss + w * float(i)
+            loss.backward()

@@ -11,6 +11,8 @@ from autodiff_trace.core.tracefile import iter_events, load_events
 from autodiff_trace.replay.tracediff import diff_traces
 from autodiff_trace.views.chrome import chrome_events, write_chrome_trace
 
+from streams import forgotten_zero_grad_trace
+
 
 def _chain_trace(path, length: int = 300, odd_at: int = -1, factor: float = 1.001) -> None:
     """One pass over a chain of multiplications, one of them (``odd_at``) by another factor."""
@@ -24,13 +26,7 @@ def _chain_trace(path, length: int = 300, odd_at: int = -1, factor: float = 1.00
 
 def _loop_trace(path, steps: int = 4) -> None:
     """Passes of a loop that forgets zero_grad, with auto-named nodes and findings."""
-    with trace([JsonlSink(path)], analyzers=[Diagnoser()]):
-        w = Value(0.5, name="w")
-        for _ in range(steps):
-            loss = Value(0.0, name="loss")
-            for i in range(80):
-                loss = loss + w * float(i)
-            loss.backward()
+    forgotten_zero_grad_trace(path, steps, terms=80)
 
 
 def _timeline(events) -> bytes:

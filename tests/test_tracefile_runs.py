@@ -8,10 +8,12 @@ import re
 
 import pytest
 
-from autodiff_trace import Diagnoser, JsonlSink, TraceFileError, Value, trace
+from autodiff_trace import TraceFileError
 from autodiff_trace.core.compact_runs import CompactRun, plain_run, stretches
 from autodiff_trace.core.tracefile import iter_events
 from autodiff_trace.replay.summary import trace_stats
+
+from streams import forgotten_zero_grad_trace
 
 SITES = {0: ("s.py:3", "<module>")}
 NODE = ["n", 2, "mul", 6.0, [1, 0], "z", 0]
@@ -21,13 +23,7 @@ WRITE = ["g", 1, 1, 2, 3.0, 3.0, 0.0]
 
 def _training_trace(path, steps: int = 8) -> None:
     """A loop that forgets zero_grad: passes of a few hundred compact lines, and findings."""
-    with trace([JsonlSink(path)], analyzers=[Diagnoser()]):
-        w = Value(0.5, name="w")
-        for _ in range(steps):
-            loss = Value(0.0, name="loss")
-            for i in range(100):
-                loss = loss + w * float(i)
-            loss.backward()
+    forgotten_zero_grad_trace(path, steps, terms=100)
 
 
 class TestCountsFromRuns:
