@@ -48,11 +48,22 @@ def _is_implied(field: str, implied: str) -> str:
             f"copysign(1.0, {field}) == copysign(1.0, {implied}))")
 
 
-def _item_lines(cls: type) -> List[str]:
-    """The body of the function giving the array of one captured event of ``cls`` (its
-    fields after ``seq`` and ``t``, from ``raw``), or None when it needs an object line:
-    a number that is not a finite float (NaN, ±inf, a complex, an int), so that an array
-    always reads back as exactly its event. A node's site becomes ``number(site, function)``."""
+_NUMBER_SITE = ("if number is not None and site is not None:",
+                "    site, function = number(site, function), None")
+"""A node's site becomes the number of its site line, one lookup per node."""
+_NUMBER_SITE_RUN = ("if site is last_site and function is last_function and last_site is not None:",
+                    "    site, function = last_number, None",
+                    "elif number is not None and site is not None:",
+                    "    last_site, last_function = site, function",
+                    "    site, function = last_number, _ = number(site, function), None")
+"""The same, one lookup per run of nodes from one site (the loop keeps ``last_*``)."""
+
+
+def _item_lines(cls: type, give=("return {}",), number_site=_NUMBER_SITE) -> List[str]:
+    """Lines that give (``give``, its ``{}`` the result) the array of one captured event of
+    ``cls`` (its fields after ``seq`` and ``t``, from ``raw``), or None when it needs an
+    object line: a number that is not a finite float (NaN, ±inf, a complex, an int), so that
+    an array always reads back as exactly its event. A node's site is numbered by ``number_site``."""
     names = list(cls._fields[2:])
     scalars = [f for f in names if f in NUMBER_FIELDS]
     implied = IMPLIED[cls]
@@ -61,23 +72,26 @@ def _item_lines(cls: type) -> List[str]:
     floats = " and ".join(f"({f} is None or {f}.__class__ is float)" if f == "local_grad"
                           else f"{f}.__class__ is float" for f in scalars)  # local_grad may be null
     total = " + ".join(f"(0.0 if {f} is None else {f})" if f == "local_grad" else f for f in scalars)
+
+    def given(result: str) -> List[str]:
+        return ["    " + line.format(result) for line in give]
+
     lines = [f"_, {', '.join(names)}, = raw",
              f"if not ({floats}):  # an int would read back as a float",
-             "    return None",
+             *given("None"),
              f"total = {total}",
              "if total - total != 0.0:",
-             "    return None"]
+             *given("None")]
     if cls is NodeCreated:  # a default name (DEFAULT_NAME) is null; a site, the number of its site line
         lines += [f"if (('#' in name) if name.__class__ is str else True) and name == {DEFAULT_NAME}:",
                   "    name = None",
-                  "if number is not None and site is not None:",
-                  "    site, function = number(site, function), None"]
+                  *number_site]
     for i in range(len(trailing), 0, -1):  # the longest tail a reader can tell goes
         tail = implied[len(trailing) - i:]
         condition = " and ".join(_is_implied(f, d) for f, d in reversed(tail))  # the cheap tests first
         written = kept + trailing[:len(trailing) - i]
-        lines += [f"if {condition}:", f"    return ({TAG_OF[cls]!r}, {', '.join(written)})"]
-    lines.append(f"return ({TAG_OF[cls]!r}, {', '.join(names)})")
+        lines += [f"if {condition}:", *given(f"({TAG_OF[cls]!r}, {', '.join(written)})")]
+    lines += [line[4:] for line in given(f"({TAG_OF[cls]!r}, {', '.join(names)})")]
     return lines
 
 
@@ -103,24 +117,8 @@ def _batch_items() -> Callable[[list, Optional[Callable]], list]:
              "    last_site = last_function = last_number = None",
              "    for raw in batch:",
              "        kind = raw[0]"]
-    numbering = ["if site is last_site and function is last_function and last_site is not None:",
-                 "    site, function = last_number, None",
-                 "elif number is not None and site is not None:",
-                 "    last_site, last_function = site, function",
-                 "    site, function = last_number, _ = number(site, function), None"]
     for kind, cls in ((2, GradAccumulated), (1, BackwardFnFired), (0, NodeCreated)):
-        body = []
-        for line in _item_lines(cls):
-            if line.startswith("if number is not None and site is not None:"):
-                body += numbering
-                continue
-            if line.startswith("    site, function = number(site, function)"):
-                continue
-            indent = line[:len(line) - len(line.lstrip())]
-            if line.lstrip().startswith("return "):
-                body += [f"{indent}append({line.lstrip()[len('return '):]})", f"{indent}continue"]
-            else:
-                body.append(line)
+        body = _item_lines(cls, give=("append({})", "continue"), number_site=_NUMBER_SITE_RUN)
         lines += [f"        {'if' if kind == 2 else 'elif' if kind == 1 else 'else'}"
                   f"{f' kind == {kind}' if kind else ''}:  # {cls.kind}",
                   *["            " + line for line in body]]
