@@ -165,7 +165,7 @@ class Side:
         open_piece = False
         whole = self.pass_no is None
         in_pass = whole
-        key_of, make_key, set_grad = self.key_of, self._make_key, self.set_grad
+        key_of, make_key, set_grad, touch = self.key_of, self._make_key, self.set_grad, self._touch
         dense, stamp, grads, has_grad = self._dense, self._stamp, self._grads, self._has_grad
         odd, grad_order, last_pass, passes = self._odd, self._grad_order, self.last_pass, self.passes
         count = self.count
@@ -185,41 +185,18 @@ class Side:
                     open_piece = True
                     yield ("node", key, e.op, e.value), e
                 continue
-            if kind == "grad_accumulated":  # the common case written out: key_of, set_grad, and the
-                # node joins the pass's nodes once (stamp)
+            if kind == "grad_accumulated":  # a write an object line holds (most are in runs)
                 if in_pass:
-                    n = e.target
-                    target = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
-                        else key_of(n)
-                    n = e.fired_by
-                    by = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
-                        else key_of(n)
-                    if target >= len(stamp):
-                        self._grow_keys(target)
-                    if not has_grad[target]:
-                        has_grad[target] = 1
-                        grad_order.append(target)
-                    grad = e.grad_after
-                    if grad.__class__ is float and grad == grad and not odd:
-                        grads[target] = grad
-                    else:
-                        put_number(grads, odd, target, grad)
-                    if stamp[target] != passes:
-                        stamp[target] = passes
-                        last_pass.append(target)
+                    target, grad = key_of(e.target), e.grad_after
+                    set_grad(target, grad)
+                    touch(target)
                     open_piece = True
-                    yield ("write", target, by, e.contribution, e.grad_before, grad), e
+                    yield ("write", target, key_of(e.fired_by), e.contribution, e.grad_before, grad), e
                 continue
             if kind == "backward_fn_fired":
                 if in_pass:
-                    n = e.node
-                    node = dense[n] - 1 if n.__class__ is int and 0 <= n < len(dense) and dense[n] \
-                        else key_of(n)
-                    if node >= len(stamp):
-                        self._grow_keys(node)
-                    if stamp[node] != passes:
-                        stamp[node] = passes
-                        last_pass.append(node)
+                    node = key_of(e.node)
+                    touch(node)
                     open_piece = True
                     yield ("fired", node, e.grad, e.upstream), e
                 continue
@@ -269,6 +246,14 @@ class Side:
         self.count = count
         if open_piece:
             yield END
+
+    def _touch(self, key: int) -> None:
+        """Add a node of the pass (reached, fired or written) to its nodes, once."""
+        if key >= len(self._stamp):
+            self._grow_keys(key)
+        if self._stamp[key] != self.passes:
+            self._stamp[key] = self.passes
+            self.last_pass.append(key)
 
     def _run_steps(self, run: CompactRun, in_pass: bool) -> list:
         """What :meth:`steps` does for each event of a run of compact lines, read from their
