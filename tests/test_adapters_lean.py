@@ -112,8 +112,11 @@ def name_of_class(namespace: dict) -> str:
 
 
 def reporting_file(init) -> str:
-    """The file of the function an ``__init__`` hook reports each new node with."""
+    """The file of the function an ``__init__`` hook reports each new node with (the hook's
+    own, when it reports in its own frame)."""
     held = dict(zip(init.__code__.co_freevars, (cell.cell_contents for cell in init.__closure__)))
+    if "report" not in held:
+        return init.__code__.co_filename
     report = held["report"] or held["reporter"].node_made
     return getattr(report, "__func__", report).__code__.co_filename
 

@@ -41,7 +41,6 @@ class SweepWatch:
         self.named = named  # (module, qualname) of a sweep named by the user, watched whatever its shape
         self.resolver = KeyResolver(reporter)
         self.writes = SweepWrites(reporter, self.resolver)
-        reporter.held_writes = self._attribute_written
         self.sweeps: Dict[str, Set[Tuple[str, int]]] = {}  # file -> (name, first line) of its sweeps
         self.unavailable: Optional[str] = None  # why the sweeps could not be watched
         self._verdict: Dict[int, Tuple[CodeType, bool]] = {}  # id(code) -> (code, is a sweep)
@@ -106,6 +105,7 @@ class SweepWatch:
         self.reporter.failed(exc)
         self.writes.abandon(active_tracer())
         self._outer, self._watched = None, {}
+        self.reporter.held_writes = None
         if self._hook is not None and sys.gettrace() is self._hook:
             sys.settrace(None)
 
@@ -216,6 +216,7 @@ class SweepWatch:
     def _enter(self, frame: FrameType) -> None:
         if self._outer is None:
             self._outer, self._watched, self._last = frame, {}, None
+            self.reporter.held_writes = self._attribute_written  # grad writes go to the sweep while it runs
         else:
             self._compare()
         self._adopt(frame, deep=True)
@@ -236,6 +237,7 @@ class SweepWatch:
 
     def _leave(self, tracer) -> None:
         self._outer, self._watched, self._last = None, {}, None
+        self.reporter.held_writes = None
         self.writes.end(tracer)
 
     # -- the dicts a sweep holds ---------------------------------------------------------

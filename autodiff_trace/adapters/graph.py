@@ -110,6 +110,27 @@ class NodeGraph:
         parents = self._parents[node_id] = tuple(parent_ids)  # the event's tuple too: one object
         return parents
 
+    def parents_made(self, node, node_id: int, held) -> Optional[tuple]:
+        """:meth:`_held_directly` for a node just given its id, from what its parents
+        attribute holds (``held``), in the common case only: a tuple, list or set of nodes
+        that all have ids, none of them the node's; None for anything else, which
+        :meth:`remember_ids` reads."""
+        kind = type(held)
+        if kind is not tuple and kind is not set and kind is not list and kind is not frozenset \
+                or not held or len(held) > _LARGEST:
+            return None
+        parent_ids = list(map(self.reporter.ids.ids_by_key.get, map(id, held)))
+        if None in parent_ids or max(parent_ids) >= node_id:
+            return None  # an item of another kind, or one without an id yet: the general reading
+        if len(parent_ids) > 1:
+            if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
+                parent_ids.sort()
+            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
+                parent_ids = list(dict.fromkeys(parent_ids))
+        self._with_parents.add(type(node))
+        parents = self._parents[node_id] = tuple(parent_ids)  # the event's tuple too: one object
+        return parents
+
     def _earlier(self, candidate, node_id: int) -> bool:
         known = self.reporter.ids.known(candidate)
         return known is not None and known < node_id

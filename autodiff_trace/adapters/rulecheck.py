@@ -56,7 +56,8 @@ class RuleCheck(WriteCredit):
         self._open: Dict[int, Firing] = {}  # node id -> its firing, until the pass is over
         self._queue: List[Tuple[Firing, Job, list, list, Rule]] = []
         self._files: Dict[type, frozenset] = {}
-        self._key_of: Dict[tuple, object] = {}  # (creator code, its caller's code, class) -> op key
+        # (id of the creator's code, id of its caller's code, class) -> (those codes, the op's key, the op)
+        self._key_by_ids: Dict[tuple, tuple] = {}
         self._with_parents: set = set()  # classes whose nodes know their parents when made
         self._reported: set = set()  # (op, rule line) named in a finding
         self._site_ops: Dict[str, set] = {}  # grad-write line -> ops whose rules wrote there
@@ -80,13 +81,16 @@ class RuleCheck(WriteCredit):
                 if self._queue:
                     self.flush()
             caller = creator.f_back
-            key = self._key_of.get((creator.f_code, caller and caller.f_code, type(node)))
-            if key is not None:  # the fast way out for most nodes of a large graph
-                op = self.ops[key]
+            code, caller = creator.f_code, caller and caller.f_code
+            known = self._key_by_ids.get((id(code), id(caller), type(node)))  # ids: a code object hashes slowly
+            if known is not None and known[0] is code and known[1] is caller:  # the fast way out for most nodes
+                key, op = known[2], known[3]
                 op.made += 1
                 if op.made > _FIRST and (op.made % _DENSE or op.made % _EVERY and not op.unsure) \
                         or op.pending >= AGREEING_CHECKS or op.done:  # (_EVERY is a multiple of _DENSE)
                     return
+            else:
+                key = None
             self._node_made(node, vocab, creator, key)
         except Exception as exc:
             self._give_up(exc)
@@ -140,9 +144,9 @@ class RuleCheck(WriteCredit):
             if self._is_engine(code, cls):  # a helper that makes every op's nodes: key by its caller too
                 key = (code, caller) if caller is not None and caller.co_name != "<module>" \
                     and self._is_engine(caller, cls) else code
-            self._key_of[code, caller, cls] = key
             if key not in self.ops:
                 self.ops[key] = Op()
+            self._key_by_ids[id(code), id(caller), cls] = (code, caller, key, self.ops[key])
             op = self.ops[key]
             op.made += 1
             if op.pending >= AGREEING_CHECKS or op.done:
