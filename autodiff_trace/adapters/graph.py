@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import CodeType, FrameType
 from typing import Dict, List, Optional, Set, Tuple
 
-from .nodeids import as_float
+from .nodeids import ToolRef, as_float
 from .roles import LARGEST as _LARGEST, MISSING, called_with, held_nodes, newer_held, static_attr, tabled_nodes
 
 __all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
@@ -205,34 +205,44 @@ class NodeGraph:
         """Ids of the nodes ``root`` depends on, root first, each before its parents, and
         their grads (``known`` gives grads as they were before writes already made)."""
         reporter = self.reporter
-        vocab_of, id_of, node_of = reporter.vocab_of, reporter.ids.of, reporter.ids.node
+        vocab_of, id_of, keepers = reporter.vocab_of, reporter.ids.of, reporter.ids.keepers
         with_parents, held = self._with_parents, self._parents
-        post_ids, post, visited, stack = [], [], set(), [(id_of(root), root, False)]
+        root_id = id_of(root)
+        # a depth-first walk over ids: a node's id comes off the stack to visit it, and its
+        # negation (ids are positive) once its parents are done
+        post_ids, visited, stack, pushed = [], {}, [root_id], {root_id: root}
         self.pass_started()
         while stack:
-            node_id, node, parents_done = stack.pop()
-            if parents_done:
-                post_ids.append(node_id)
-                post.append(node)
+            node_id = stack.pop()
+            if node_id < 0:
+                post_ids.append(-node_id)
                 continue
             if node_id in visited:
                 continue
-            visited.add(node_id)
-            stack.append((node_id, node, True))
+            node = visited[node_id] = pushed.pop(node_id)
+            stack.append(-node_id)
             parent_ids = held.get(node_id) if type(node) in with_parents else None
             if parent_ids is None:
-                stack.extend([(parent_id, p, False) for p in self.parents(node)
-                              if (parent_id := id_of(p)) not in visited])
+                for parent in self.parents(node):
+                    parent_id = id_of(parent)
+                    if parent_id not in visited:
+                        pushed[parent_id] = parent
+                        stack.append(parent_id)
             else:
-                stack.extend([(parent_id, p, False) for parent_id in parent_ids
-                              if parent_id not in visited and (p := node_of(parent_id)) is not None])
+                for parent_id in parent_ids:
+                    if parent_id not in visited:
+                        keep = keepers.get(parent_id)  # NodeIds.node, inline: a node that died is left out
+                        parent = keep() if keep.__class__ is ToolRef else keep
+                        if parent is not None:
+                            pushed[parent_id] = parent
+                            stack.append(parent_id)
         post_ids.reverse()
-        post.reverse()
         grads = []
-        for node_id, node in zip(post_ids, post):
+        for node_id in post_ids:
             if node_id in known:
                 grads.append(known[node_id])
             else:
+                node = visited[node_id]
                 vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
                 grads.append(as_float(static_attr(node, vocab.grad)))
         return tuple(post_ids), tuple(grads)

@@ -30,6 +30,7 @@ from .roles import op_label, static_attr
 __all__ = ["lean_init_hook", "construction_hook_of", "init_hook_of", "grad_hook_of", "backward_hook_of", "LeanGradHook", "LeanBackwardHook", "LeanFiringCall"]
 
 _recursion_limit, _set_recursion_limit, _getframe = sys.getrecursionlimit, sys.setrecursionlimit, sys._getframe
+_new_call = object.__new__
 _CALL_DEPTH = 2  # recursion depth a lean firing adds: the slot call and __call__
 
 
@@ -93,7 +94,8 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
                     and makes_for_its_caller(creator, grad_name, bool(parents), False, skip):
                 skip.add(code)  # add(a, b): name the node after the caller's line
             value = namespace.get(value_name, MISSING)
-            value = as_float(static_attr(self, value_name) if value is MISSING else value)
+            if value.__class__ is not float:
+                value = as_float(static_attr(self, value_name) if value is MISSING else value)
             op = namespace.get(op_name) if op_name else None
             if op.__class__ is not str or not op:
                 op = op_label(self, vocab, parents, code, skip)
@@ -195,7 +197,9 @@ class LeanBackwardHook(BackwardHook):
                         return fn
                 elif noop[1]:
                     return fn  # lambda: None, a leaf's rule: nothing to report
-                return LeanFiringCall(fn, obj, self.vocab, reporter)
+                call = _new_call(LeanFiringCall)  # its slots set here: no __init__ frame per firing
+                call.fn, call.node, call.vocab, call.reporter = fn, obj, self.vocab, reporter
+                return call
         return BackwardHook.__get__(self, obj, objtype)
 
 
@@ -241,23 +245,19 @@ class LeanFiringCall(FiringCall):
                 _set_recursion_limit(limit)
             firing.pop()
             reporter._firing_nodes.pop()
-            reporter._returned = (node_id, _loop_key(reporter._returned, _getframe(1)))  # the engine loop that called it
+            frame, returned = _getframe(1), reporter._returned  # the engine loop that called it:
+            if returned is not None:  # read again only when it is not the loop that called the rule before
+                key = returned[1]
+                if key[0] != id(frame) or key[1] is not frame.f_code or not key[2] or frame.f_back is None \
+                        or key[2][0] != frame.f_back.f_lasti:
+                    key = frame_key(frame)
+            else:
+                key = frame_key(frame)
+            reporter._returned = (node_id, key)
             if not firing:
                 rulecheck = reporter.rulecheck
                 if rulecheck._nested and not rulecheck.off:  # the outermost backward function returned
                     rulecheck.returned()
-
-
-def _loop_key(returned, frame) -> tuple:
-    """:func:`.graph.frame_key` of the engine loop calling rules, read again only when the
-    loop is not the one that called the rule before in this pass (a pass's end forgets it)."""
-    if returned is not None:
-        key = returned[1]
-        if key[0] == id(frame) and key[1] is frame.f_code:
-            caller = frame.f_back
-            if caller is not None and key[2] and key[2][0] == caller.f_lasti:
-                return key  # the same call still running: its callers stand where they stood
-    return frame_key(frame)
 
 
 def grad_hook_of(cls: type, vocab: Vocabulary, reporter) -> GradHook:

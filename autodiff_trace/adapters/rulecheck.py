@@ -56,8 +56,7 @@ class RuleCheck(WriteCredit):
         self._open: Dict[int, Firing] = {}  # node id -> its firing, until the pass is over
         self._queue: List[Tuple[Firing, Job, list, list, Rule]] = []
         self._files: Dict[type, frozenset] = {}
-        # (id of the creator's code, id of its caller's code, class) -> (those codes, the op's key, the op)
-        self._key_by_ids: Dict[tuple, tuple] = {}
+        self._key_by_ids: Dict[tuple, tuple] = {}  # (ids of creator's, caller's code, class) -> (codes, key, op)
         self._with_parents: set = set()  # classes whose nodes know their parents when made
         self._reported: set = set()  # (op, rule line) named in a finding
         self._site_ops: Dict[str, set] = {}  # grad-write line -> ops whose rules wrote there
@@ -80,18 +79,15 @@ class RuleCheck(WriteCredit):
                 self._close_firings()
                 if self._queue:
                     self.flush()
-            caller = creator.f_back
-            code, caller = creator.f_code, caller and caller.f_code
-            known = self._key_by_ids.get((id(code), id(caller), type(node)))  # ids: a code object hashes slowly
-            if known is not None and known[0] is code and known[1] is caller:  # the fast way out for most nodes
+            code, caller = creator.f_code, creator.f_back and creator.f_back.f_code
+            known = self._key_by_ids.get((id(code), id(caller), type(node)))  # its entry holds both codes
+            if known is not None:  # the fast way out for most nodes (ids: a code object hashes slowly)
                 key, op = known[2], known[3]
                 op.made += 1
                 if op.made > _FIRST and (op.made % _DENSE or op.made % _EVERY and not op.unsure) \
                         or op.pending >= AGREEING_CHECKS or op.done:  # (_EVERY is a multiple of _DENSE)
                     return
-            else:
-                key = None
-            self._node_made(node, vocab, creator, key)
+            self._node_made(node, vocab, creator, key if known is not None else None)
         except Exception as exc:
             self._give_up(exc)
 
