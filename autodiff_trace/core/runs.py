@@ -30,8 +30,17 @@ if TYPE_CHECKING:
 __all__ = ["Run", "ReadsRuns", "fold_run", "finite_floats"]
 
 _new = tuple.__new__
-_kind = itemgetter(0)
+_kind, _second = itemgetter(0), itemgetter(1)
 _FLOAT = float
+_MASKS = [bytes(int(code == kind) for code in range(256)) for kind in range(len(CAPTURED))]  # kind -> its translate table
+_PLACES: List[int] = []  # 0, 1, 2, ...: places picked from a list, so no int is made per event
+
+
+def _positions(count: int) -> List[int]:
+    """``list(range(count))``, its ints shared from one list kept for every run."""
+    if len(_PLACES) < count:
+        _PLACES.extend(range(len(_PLACES), count))
+    return _PLACES[:count]
 
 
 def finite_floats(values) -> bool:
@@ -55,25 +64,30 @@ class Run:
         self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
         self.start, self.first_seq, self.t = start, first_seq, t
         self.kinds = list(map(_kind, self.raws))
+        self._kind_bytes = bytes(self.kinds)  # the kinds as bytes: a kind's mask is one translate
         self._places: dict = {}
         self._columns: dict = {}
 
     def __len__(self) -> int:
         return len(self.raws)
 
+    def mask(self, kind: int) -> bytes:
+        """A byte per event of the run: 1 where it is of ``kind``, else 0 (one C call)."""
+        return self._kind_bytes.translate(_MASKS[kind])
+
     def _of(self, kind: int) -> tuple:
         """(places, tuples) of the events of ``kind``, picked by one mask of the kinds."""
         found = self._places.get(kind)
         if found is None:
-            kinds, raws = self.kinds, self.raws
+            kinds, raws = self._kind_bytes, self.raws
             count = kinds.count(kind)
             if count == len(kinds):
-                found = (list(range(count)), raws)
+                found = (_positions(count), raws)
             elif not count:
                 found = ([], [])
             else:
-                mask = list(map(kind.__eq__, kinds))
-                found = (list(compress(range(len(kinds)), mask)), list(compress(raws, mask)))
+                mask = kinds.translate(_MASKS[kind])
+                found = (list(compress(_positions(len(kinds)), mask)), list(compress(raws, mask)))
             self._places[kind] = found
         return found
 
@@ -123,7 +137,18 @@ class Run:
 
     @property
     def pass_no(self) -> Optional[int]:
-        """The one pass the run's firings and writes belong to (None: none, or several)."""
+        """The one pass the run's firings and writes belong to (None: none, or several; made once)."""
+        found = self._columns.get("pass_no", self)
+        if found is self:
+            found = self._columns["pass_no"] = self._one_pass()
+        return found
+
+    def _one_pass(self) -> Optional[int]:
+        if NODE not in self._kind_bytes:  # firings and writes only: item 1 of every tuple
+            if not self.raws:
+                return None
+            column = list(map(_second, self.raws))
+            return column[0] if column.count(column[0]) == len(column) else None
         found = None
         for column in (self.column(FIRED, 1), self.column(WRITE, 1)):
             if column:
@@ -134,7 +159,7 @@ class Run:
 
     def writes_before(self) -> List[int]:
         """For each place of the run, how many writes come before it in the run."""
-        return list(accumulate(map(WRITE.__eq__, self.kinds), initial=0))
+        return list(accumulate(self.mask(WRITE), initial=0))
 
     def event(self, index: int) -> "Event":
         """Event ``index`` of the run, as an event object."""
