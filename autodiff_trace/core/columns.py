@@ -14,7 +14,7 @@ from array import array
 from collections import deque
 from collections.abc import Mapping
 from itertools import repeat
-from operator import sub
+from operator import getitem, setitem, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .by_id import IntsById, NodeSet
@@ -312,14 +312,14 @@ class NodeTable(Mapping):
         if self._sparse is None:
             dense = self._dense
             try:
-                rows = array("q", map(dense.__getitem__, map(sub, ids, repeat(self._base))))  # row + 1
+                rows = array("q", map(getitem, repeat(dense), map(sub, ids, repeat(self._base))))  # row + 1
                 if self._base > min(ids, default=self._base):
                     raise IndexError  # a negative place would read from the end
             except (IndexError, TypeError):
                 pass
             else:
                 if 0 not in rows:
-                    return map(column.__getitem__, map(sub, rows, repeat(1)))
+                    return map(getitem, repeat(column), map(sub, rows, repeat(1)))
         return (column[row] if row >= 0 else None for row in map(self.row, ids))
 
     def parents_of(self, row: int) -> Tuple[int, ...]:
@@ -344,10 +344,10 @@ class NodeTable(Mapping):
         dense, base = self._dense, self._base
         if min(ids) < base or max(ids) - base >= len(dense):
             return False
-        rows = list(map(dense.__getitem__, map(sub, ids, repeat(base))))  # row + 1; 0: unknown
+        rows = list(map(getitem, repeat(dense), map(sub, ids, repeat(base))))  # row + 1; 0: unknown
         if 0 in rows:
             return False
-        deque(map(self.grads.__setitem__, map(sub, rows, repeat(1)), grads), 0)
+        deque(map(setitem, repeat(self.grads), map(sub, rows, repeat(1)), grads), 0)
         return True
 
     @property

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import add, eq, getitem, itemgetter, not_, sub
+from operator import add, eq, getitem, itemgetter, not_, setitem, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
@@ -223,7 +223,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
         return False  # an id far off: the table's own add decides
     if low < len(dense):  # an id with a row already is made again: the table's own add decides
         known = sorted(at)
-        if any(map(dense.__getitem__, known[:bisect_left(known, len(dense))])):
+        if any(map(getitem, repeat(dense), known[:bisect_left(known, len(dense))])):
             return False
     table.ids.frombytes(packed("q", ids))
     table.data.frombytes(packed("d", run.column(NODE, 3)))
@@ -239,7 +239,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(4 * (high + 1 - len(dense))))
-    deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
+    deque(map(setitem, repeat(dense), at, range(rows + 1, rows + 1 + len(at))), 0)
     _count_elements(model.name_uses, compress(names, map(not_, default)))
     model.events += len(run)
     return True
@@ -265,13 +265,13 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         dense = table._dense
         if min(at) < 0 or max(at) >= len(dense):
             return False
-        rows = list(map(dense.__getitem__, at))  # row + 1; 0: a node the table lacks
+        rows = list(map(getitem, repeat(dense), at))  # row + 1; 0: a node the table lacks
         if 0 in rows:
             return False
         if p is not None:
             if p.writes_to.indexed or not p.writes.extend_run(run, model._shared):
                 return False
-        deque(map(table.grads.__setitem__, map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
+        deque(map(setitem, repeat(table.grads), map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
     if fires and p is not None:
         p.fire_all(run.column(FIRED, 2), run.column(FIRED, 4), run.types(FIRED, 2) == {int},
                    run.types(FIRED, 4) <= {_FLOAT})
