@@ -209,7 +209,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table = model.nodes
     ids, ops, parents, names, sites, functions, modules = (run.column(NODE, field) for field in (1, 2, 4, 5, 6, 7, 8))
     if table._sparse is not None or table.modules is not None or not table.names \
-            or {*modules} != {None} or run.types(NODE, 1) != {int} or not run.plain(NODE, 3):
+            or modules.count(None) != len(modules) or run.types(NODE, 1) != {int} or not run.plain(NODE, 3):
         return False
     at = run.offsets(NODE, 1, table._base)
     try:
@@ -232,9 +232,14 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.starts.pop(rows + 1)  # accumulate repeats the start it began from
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
-        column.extend(map(share, texts, texts))
+        first = texts[0]
+        if texts.count(first) == len(texts):  # one text for the whole run (a count by identity, mostly)
+            column.extend(repeat(share(first, first), len(texts)))
+        else:
+            column.extend(map(share, texts, texts))
     # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
-    default = list(map(eq, names, map(add, map(add, map(LEAF_OR.get, ops, ops), repeat("#")), map(str, ids))))
+    starts = {op: f"{LEAF_OR.get(op, op)}#" for op in {*ops}}  # each op's default name, less the id
+    default = list(map(eq, names, map(add, map(starts.__getitem__, ops), map(str, ids))))
     table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
