@@ -183,7 +183,7 @@ class NodeTable(Mapping):
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
         self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text (names are
         # mostly each node's own: a map of them would cost more than it saves)
-        self._leaf_rows: List[int] = []  # the rows of op "" among the first _leaves_read rows
+        self._leaf_ids: set = set()  # the ids of the rows of op "" among the first _leaves_read rows
         self._leaves_read = 0
 
     # -- the mapping -------------------------------------------------------------------
@@ -256,7 +256,7 @@ class NodeTable(Mapping):
         """:meth:`add` for every case: a node made again, an odd id or value, a module."""
         row = self.row(event.node)
         if row >= 0:
-            self._leaf_rows, self._leaves_read = [], 0  # its op may change: the leaves are looked for again
+            self._leaf_ids, self._leaves_read = set(), 0  # its op may change: the leaves are looked for again
             self.odd[row] = event
             self.ops[row], self.names[row] = self._share(event.op), event.name
             self.sites[row], self.functions[row] = self._share(event.site), self._share(event.function)
@@ -326,18 +326,19 @@ class NodeTable(Mapping):
         return (column[row] if row >= 0 else None for row in map(self.row, ids))
 
     def leaf_ids(self) -> set:
-        """The ids of the nodes of op "" (leaves). The rows added since the last call are
-        scanned by ``list.index``, a C loop that mostly compares shared texts by identity."""
-        ops, rows, at = self.ops, self._leaf_rows, self._leaves_read - 1
+        """The ids of the nodes of op "" (leaves): a set kept by the table, to read, not to
+        change. The rows added since the last call are scanned by ``list.index``, a C loop
+        that mostly compares shared texts by identity."""
+        ops, found, at = self.ops, self._leaf_ids, self._leaves_read - 1
+        odd, ids = self.odd, self.ids
         try:
             while True:
                 at = ops.index("", at + 1)
-                rows.append(at)
+                found.add(odd[at].node if odd and at in odd else ids[at])
         except ValueError:
             pass
         self._leaves_read = len(ops)
-        odd, ids = self.odd, self.ids
-        return {odd[row].node if odd and row in odd else ids[row] for row in rows}
+        return found
 
     def parents_of(self, row: int) -> Tuple[int, ...]:
         """The parents of the node in ``row`` (what :attr:`NodeInfo.parents` reads)."""
