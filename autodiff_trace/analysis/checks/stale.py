@@ -13,7 +13,7 @@ accumulating, and is left silent.
 from __future__ import annotations
 
 from itertools import compress, repeat
-from operator import not_, sub
+from operator import ne, not_, sub
 from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
@@ -181,8 +181,9 @@ class StaleGradient(Check):
         ctx, model = self.ctx, self.ctx.model
         p = ctx.pass_
         ctx.stale_from = {}
-        stale = [(n, g) for n, g in zip(event.order, event.grads_before)
-                 if g != 0 and model.node(n).op != "const"]
+        grads = event.grads_before  # the grads that are not zero picked by built-in maps, then looked at
+        stale = [(n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
+                 if model.node(n).op != "const"]
         stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
         site = ctx.begin_sites.get(p.pass_no)
         self.roots[p.pass_no] = p.root
