@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Set
 from itertools import repeat
-from operator import sub
+from operator import getitem, setitem, sub
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class IntsById:
                 return [0] * len(ids)
             at = offsets(self.base) if offsets is not None else list(map(sub, ids, repeat(self.base)))
             if min(at) >= 0 and max(at) < len(slots):
-                return list(map(slots.__getitem__, at))
+                return list(map(getitem, repeat(slots), at))
         return list(map(self.get, ids))
 
     def set_many(self, ids: Sequence[int], value: int, offsets: Optional[Callable[[int], List[int]]] = None) -> bool:
@@ -161,7 +161,7 @@ class IntsById:
         self.base = base
         if high >= len(slots):
             slots.frombytes(bytes(4 * (high + 1 - len(slots))))
-        deque(map(slots.__setitem__, at, repeat(value)), 0)
+        deque(map(setitem, repeat(slots), at, repeat(value)), 0)
         return True
 
 

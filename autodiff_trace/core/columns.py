@@ -14,7 +14,7 @@ from array import array
 from collections import deque
 from collections.abc import Mapping
 from itertools import repeat
-from operator import sub
+from operator import getitem, setitem, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .by_id import IntsById, NodeSet
@@ -183,6 +183,8 @@ class NodeTable(Mapping):
         self._sparse: Optional[Dict[int, int]] = None  # id -> row, once they do not
         self._shared: Dict[str, str] = {}  # one copy of each op, site, function and module text (names are
         # mostly each node's own: a map of them would cost more than it saves)
+        self._leaf_ids: set = set()  # the ids of the rows of op "" among the first _leaves_read rows
+        self._leaves_read = 0
 
     # -- the mapping -------------------------------------------------------------------
     def row(self, node_id) -> int:
@@ -254,6 +256,7 @@ class NodeTable(Mapping):
         """:meth:`add` for every case: a node made again, an odd id or value, a module."""
         row = self.row(event.node)
         if row >= 0:
+            self._leaf_ids, self._leaves_read = set(), 0  # its op may change: the leaves are looked for again
             self.odd[row] = event
             self.ops[row], self.names[row] = self._share(event.op), event.name
             self.sites[row], self.functions[row] = self._share(event.site), self._share(event.function)
@@ -312,15 +315,30 @@ class NodeTable(Mapping):
         if self._sparse is None:
             dense = self._dense
             try:
-                rows = array("q", map(dense.__getitem__, map(sub, ids, repeat(self._base))))  # row + 1
+                rows = array("q", map(getitem, repeat(dense), map(sub, ids, repeat(self._base))))  # row + 1
                 if self._base > min(ids, default=self._base):
                     raise IndexError  # a negative place would read from the end
             except (IndexError, TypeError):
                 pass
             else:
                 if 0 not in rows:
-                    return map(column.__getitem__, map(sub, rows, repeat(1)))
+                    return map(getitem, repeat(column), map(sub, rows, repeat(1)))
         return (column[row] if row >= 0 else None for row in map(self.row, ids))
+
+    def leaf_ids(self) -> set:
+        """The ids of the nodes of op "" (leaves): a set kept by the table, to read, not to
+        change. The rows added since the last call are scanned by ``list.index``, a C loop
+        that mostly compares shared texts by identity."""
+        ops, found, at = self.ops, self._leaf_ids, self._leaves_read - 1
+        odd, ids = self.odd, self.ids
+        try:
+            while True:
+                at = ops.index("", at + 1)
+                found.add(odd[at].node if odd and at in odd else ids[at])
+        except ValueError:
+            pass
+        self._leaves_read = len(ops)
+        return found
 
     def parents_of(self, row: int) -> Tuple[int, ...]:
         """The parents of the node in ``row`` (what :attr:`NodeInfo.parents` reads)."""
@@ -344,10 +362,10 @@ class NodeTable(Mapping):
         dense, base = self._dense, self._base
         if min(ids) < base or max(ids) - base >= len(dense):
             return False
-        rows = list(map(dense.__getitem__, map(sub, ids, repeat(base))))  # row + 1; 0: unknown
+        rows = list(map(getitem, repeat(dense), map(sub, ids, repeat(base))))  # row + 1; 0: unknown
         if 0 in rows:
             return False
-        deque(map(self.grads.__setitem__, map(sub, rows, repeat(1)), grads), 0)
+        deque(map(setitem, repeat(self.grads), map(sub, rows, repeat(1)), grads), 0)
         return True
 
     @property

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import _count_elements, deque
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import add, eq, getitem, itemgetter, not_, sub
+from operator import add, eq, getitem, itemgetter, not_, setitem, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
@@ -30,8 +30,17 @@ if TYPE_CHECKING:
 __all__ = ["Run", "ReadsRuns", "fold_run", "finite_floats"]
 
 _new = tuple.__new__
-_kind = itemgetter(0)
+_kind, _second = itemgetter(0), itemgetter(1)
 _FLOAT = float
+_MASKS = [bytes(int(code == kind) for code in range(256)) for kind in range(len(CAPTURED))]  # kind -> its translate table
+_PLACES: List[int] = []  # 0, 1, 2, ...: places picked from a list, so no int is made per event
+
+
+def _positions(count: int) -> List[int]:
+    """``list(range(count))``, its ints shared from one list kept for every run."""
+    if len(_PLACES) < count:
+        _PLACES.extend(range(len(_PLACES), count))
+    return _PLACES[:count]
 
 
 def finite_floats(values) -> bool:
@@ -55,25 +64,30 @@ class Run:
         self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
         self.start, self.first_seq, self.t = start, first_seq, t
         self.kinds = list(map(_kind, self.raws))
+        self._kind_bytes = bytes(self.kinds)  # the kinds as bytes: a kind's mask is one translate
         self._places: dict = {}
         self._columns: dict = {}
 
     def __len__(self) -> int:
         return len(self.raws)
 
+    def mask(self, kind: int) -> bytes:
+        """A byte per event of the run: 1 where it is of ``kind``, else 0 (one C call)."""
+        return self._kind_bytes.translate(_MASKS[kind])
+
     def _of(self, kind: int) -> tuple:
         """(places, tuples) of the events of ``kind``, picked by one mask of the kinds."""
         found = self._places.get(kind)
         if found is None:
-            kinds, raws = self.kinds, self.raws
+            kinds, raws = self._kind_bytes, self.raws
             count = kinds.count(kind)
             if count == len(kinds):
-                found = (list(range(count)), raws)
+                found = (_positions(count), raws)
             elif not count:
                 found = ([], [])
             else:
-                mask = list(map(kind.__eq__, kinds))
-                found = (list(compress(range(len(kinds)), mask)), list(compress(raws, mask)))
+                mask = kinds.translate(_MASKS[kind])
+                found = (list(compress(_positions(len(kinds)), mask)), list(compress(raws, mask)))
             self._places[kind] = found
         return found
 
@@ -123,7 +137,18 @@ class Run:
 
     @property
     def pass_no(self) -> Optional[int]:
-        """The one pass the run's firings and writes belong to (None: none, or several)."""
+        """The one pass the run's firings and writes belong to (None: none, or several; made once)."""
+        found = self._columns.get("pass_no", self)
+        if found is self:
+            found = self._columns["pass_no"] = self._one_pass()
+        return found
+
+    def _one_pass(self) -> Optional[int]:
+        if NODE not in self._kind_bytes:  # firings and writes only: item 1 of every tuple
+            if not self.raws:
+                return None
+            column = list(map(_second, self.raws))
+            return column[0] if column.count(column[0]) == len(column) else None
         found = None
         for column in (self.column(FIRED, 1), self.column(WRITE, 1)):
             if column:
@@ -134,7 +159,7 @@ class Run:
 
     def writes_before(self) -> List[int]:
         """For each place of the run, how many writes come before it in the run."""
-        return list(accumulate(map(WRITE.__eq__, self.kinds), initial=0))
+        return list(accumulate(self.mask(WRITE), initial=0))
 
     def event(self, index: int) -> "Event":
         """Event ``index`` of the run, as an event object."""
@@ -184,7 +209,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table = model.nodes
     ids, ops, parents, names, sites, functions, modules = (run.column(NODE, field) for field in (1, 2, 4, 5, 6, 7, 8))
     if table._sparse is not None or table.modules is not None or not table.names \
-            or {*modules} != {None} or run.types(NODE, 1) != {int} or not run.plain(NODE, 3):
+            or modules.count(None) != len(modules) or run.types(NODE, 1) != {int} or not run.plain(NODE, 3):
         return False
     at = run.offsets(NODE, 1, table._base)
     try:
@@ -198,7 +223,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
         return False  # an id far off: the table's own add decides
     if low < len(dense):  # an id with a row already is made again: the table's own add decides
         known = sorted(at)
-        if any(map(dense.__getitem__, known[:bisect_left(known, len(dense))])):
+        if any(map(getitem, repeat(dense), known[:bisect_left(known, len(dense))])):
             return False
     table.ids.frombytes(packed("q", ids))
     table.data.frombytes(packed("d", run.column(NODE, 3)))
@@ -207,14 +232,19 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.starts.pop(rows + 1)  # accumulate repeats the start it began from
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
-        column.extend(map(share, texts, texts))
+        first = texts[0]
+        if texts.count(first) == len(texts):  # one text for the whole run (a count by identity, mostly)
+            column.extend(repeat(share(first, first), len(texts)))
+        else:
+            column.extend(map(share, texts, texts))
     # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
-    default = list(map(eq, names, map(add, map(add, map(LEAF_OR.get, ops, ops), repeat("#")), map(str, ids))))
+    starts = {op: f"{LEAF_OR.get(op, op)}#" for op in {*ops}}  # each op's default name, less the id
+    default = list(map(eq, names, map(add, map(starts.__getitem__, ops), map(str, ids))))
     table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(4 * (high + 1 - len(dense))))
-    deque(map(dense.__setitem__, at, range(rows + 1, rows + 1 + len(at))), 0)
+    deque(map(setitem, repeat(dense), at, range(rows + 1, rows + 1 + len(at))), 0)
     _count_elements(model.name_uses, compress(names, map(not_, default)))
     model.events += len(run)
     return True
@@ -240,13 +270,13 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         dense = table._dense
         if min(at) < 0 or max(at) >= len(dense):
             return False
-        rows = list(map(dense.__getitem__, at))  # row + 1; 0: a node the table lacks
+        rows = list(map(getitem, repeat(dense), at))  # row + 1; 0: a node the table lacks
         if 0 in rows:
             return False
         if p is not None:
             if p.writes_to.indexed or not p.writes.extend_run(run, model._shared):
                 return False
-        deque(map(table.grads.__setitem__, map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
+        deque(map(setitem, repeat(table.grads), map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
     if fires and p is not None:
         p.fire_all(run.column(FIRED, 2), run.column(FIRED, 4), run.types(FIRED, 2) == {int},
                    run.types(FIRED, 4) <= {_FLOAT})

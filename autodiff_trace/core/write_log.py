@@ -140,7 +140,7 @@ class WriteLog:
         no_local = _NONETYPE in types(write, 4)
         if not (plain_floats([x for x in locals_ if x is not None]) if no_local else run.plain(write, 4)):
             return False
-        seqs = list(compress(range(run.first_seq, run.first_seq + len(run)), map(write.__eq__, run.kinds)))
+        seqs = list(compress(range(run.first_seq, run.first_seq + len(run)), run.mask(write)))
         try:
             ids = [packed("q", seqs), packed("q", run.column(write, 2)),
                    packed("q", [_NONE if w is None else w for w in writers] if None in writers else writers)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from operator import add, gt, lt, neg, sub
+from operator import add, getitem, gt, lt, neg, sub
 from typing import Dict, List, Optional, Tuple
 
 from ...core.captured import FIRED, WRITE
@@ -158,7 +158,7 @@ class FiredTwice(Check):
         earlier = len(p.writes) - len(run.write_at)  # the pass's writes before the run
         if run.node_at:
             writes_before = run.writes_before()
-            then = list(map(add, map(writes_before.__getitem__, run.fire_at), repeat(earlier)))
+            then = list(map(add, map(getitem, repeat(writes_before), run.fire_at), repeat(earlier)))
         else:  # the writes before the k-th firing of the run: its place less the k firings before it
             then = list(map(sub, run.fire_at, range(-earlier, len(nodes) - earlier)))
         self.writes_then.frombytes(packed("q", then))

@@ -1,15 +1,15 @@
 """grad_never_reached: a leaf the root depends on that received no gradient in a pass.
 
 Found at the end of a pass: a leaf of the pass's order with no write. The leaves are
-picked from the node table's op column and set against the pass's write targets by
-built-in scans; only a leaf with no write is looked at further. Information, not an
-error (a branch may be detached on purpose); located where the leaf was made.
+picked by the node table's set of leaf ids (its rows scanned once each) and set against
+the pass's write targets by built-in scans; only a leaf with no write is looked at
+further. Information, not an error (a branch may be detached on purpose); located where
+the leaf was made.
 """
 
 from __future__ import annotations
 
-from itertools import compress, repeat
-from operator import eq
+from itertools import compress
 from typing import Tuple
 
 from ...core.sites import default_name
@@ -26,7 +26,8 @@ class GradNeverReached(Check):
     def on_pass_end(self, p) -> None:
         ctx = self.ctx
         nodes = ctx.model.nodes
-        leaves = list(compress(p.order, map(eq, nodes.column_of(nodes.ops, p.order), repeat(""))))
+        leaf_ids = nodes.leaf_ids()
+        leaves = list(compress(p.order, map(leaf_ids.__contains__, p.order))) if leaf_ids else []
         if not leaves:
             return
         written = set(leaves).intersection(p.written_targets)

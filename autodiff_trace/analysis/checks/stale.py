@@ -13,7 +13,7 @@ accumulating, and is left silent.
 from __future__ import annotations
 
 from itertools import compress, repeat
-from operator import not_, sub
+from operator import ne, not_, sub
 from typing import Dict, List, Optional, Set, Tuple
 
 from ...adapters.engine_code import values_of
@@ -26,6 +26,8 @@ from .base import Check
 __all__ = ["StaleGradient"]
 
 _SLICE = 65_536  # writes noted together
+_PENDING = 1_000  # queued changes applied at once when no stale grad asked for them sooner
+_ROWS, _WRITE, _ZEROED = "rows", "write", "zeroed"  # the kinds of queued change
 
 # Where a stale grad came from: ("pass", pass_no, begin site) | ("outside", site) | ("before",)
 Source = Tuple
@@ -48,16 +50,21 @@ class StaleGradient(Check):
         self.more_roots_into: Dict[int, Set[int]] = {}
         self.zeroes = False  # the run has zeroed gradients: it means to start groups afresh
         self.group_values: Dict[int, float] = {}  # leaf -> its value when its grad began to add up
-        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
+        self._noted = 0  # the writes of the pass under way queued so far (rows of its log)
+        # What changes the notes above, in the order it happened, not yet applied: a pass's
+        # write rows (the model holds them), a write outside the pass under way, a zeroing.
+        # They are applied only when a pass begins with stale grads (:meth:`_settle`): a run
+        # whose grads are zeroed before every pass never notes its writes one by one.
+        self._pending: List[tuple] = []
 
     def on_pass_start(self, p) -> None:
-        self._noted = 0  # the writes of the pass under way noted so far (rows of its log)
+        self._noted = 0  # the writes of the pass under way queued so far (rows of its log)
 
     def on_grad_accumulated(self, event) -> None:
         if event.pass_no and self.ctx.in_pass(event.pass_no) is not None:
-            self._catch_up()  # the model holds it already: noted with the pass's other writes
+            self._catch_up()  # the model holds it already: queued with the pass's other writes
             return
-        self._note(event.target, event.pass_no, event.site)
+        self._later((_WRITE, event.target, event.pass_no, event.site))
 
     def _note(self, target, pass_no: int, site: Optional[str]) -> None:
         """Note one write: which pass set the grad, and the roots that wrote it."""
@@ -94,18 +101,44 @@ class StaleGradient(Check):
         self._catch_up()
 
     def _catch_up(self) -> None:
-        """Note the writes of the pass under way that the model holds and this check has not
-        noted yet, column-wise while the node ids fit the slots, a slice at a time (little
-        memory for a long pass). Within one pass the notes do not depend on the order of the
-        writes, and noting a write twice changes nothing."""
+        """Queue the writes of the pass under way that the model holds and are not queued yet."""
         p = self.ctx.pass_
-        while p is not None and self._noted < len(p.writes):
-            log, start = p.writes, self._noted
-            self._noted = stop = min(len(log), start + _SLICE)
+        if p is not None and self._noted < len(p.writes):
+            self._later((_ROWS, p, self._noted, len(p.writes)))
+            self._noted = len(p.writes)
+
+    def _later(self, change: tuple) -> None:
+        self._pending.append(change)
+        if len(self._pending) > _PENDING:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Apply the queued changes to the notes, in the order they happened."""
+        pending, self._pending = self._pending, []
+        for change in pending:
+            if change[0] is _ROWS:
+                self._note_rows(*change[1:])
+            elif change[0] is _WRITE:
+                self._note(*change[1:])
+            else:
+                for node in change[1]:
+                    self.written_in.set(node, 0)
+                    self.written_outside_at.pop(node, None)
+                    self.first_written_in.set(node, 0)
+                    self.more_roots_into.pop(node, None)
+
+    def _note_rows(self, p, start: int, stop: int) -> None:
+        """Note rows ``start`` to ``stop`` of pass ``p``'s writes, column-wise while the node
+        ids fit the slots, a slice at a time (little memory for a long pass). Within one pass
+        the notes do not depend on the order of the writes, and noting a write twice changes
+        nothing."""
+        log = p.writes
+        for begin in range(start, stop, _SLICE):
+            end = min(stop, begin + _SLICE)
             if log.odd:
-                self._note_all(p.pass_no, [log.target(row) for row in range(start, stop)])
+                self._note_all(p.pass_no, [log.target(row) for row in range(begin, end)])
             else:  # ints, from the log's int64 column
-                self._note_all(p.pass_no, log.targets[start:stop].tolist(), ints=True)
+                self._note_all(p.pass_no, log.targets[begin:end].tolist(), ints=True)
 
     def _note_all(self, pass_no: int, targets: list, ints: bool = False) -> None:
         """:meth:`_note` each of ``targets`` (``ints``: all known to be ints), written in pass ``pass_no``."""
@@ -140,22 +173,22 @@ class StaleGradient(Check):
     def on_grads_zeroed(self, event) -> None:
         self._catch_up()  # the writes before the zeroing come first
         self.zeroes = True
+        self._later((_ZEROED, event.nodes))
         for node in event.nodes:
-            self.written_in.set(node, 0)
-            self.written_outside_at.pop(node, None)
             self.group_values.pop(node, None)
-            self.first_written_in.set(node, 0)
-            self.more_roots_into.pop(node, None)
 
     def on_backward_started(self, event) -> None:
         ctx, model = self.ctx, self.ctx.model
         p = ctx.pass_
         ctx.stale_from = {}
-        stale = [(n, g) for n, g in zip(event.order, event.grads_before)
-                 if g != 0 and model.node(n).op != "const"]
+        grads = event.grads_before  # the grads that are not zero picked by built-in maps, then looked at
+        stale = [(n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
+                 if model.node(n).op != "const"]
         stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
         site = ctx.begin_sites.get(p.pass_no)
         self.roots[p.pass_no] = p.root
+        if stale:
+            self._settle()  # where each stale grad came from is read from the notes
         if self._accumulating(event, stale):
             return
         for node, before in stale:
