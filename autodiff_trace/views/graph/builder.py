@@ -304,8 +304,7 @@ class Builder(Selects):
 
     def _groups(self, g: graphviz.Digraph, groups: Dict[int, List[int]]) -> None:
         for owner, members in groups.items():
-            ops = members.ops
-            mix = ", ".join(f"{n} {op}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
+            mix = ", ".join(f"{n} {op}" for op, n in members.mix())
             g.node(f"g{owner}", graphviz.nohtml(plain_text(plural(len(members), "node") + " folded") + "\\n" + plain_text(
                    f"({mix})", 60)), shape="box", style="rounded,dashed", color=MUTED, id=f"g{owner}",
                    fontcolor="#555555", margin="0.1,0.05",
