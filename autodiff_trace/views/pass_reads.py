@@ -16,9 +16,9 @@ from operator import sub
 from typing import Collection, Dict, List, Optional, Tuple
 
 from ..core.events import GradAccumulated
-from ..core.model import PassInfo
+from ..core.model import PassInfo, TraceModel
 
-__all__ = ["NodeFacts", "fired_once", "outside_of", "write_rows", "rows_written_by"]
+__all__ = ["NodeFacts", "fired_once", "last_writes_before", "outside_of", "write_rows", "rows_written_by"]
 
 
 def write_rows(p: PassInfo, targets: Collection[int]) -> List[int]:
@@ -62,6 +62,51 @@ def outside_of(p: PassInfo) -> Tuple[List[int], List[int]]:
         known = _OUTSIDE[p] = (stamp, list(dict.fromkeys(filterfalse(reached, p.fired))),
                                list(dict.fromkeys(filterfalse(reached, p.written_targets))))
     return known[1], known[2]
+
+
+_WRITTEN: "weakref.WeakKeyDictionary[PassInfo, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _written_ids(p: PassInfo) -> Optional[Tuple[int, bytearray]]:
+    """The targets of ``p``'s writes as one byte per id from the lowest (``(low, bytes)``);
+    None when the ids are not int64s in a span near the pass's size. Kept per pass until
+    it grows."""
+    known = _WRITTEN.get(p)
+    if known is None or known[0] != len(p.writes):
+        marks = None
+        targets = p.writes.targets
+        if not p.writes.odd and targets:
+            low = min(targets)
+            span = max(targets) - low + 1
+            if span <= 4 * len(targets) + 65536:
+                bits = bytearray(span)
+                deque(map(bits.__setitem__, map(sub, targets, repeat(low)), repeat(1)), 0)
+                marks = low, bits
+        known = _WRITTEN[p] = (len(p.writes), marks)
+    return known[1]
+
+
+def last_writes_before(model: TraceModel, p: PassInfo, nodes: Collection) -> Dict[int, Tuple[int, GradAccumulated]]:
+    """For each of ``nodes`` an earlier pass wrote into: the latest such pass's number and
+    its last write into the node. Each earlier pass is read by id, and scanned only for
+    the nodes it wrote."""
+    left, found = set(nodes), {}
+    for q in reversed(model.passes[: model.passes.index(p)]):
+        if not left:
+            break
+        marks = _written_ids(q)
+        if marks is None:
+            hits = {n for n in left if n in q.writes_to}
+        else:
+            low, bits = marks
+            hits = {n for n in left if ((0 <= n - low < len(bits) and bits[n - low]) if n.__class__ is int
+                                        else n in q.writes_to)}
+        if hits:
+            for row in write_rows(q, hits):
+                w = q.writes[row]
+                found[w.target] = q.pass_no, w
+            left -= hits
+    return found
 
 
 class NodeFacts:
