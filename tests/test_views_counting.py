@@ -13,6 +13,7 @@ from autodiff_trace.core.model import TraceModel
 from autodiff_trace.views.graph import selection
 from autodiff_trace.views.graph.diagram import diagram
 from autodiff_trace.views.graph.pass_cache import Group, ops_settled
+from autodiff_trace.views.pass_reads import last_writes_before
 from autodiff_trace.views.pass_shape import reach_of
 from autodiff_trace.views.terminal import ledger_targets, pass_tree
 from autodiff_trace.views.terminal.ledger import Ledger
@@ -175,3 +176,16 @@ class TestOpsSettled:
         """The mix is by count, ties in the order met."""
         group = Group.counted(6, {"add": 1, "mul": 3, "neg": 1, "sub": 1})
         assert group.mix() == [("mul", 3), ("add", 1), ("neg", 1), ("sub", 1)]
+
+
+class TestEarlierWrites:
+    def test_finds_the_latest_earlier_pass_that_wrote_each_node_and_its_last_write(self):
+        """The same pass and write as looking each node up in every earlier pass's map."""
+        model = chain_model(30, passes=3)
+        p = model.passes[2]
+        found = last_writes_before(model, p, set(p.order))
+        for node in p.order:
+            expected = next(((q.pass_no, q.writes_to[node][-1]) for q in reversed(model.passes[:2])
+                             if q.writes_to.get(node)), None)
+            assert found.get(node) == expected
+        assert found

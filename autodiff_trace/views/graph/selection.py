@@ -75,15 +75,17 @@ class Selects:
         groups: Dict[int, Group] = {}
         owned = self._owned = bytearray(len(table))  # by node row: folded into a group already
         frontier = [(row_of(k), k) for k in kept]
+        dense, base = (table._dense if table._sparse is None else None), table._base
         while frontier:
             following = []
             for row, group in frontier:
                 for parent in table.parents_of(row):
                     if parent not in kept and contains(parent):
-                        dense = table._dense if table._sparse is None else None
-                        at = parent - table._base if dense is not None and parent.__class__ is int else -1
+                        at = parent - base if dense is not None and parent.__class__ is int else -1
                         found = dense[at] - 1 if 0 <= at < len(dense) else -1
-                        found = found if found >= 0 else row_of(parent)
+                        if found < 0:
+                            found = row_of(parent)
+                            dense, base = (table._dense if table._sparse is None else None), table._base
                         if found >= len(owned):
                             owned.extend(bytes(found + 1 - len(owned)))
                         if not owned[found]:
@@ -104,12 +106,12 @@ class Selects:
         model, p = self.model, self.p
         table, row_of = model.nodes, model._row
         rows = [row_of(k) for k in kept]  # a placeholder for a node the trace never saw made, as the walk makes
-        reach = reach_of(model, p)
-        if reach is None or len(p.reachable) != len(p.order):
-            return None
         entries = [(row, node) for row, node in zip(rows, kept)
                    if any(q not in kept and contains(q) for q in table.parents_of(row))]
-        if len(entries) != 1 or not reach.rows[entries[0][0]]:
+        if len(entries) != 1 or len(p.reachable) != len(p.order):
+            return None
+        reach = reach_of(model, p)
+        if reach is None or not reach.rows[entries[0][0]]:
             return None
         kept_reached = [row for row in rows if reach.rows[row]]
         if reach.strays:
