@@ -64,7 +64,27 @@ def outside_model() -> TraceModel:
     return TraceModel.from_events(s.events)
 
 
-SHAPES = {"chain": lambda: chain_model(400), "stale chain": lambda: chain_model(300, passes=2),
+def partly_written_model() -> TraceModel:
+    """A pass that writes into the middle of its order only: ids on both sides of the
+    targets' span, one of them stale."""
+    s = Stream()
+    s.node(1, "a", 1.0)
+    s.node(2, "b", 2.0, (1,), "neg")
+    s.node(3, "c", 3.0, (2,), "neg")
+    s.node(4, "d", 4.0, (3,), "neg")
+    s.node(5, "e", 5.0, (4,), "neg")
+    s.grads[1] = 7.0
+    s.start(5, (5, 4, 3, 2, 1))
+    s.fire(5)
+    s.write(4, 5, -1.0)
+    s.fire(4)
+    s.write(3, 4, 1.0)
+    s.write(3, 4, 1.0)
+    s.finish(5)
+    return TraceModel.from_events(s.events)
+
+
+SHAPES = {"partly written": partly_written_model, "chain": lambda: chain_model(400), "stale chain": lambda: chain_model(300, passes=2),
           "diamond": lambda: diamond_model(150), "outside": outside_model}
 
 

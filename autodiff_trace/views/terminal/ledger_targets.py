@@ -79,20 +79,24 @@ class _ByNode(WrittenTargets):
 
 
 class _ByColumns(WrittenTargets):
-    """Read by id from the int arrays, all ids lying between ``low`` and ``high``."""
+    """Read by id from the int arrays, every target's id lying between ``low`` and ``high``;
+    one more slot, always 0, stands for any id outside them."""
 
     def __init__(self, p: PassInfo, shown: int, limit: int, low: int, high: int) -> None:
         super().__init__(p)
         self._low = low
         order, targets = p.order, p.writes.targets
         code = "i" if len(targets) < 2 ** 31 - 1 else "q"
-        last = array(code, bytes(array(code).itemsize * (high - low + 1)))  # id - low -> last write's row + 1
+        span = high - low + 1
+        last = array(code, bytes(array(code).itemsize * (span + 1)))  # id - low -> last write's row + 1
         deque(map(last.__setitem__, map(sub, targets, repeat(low)), range(1, len(targets) + 1)), 0)
         self.count = len(last) - last.count(0)  # (0: a node not written)
         outside = outside_of(p)[1]
 
         def marked(marks, nodes: Sequence[int]) -> Iterator[int]:
-            return compress(nodes, map(marks.__getitem__, map(sub, nodes, repeat(low))))
+            """Those of ``nodes`` whose slot is marked (any id outside the span reads the spare slot)."""
+            at = map(min, map(max, map(sub, nodes, repeat(low)), repeat(-1)), repeat(span))
+            return compress(nodes, map(marks.__getitem__, at))
 
         self.branching = [], 0
         if self.count < len(targets):  # some node was written twice: mark those
@@ -120,8 +124,6 @@ def written_targets(p: PassInfo, shown: int, limit: int) -> WrittenTargets:
     if order.__class__ is array and not writes.odd and len(p.reachable) == len(order):
         targets = writes.targets
         low, high = min(targets), max(targets)
-        if order:
-            low, high = min(low, min(order)), max(high, max(order))
         if high - low < _SPAN * (len(order) + len(targets)) + 65536:
             return _ByColumns(p, shown, limit, low, high)
     return _ByNode(p, shown, limit)
