@@ -192,6 +192,12 @@ class PassInfo:
             self._upstream = dict(zip(self.fired, self._upstreams))
         return self._upstream
 
+    def upstream_of(self, wanted) -> Dict[int, float]:
+        """:attr:`upstream` for the nodes in ``wanted`` only (one scan, no full map)."""
+        if self._upstream is not None:
+            return {n: self._upstream[n] for n in wanted if n in self._upstream}
+        return dict(compress(zip(self.fired, self._upstreams), map(wanted.__contains__, self.fired)))
+
     def fire_all(self, nodes: Sequence, upstreams: Sequence, ints: bool, floats: bool) -> None:
         """Note a run of firings at once: ``ints`` and ``floats`` say whether every node is
         an int and every upstream a float."""

@@ -19,6 +19,7 @@ from .palette import FIRED, FLOW, FONT, INK, MUTED, NOW, OUTSIDE, SEVERITY, STAL
 from .modules import draw_by_module
 from .pass_cache import PassCache, PassMembers, cache_for, state
 from .selection import Selects
+from ..pass_reads import last_writes_before
 from .picture import Diagram
 from .quoting import html_text, plain_text, tooltip
 from ...core.model import NodeInfo, PassInfo, TraceModel
@@ -47,6 +48,7 @@ class Builder(Selects):
         self.writes_of: Dict[int, List] = {}  # drawn node -> its writes in the pass
         self.drawn_writes: List = []  # the writes into drawn nodes, in the pass's order
         self.before: Dict[int, float] = {}  # drawn node -> its grad when the pass began
+        self.earlier: Dict[int, tuple] = {}  # drawn node -> (pass, last write) of the latest earlier pass that wrote it
         self.fire_numbers: Dict[int, List[int]] = {}
         self.now = p.fired[step - 1] if step and step <= len(p.fired) else None
         self.findings: Dict[int, list] = {}
@@ -77,6 +79,7 @@ class Builder(Selects):
         else:  # steps never decrease along the writes
             self.seen_count = len(writes) if step is None else bisect.bisect_right(steps, step)
         self.before = p.grads_before_of(drawn)
+        self.earlier = last_writes_before(self.model, p, drawn)
         for fire_number, node in compress(enumerate(p.fired, 1), map(key.__contains__, p.fired)):
             self.fire_numbers.setdefault(node, []).append(fire_number)
 
@@ -142,13 +145,13 @@ class Builder(Selects):
         """The grad ``node`` held when the pass began, and the earlier pass that left it."""
         p, model = self.p, self.model
         before = self.before.get(node)
-        start = p.writes.seq(0) if p.writes else float("inf")
-        for q in reversed(model.passes[: model.passes.index(p)]):
-            if q.writes_to.get(node):
-                w = q.writes_to[node][-1]
-                if any(node in z.nodes and w.seq < z.seq < start for z in model.zeroed):
-                    break  # zeroed since: whatever it holds was not left by that pass
-                return (w.grad_after if before is None else before), q.pass_no
+        earlier = self.earlier.get(node)  # the latest earlier pass that wrote it, and its last write
+        if earlier is not None:
+            pass_no, w = earlier
+            start = p.writes.seq(0) if p.writes else float("inf")
+            if not any(node in z.nodes and w.seq < z.seq < start for z in model.zeroed):
+                return (w.grad_after if before is None else before), pass_no
+            # zeroed since: whatever it holds was not left by that pass
         return (float("nan") if before is None else before), None
 
     def _name(self, node: int) -> str:
@@ -304,8 +307,7 @@ class Builder(Selects):
 
     def _groups(self, g: graphviz.Digraph, groups: Dict[int, List[int]]) -> None:
         for owner, members in groups.items():
-            ops = members.ops
-            mix = ", ".join(f"{n} {op}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])[:4])
+            mix = ", ".join(f"{n} {op}" for op, n in members.mix())
             g.node(f"g{owner}", graphviz.nohtml(plain_text(plural(len(members), "node") + " folded") + "\\n" + plain_text(
                    f"({mix})", 60)), shape="box", style="rounded,dashed", color=MUTED, id=f"g{owner}",
                    fontcolor="#555555", margin="0.1,0.05",

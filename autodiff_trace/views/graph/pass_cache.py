@@ -13,13 +13,15 @@ import itertools
 import weakref
 from operator import lt
 from array import array
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from ...core.model import PassInfo, TraceModel
 
-__all__ = ["Group", "PassCache", "PassMembers", "cache_for", "state", "write_steps"]
+__all__ = ["Group", "PassCache", "PassMembers", "cache_for", "ops_settled", "state", "write_steps", "SAMPLE"]
 
 LOOK_AHEAD = 64  # firings searched in place for a write's writer before an index is made
+SAMPLE = 20  # hidden nodes a group names (in its tooltip)
+OPS_NAMED = 4  # ops a group's box names, the most common first
 
 
 def write_steps(p: PassInfo) -> Iterable[int]:
@@ -52,22 +54,55 @@ def write_steps(p: PassInfo) -> Iterable[int]:
 
 
 class Group:
-    """Hidden nodes folded under one kept node: how many, their ops, the first few."""
+    """Hidden nodes folded under one kept node: how many, their ops (in the order they
+    were met), the first few."""
 
     __slots__ = ("count", "ops", "sample")
 
     def __init__(self) -> None:
         self.count, self.ops, self.sample = 0, {}, []
 
+    @classmethod
+    def counted(cls, count: int, ops: Dict[str, int]) -> "Group":
+        """A group whose size and ops were counted before it was walked (:meth:`met`)."""
+        group = cls()
+        group.count, group.ops = count, dict(ops)
+        return group
+
     def add(self, node: int, op: str) -> None:
         self.count += 1
         op = op or "leaf"
         self.ops[op] = self.ops.get(op, 0) + 1
-        if len(self.sample) < 20:
+        if len(self.sample) < SAMPLE:
             self.sample.append(node)
+
+    def mix(self) -> List[Tuple[str, int]]:
+        """The most common ops, with how many of each (ties in the order they were met)."""
+        return sorted(self.ops.items(), key=lambda kv: -kv[1])[:OPS_NAMED]
 
     def __len__(self) -> int:
         return self.count
+
+
+def ops_settled(met: Dict[str, bool], counts: Dict[str, int]) -> bool:
+    """Do the ops ``met`` so far (in order) settle :meth:`Group.mix` for ops with these
+    ``counts``? Only ties need the order: those among the ops named need every op of
+    their count but one met, or enough to fill the names.
+
+    >>> ops_settled({"mul": True}, {"mul": 5, "add": 5, "leaf": 1})
+    True
+    >>> ops_settled({"leaf": True}, {"mul": 5, "add": 5, "leaf": 1})
+    False
+    """
+    place = 0
+    for count in sorted(set(counts.values()), reverse=True):
+        if place >= OPS_NAMED:
+            return True
+        tied = [op for op, n in counts.items() if n == count]
+        if len(tied) > 1 and sum(op in met for op in tied) < min(OPS_NAMED - place, len(tied) - 1):
+            return False
+        place += len(tied)
+    return True
 
 
 class PassCache:

@@ -18,9 +18,13 @@ from rich.text import Text
 from ...core.events import GradAccumulated
 from ...core.model import PassInfo, TraceModel
 from ...core.text import display_name, number, plural, signed
+from ..pass_reads import fired_once
+from .ledger_targets import WrittenTargets, written_targets
 from .styles import ADDED, DIM, STRONG, WARN, WRONG
 
 __all__ = ["Ledger", "overwrote"]
+
+_NAMED = 8  # nodes named in the summary's lists; the rest are counted
 
 
 def overwrote(write: GradAccumulated, root: int) -> bool:
@@ -50,8 +54,7 @@ class Ledger:
         p = self.model.pass_(self.pass_no)
         if p is None or not p.writes:
             return
-        targets = [n for n in p.order if n in p.writes_to]
-        targets += [n for n in p.writes_to if n not in p.reachable]
+        targets = written_targets(p, self.max_rows, _NAMED)
         yield self._summary(p, targets)
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for header, justify, no_wrap in (("node", "left", False), ("from", "left", False),
@@ -59,16 +62,16 @@ class Ledger:
                                          ("note", "left", False)):
             table.add_column(header, justify=justify, no_wrap=no_wrap)
         rows = shown = 0
-        exact_upstream = len(p.fired) == len(p.fire_number)  # no node fired twice
-        for target in targets:
+        upstream = _Upstream(p, {w.fired_by for target in targets.shown for w in targets.writes(target)})
+        for target in targets.shown:
             if rows >= self.max_rows:
                 break
-            writes = p.writes_to[target]
+            writes = targets.writes(target)
             picked: List[Optional[GradAccumulated]] = list(writes)
             if len(writes) > self.per_node:  # None stands for the rows left out
                 picked = [*writes[: self.per_node - 2], None, writes[-1]]
             picked = picked[: self.max_rows - rows]
-            self._add_node(table, p, target, writes, picked, exact_upstream)
+            self._add_node(table, p, target, targets.start(target), writes, picked, upstream)
             rows += len(picked)
             shown += sum(w is not None for w in picked)
         yield table
@@ -77,32 +80,23 @@ class Ledger:
             yield Text(f"… {hidden} more contributions not shown (at most {self.max_rows} rows, "
                        f"{self.per_node} per node)", style=DIM)
 
-    def _summary(self, p: PassInfo, targets: List[int]) -> Text:
-        branching = [n for n in targets if len(p.writes_to[n]) >= 2]
-        stale = [n for n in targets if self._start(p, n) != 0]
+    def _summary(self, p: PassInfo, targets: WrittenTargets) -> Text:
         text = Text.assemble((f"ledger of pass {p.pass_no}: {plural(len(p.writes), 'contribution')} "
-                              f"to {plural(len(targets), 'node')}", STRONG))
+                              f"to {plural(targets.count, 'node')}", STRONG))
         text.append(" (local derivative × upstream grad = added)", style=DIM)
-        for label, nodes in (("branching (2 or more contributions)", branching),
-                             ("stale (non-zero grad before the pass)", stale)):
+        for label, (nodes, count) in (("branching (2 or more contributions)", targets.branching),
+                                      ("stale (non-zero grad before the pass)", targets.stale)):
             if nodes:
                 text.append(f"\n  {label}: ", style=WARN)
-                text.append(self._names(nodes))
+                text.append(self._names(nodes, count))
         return text
 
-    def _names(self, nodes: Sequence[int], limit: int = 8) -> str:
-        shown = ", ".join(display_name(self.model.node(n).name, n) for n in nodes[:limit])
-        return shown + (f", … ({len(nodes)} nodes in all)" if len(nodes) > limit else "")
+    def _names(self, nodes: Sequence[int], count: int) -> str:
+        shown = ", ".join(display_name(self.model.node(n).name, n) for n in nodes[:_NAMED])
+        return shown + (f", … ({count} nodes in all)" if count > _NAMED else "")
 
-    @staticmethod
-    def _start(p: PassInfo, node_id: int) -> float:
-        if node_id in p.grads_before:
-            return p.grads_before[node_id]
-        return p.writes_to[node_id][0].grad_before
-
-    def _add_node(self, table: Table, p: PassInfo, target: int, writes: List[GradAccumulated],
-                  picked: List[Optional[GradAccumulated]], exact_upstream: bool) -> None:
-        start = self._start(p, target)
+    def _add_node(self, table: Table, p: PassInfo, target: int, start: float, writes: List[GradAccumulated],
+                  picked: List[Optional[GradAccumulated]], upstream: "_Upstream") -> None:
         notes = []
         if start != 0:
             notes.append(f"stale (held {number(start)})")
@@ -122,7 +116,7 @@ class Ledger:
             table.add_row(
                 Text(display_name(self.model.node(target).name, target), style=style) if i == 0 else "",
                 Text(self._sender(p, w)),
-                self._contribution(p, w, exact_upstream),
+                self._contribution(p, w, upstream),
                 Text(f"{number(w.grad_before)} → {number(w.grad_after)}"),
                 note,
             )
@@ -133,11 +127,11 @@ class Ledger:
         return display_name(self.model.node(w.fired_by).name, w.fired_by)
 
     @staticmethod
-    def _contribution(p: PassInfo, w: GradAccumulated, exact_upstream: bool) -> Text:
+    def _contribution(p: PassInfo, w: GradAccumulated, upstreams: "_Upstream") -> Text:
         """``1 × 9 = +9``: local derivative times upstream grad, and what was added."""
         text = Text()
         if w.local_grad is not None:
-            upstream = p.upstream.get(w.fired_by) if exact_upstream else None
+            upstream = upstreams.of(w.fired_by)
             if upstream is None and w.local_grad != 0 and cmath.isfinite(w.local_grad):
                 upstream = w.contribution / w.local_grad
             product = f"{number(w.local_grad)} × {number(upstream)}"
@@ -148,3 +142,15 @@ class Ledger:
         else:
             text.append(signed(w.contribution), style=ADDED)
         return text
+
+
+class _Upstream:
+    """What each sender's latest firing passed on, read once for the senders of the rows
+    shown; None for every sender when some node fired twice (which firing a write came
+    from is then not known)."""
+
+    def __init__(self, p: PassInfo, senders: set) -> None:
+        self._known = p.upstream_of(senders) if senders and fired_once(p) else {}
+
+    def of(self, sender) -> Optional[float]:
+        return self._known.get(sender)

@@ -19,6 +19,8 @@ from rich.tree import Tree
 from ...core.events import GradAccumulated
 from ...core.model import PassInfo, TraceModel
 from ...core.text import display_name, number, ordinal, visible
+from ..pass_reads import NodeFacts, outside_of, rows_written_by
+from ..pass_shape import reach_of
 from .ledger import overwrote
 from .styles import ADDED, DIM, FIRING, JUST_WRITTEN, NOW, OP, STRONG, WARN, WRONG
 
@@ -74,10 +76,12 @@ class PassTree:
         p = self.model.pass_(self.pass_no)
         if p is None:
             return
-        outside = self._outside_tree(p, max(1, self.max_lines // 2))
+        pending: List[_Pending] = []
+        outside = self._outside_tree(p, max(1, self.max_lines // 2), pending)
         budget = max(1, self.max_lines - (outside[1] if outside else 0))
         max_depth = max(2, options.max_width // (2 * _GUIDE_WIDTH))
-        trees, shown, total = self.main_trees(p, budget, max_depth)
+        trees, shown, total = self._walk(p, budget, max_depth, pending)
+        self._label(p, pending)
         yield from trees
         if total > shown:
             yield Text(f"… {total - shown} more lines not shown (showing {shown} of {total}; "
@@ -88,28 +92,51 @@ class PassTree:
     def count_lines(self) -> int:
         """How many lines the whole main tree has: one per edge the root reaches, plus one."""
         p = self.model.pass_(self.pass_no)
-        return 0 if p is None else self.main_trees(p, 0, 1)[2]
+        if p is None:
+            return 0
+        known = self._known_total(p)
+        return known if known is not None else self._walk(p, 0, 1, [])[2]
+
+    def main_trees(self, p: PassInfo, budget: int, max_depth: int) -> Tuple[List[Tree], int, int]:
+        """Depth first from the root with an explicit stack, drawing ``budget`` lines
+        and counting the rest; a branch deeper than ``max_depth`` continues below."""
+        pending: List[_Pending] = []
+        drawn = self._walk(p, budget, max_depth, pending)
+        self._label(p, pending)
+        return drawn
 
     # -- lines ------------------------------------------------------------------------
-    def _line(self, p: PassInfo, node_id: int, fire_counts: Optional[Dict[int, int]]) -> Text:
+    def _label(self, p: PassInfo, pending: List["_Pending"]) -> None:
+        """Give every line drawn its text, reading the pass once for all their nodes."""
+        facts = NodeFacts(p, {line.node for line in pending})
+        for line in pending:
+            label = self._line(p, line.node, facts)
+            if line.continued:
+                label = Text.assemble(("↪ ", DIM), label, ("  (continued)", DIM))
+            if line.below:
+                label.append("  ↪ continued below", style=DIM)
+            if line.site:
+                label.append(f"  made at {visible(line.site, None)}", style=DIM)
+            line.tree.label = label
+
+    def _line(self, p: PassInfo, node_id: int, facts: NodeFacts) -> Text:
         info = self.model.node(node_id)
         label = display_name(info.name, node_id)
         text = Text.assemble((label, STRONG))
         text.append(f"  {visible(info.op, None) or 'leaf'}", style=OP)
         text.append("  value ", style=DIM)
         text.append(number(info.value))
-        writes = p.writes_to.get(node_id, ())
-        start = p.grads_before.get(node_id, writes[0].grad_before if writes else info.grad)
+        writes = facts.writes_to(node_id)
+        start = facts.grads_before.get(node_id, writes[0].grad_before if writes else info.grad)
         text.append("  ")
         text.append_text(grad_chain(start, [w.grad_after for w in writes], stale=start != 0))
         if any(overwrote(w, p.root) for w in writes):
             text.append("  ⚠ assigned, not added", style=WRONG)
-        fired_as = p.fire_number.get(node_id)
-        if fired_as is not None:
-            text.append(f"  fired {ordinal(fired_as)}", style=FIRING)
-            times = fire_counts.get(node_id, 1) if fire_counts else 1
-            if times > 1:
-                text.append(f" ⚠ {times} times", style=WRONG)
+        fires = facts.fires.get(node_id)
+        if fires:
+            text.append(f"  fired {ordinal(fires[0])}", style=FIRING)
+            if len(fires) > 1:
+                text.append(f" ⚠ {len(fires)} times", style=WRONG)
         if node_id == self.now:
             text.stylize(NOW, 0, len(label))
         elif node_id == self.just_written:
@@ -119,20 +146,20 @@ class PassTree:
     def _reference(self, node_id: int) -> Text:
         return Text(f"↩ {display_name(self.model.node(node_id).name, node_id)}", style=DIM)
 
-    @staticmethod
-    def _fire_counts(p: PassInfo) -> Optional[Dict[int, int]]:
-        if len(p.fired) == len(p.fire_number):
-            return None  # every node fired once: nothing to count
-        counts: Dict[int, int] = {}
-        for node_id in p.fired:
-            counts[node_id] = counts.get(node_id, 0) + 1
-        return counts
+    def _known_total(self, p: PassInfo) -> Optional[int]:
+        """The main tree's line count when known without walking it node by node."""
+        if self.total_lines is not None:
+            return self.total_lines
+        reach = reach_of(self.model, p)
+        return None if reach is None else 1 + reach.links
 
     # -- trees --------------------------------------------------------------------------
-    def main_trees(self, p: PassInfo, budget: int, max_depth: int) -> Tuple[List[Tree], int, int]:
-        """Depth first from the root with an explicit stack, drawing ``budget`` lines
-        and counting the rest; a branch deeper than ``max_depth`` continues below."""
-        fire_counts = self._fire_counts(p) if budget else None
+    def _walk(self, p: PassInfo, budget: int, max_depth: int,
+              pending: List["_Pending"]) -> Tuple[List[Tree], int, int]:
+        """:meth:`main_trees`, each drawn line noted in ``pending`` to be given its text;
+        once ``budget`` lines are drawn, a known total ends the walk."""
+        total_lines = self._known_total(p)
+        node = self.model.node
         expanded: Set[int] = {p.root}
         trees: List[Tree] = []
         later: Deque[Tuple[int, bool]] = deque([(p.root, False)])  # (node, continued)
@@ -143,17 +170,16 @@ class PassTree:
             if not continued:
                 total += 1
             if drawing:
-                label = self._line(p, node_id, fire_counts)
+                trees.append(Tree(_BLANK, guide_style=DIM))
+                pending.append(_Pending(trees[-1], node_id, continued=continued))
                 if continued:
-                    label = Text.assemble(("↪ ", DIM), label, ("  (continued)", DIM))
                     headers += 1
                 else:
                     shown += 1
-                trees.append(Tree(label, guide_style=DIM))
-            elif self.total_lines is not None:
-                return trees, shown, self.total_lines
+            elif total_lines is not None:
+                return trees, shown, total_lines
             stack: List[Tuple[Optional[Tree], Iterator[int], int]] = [
-                (trees[-1] if drawing else None, iter(self.model.node(node_id).parents), 1)]
+                (trees[-1] if drawing else None, iter(node(node_id).parents), 1)]
             while stack:
                 branch, parents, depth = stack[-1]
                 child_id = next(parents, None)
@@ -170,47 +196,46 @@ class PassTree:
                 expanded.add(child_id)
                 child = None
                 if drawing:
-                    child = branch.add(self._line(p, child_id, fire_counts))
+                    child = branch.add(_BLANK)
+                    pending.append(_Pending(child, child_id))
                     shown += 1
-                elif self.total_lines is not None:
-                    return trees, shown, self.total_lines
-                grandparents = self.model.node(child_id).parents
+                elif total_lines is not None:
+                    return trees, shown, total_lines
+                grandparents = node(child_id).parents
                 if not grandparents:
                     continue
                 if depth >= max_depth:  # too deep to indent further: draw its inputs below
                     later.append((child_id, True))
                     if child is not None:
-                        child.label.append("  ↪ continued below", style=DIM)
+                        pending[-1].below = True
                 else:
                     stack.append((child, iter(grandparents), depth + 1))
         return trees, shown, total
 
-    def _outside_tree(self, p: PassInfo, budget: int) -> Optional[Tuple[Tree, int]]:
+    def _outside_tree(self, p: PassInfo, budget: int,
+                      pending: List["_Pending"]) -> Optional[Tuple[Tree, int]]:
         """Nodes that fired or were written although the root cannot reach them, in at
-        most ``budget`` lines."""
-        fired = list(dict.fromkeys(p.fired_outside))
+        most ``budget`` lines (their own lines noted in ``pending`` to be given text)."""
+        fired, written = outside_of(p)
         fired_set = set(fired)
-        written = [n for n in p.writes_to if n not in p.reachable and n not in fired_set]
+        written = [n for n in written if n not in fired_set]
         if not fired and not written:
             return None
+        writes = p.writes
         by_sender: Dict[int, List[GradAccumulated]] = {n: [] for n in fired}
-        for w in p.writes:
-            if w.fired_by in fired_set:
-                by_sender[w.fired_by].append(w)
+        for row in rows_written_by(p, fired_set):
+            w = writes[row]
+            by_sender[w.fired_by].append(w)
         root = display_name(self.model.node(p.root).name, p.root)
         tree = Tree(Text(f"⚠ fired outside this pass's graph: {root} cannot reach these nodes, "
                          f"yet their backward functions ran", style=WRONG), guide_style=WRONG)
         lines = total = 1
-        fire_counts = self._fire_counts(p)
         for node_id in fired:
             total += 1 + len(by_sender[node_id])
             if lines >= budget:
                 continue
-            line = self._line(p, node_id, fire_counts)
-            site = self.model.node(node_id).site
-            if site:
-                line.append(f"  made at {visible(site, None)}", style=DIM)
-            branch = tree.add(line)
+            branch = tree.add(_BLANK)
+            pending.append(_Pending(branch, node_id, site=self.model.node(node_id).site))
             lines += 1
             for w in by_sender[node_id][: max(0, budget - lines)]:
                 branch.add(self._write_line(w))
@@ -218,7 +243,7 @@ class PassTree:
         for node_id in written:
             total += 1
             if lines < budget:
-                tree.add(self._line(p, node_id, fire_counts))
+                pending.append(_Pending(tree.add(_BLANK), node_id))
                 lines += 1
         if total > lines:
             tree.add(Text(f"… {total - lines} more lines not shown", style=DIM))
@@ -234,3 +259,17 @@ class PassTree:
             text.append(f"  (local {number(w.local_grad)})", style=DIM)
         text.append(f"  grad {number(w.grad_before)} → {number(w.grad_after)}")
         return text
+
+
+_BLANK = Text()  # a drawn line's text until its node's facts are read
+
+
+class _Pending:
+    """A drawn line waiting for its text: the tree it labels, its node, and what the
+    walk adds around the node's own line."""
+
+    __slots__ = ("tree", "node", "continued", "below", "site")
+
+    def __init__(self, tree: Tree, node: int, *, continued: bool = False, site: Optional[str] = None) -> None:
+        self.tree, self.node, self.continued, self.site = tree, node, continued, site
+        self.below = False  # its inputs continue in a tree below
