@@ -195,6 +195,7 @@ def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
     op's caller (3 through a helper such as :func:`_node`), where a tracer looks first.
     While traced, the node is reported here too, with no call of its own (:func:`_report`
     is the same for a node made by ``__init__``)."""
+    global _last_constant
     out = _new(Value)
     out.data = data
     out.grad = 0.0
@@ -221,7 +222,10 @@ def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
             name = default_name(node_id, op.name, data)
             site = _tracer.value_made(frame, out, node_id, op.name, data, (), name, _named)
             last = _last_constant  # one global read: a loop's constant, made on the same line as last time
-            out._info = last if last[0] is name and last[1] is site else _shared_info(name, site, "_last_constant")
+            if last[0] is name and last[1] is site:
+                out._info = last
+            else:
+                out._info = _last_constant = _shared_info(name, site)
     return out
 
 
@@ -257,14 +261,17 @@ def _named(node: Value, name: str) -> None:
     """The tracer names ``node``: the result of the assignment line that made it."""
     info = getattr(node, "_info", None)  # a traced node's site, or its (name, site)
     site = info[1] if info.__class__ is tuple else info
+    global _last_named
     last = _last_named  # one global read: the line named last, as a loop's next run of it names
-    node._info = last if last[0] is name and last[1] is site else _shared_info(name, site, "_last_named")
+    if last[0] is name and last[1] is site:
+        node._info = last
+    else:
+        node._info = _last_named = _shared_info(name, site)
 
 
-def _shared_info(name: str, site: Optional[str], last: Optional[str] = None) -> tuple:
+def _shared_info(name: str, site: Optional[str]) -> tuple:
     """The ``(name, site)`` of a traced node, one tuple for all the nodes a line names
-    alike (``y = y * 1.0000001`` in a loop): no tuple of its own per node. ``last``: the
-    global to keep it in, for the next node of that line to find with no lookup."""
+    alike (``y = y * 1.0000001`` in a loop): no tuple of its own per node."""
     key = (name, site)
     if name.__class__ is not str:  # a name of the user's own type: perhaps not hashable
         return key
@@ -273,8 +280,6 @@ def _shared_info(name: str, site: Optional[str], last: Optional[str] = None) -> 
         if len(_infos) >= 4096:  # a script's lines and names are few; names made one by one are not
             _infos.clear()
         info = _infos[key] = key
-    if last is not None:
-        globals()[last] = info
     return info
 
 
