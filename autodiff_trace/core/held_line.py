@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional
 
+from .sites import default_name
+
 __all__ = ["HeldLine", "PendingReport"]
 
 
@@ -37,13 +39,14 @@ class HeldLine:
     constant), and ``named`` the function that gives the result's object its name.
     """
 
-    __slots__ = ("frame", "lineno", "lasti", "target", "name", "reports", "last_node", "result",
-                 "result_obj", "named", "pending")
+    __slots__ = ("frame", "lineno", "lasti", "target", "name", "site", "function", "reports", "last_node",
+                 "result", "result_obj", "named", "pending")
 
     def __init__(self, frame, lasti: int, lineno: Optional[int], target: Optional[str],
-                 name: Optional[str]) -> None:
+                 name: Optional[str], site: Optional[str] = None, function: Optional[str] = None) -> None:
         self.frame, self.lineno, self.lasti = frame, lineno, lasti
         self.target, self.name = target, name
+        self.site, self.function = site, function  # the line's, as its nodes hold them
         self.reports: list = []
         self.last_node = None  # the engine's object for the line's latest node, if it gave one
         self.result: Optional[int] = None
@@ -84,9 +87,18 @@ class HeldLine:
         """Hold a node the line itself made; ``result``: it may be the line's result (it
         has no name of its own and is not a constant)."""
         if result:
+            if self.result is not None:
+                self.superseded()
             self.result, self.result_obj, self.named = len(self.reports), obj, named
         self.reports.append(entry)
         self.last_node = obj
+
+    def superseded(self) -> None:
+        """The line's result so far is not its result after all (a later node is): if it
+        was made with the line's name already, it takes its default name back."""
+        entry = self.reports[self.result]
+        if entry.__class__ is tuple and entry[5] is self.name and self.name is not None:
+            self.reports[self.result] = entry[:5] + (default_name(entry[1], entry[2], entry[3]),) + entry[6:]
 
 
 _ANONYMOUS = frozenset({"<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>", "<lambda>"})

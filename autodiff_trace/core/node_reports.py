@@ -69,7 +69,7 @@ class NodeReports:
                 held = None
             if held is None and (assigned is not None or callable(parents) and frame is not None):
                 held = state.held = HeldLine(frame, lasti, lineno, assigned,
-                                             assigned and self.name_prefix + assigned)
+                                             assigned and self.name_prefix + assigned, site, function)
                 own = True
             report = PendingReport(node, op, value, parents, name, site, function, on_emit, module, tensor)
             if held is None:
@@ -92,6 +92,50 @@ class NodeReports:
         when it is the result of an assignment line, ``named(obj, name)`` gives it the
         assigned name once the line is done (see :meth:`node_created`).
         """
+        result = name is None and op != "const"  # may be the line's result
+        lock = self._clock.lock
+        lock.acquire()
+        try:
+            state = self._threads.get(get_ident())
+            held = None if state is None else state.held
+            if held is not None and frame is held.frame and frame.f_lasti == held.lasti:
+                # the instruction the held line made its last node at, again: one more node of
+                # the line (sum() adding), or a loop's next run of it (``y = y * c``)
+                last = held.last_node
+                if last is not None and frame.f_locals.get(held.target) is last:  # the line's next run
+                    self._release(state)
+                    if state.held is None:  # held anew, in the same object (HeldLine.restart)
+                        state.held = held
+                        held.reports = []
+                        held.result = held.result_obj = held.named = None
+                        held.pending = False
+                    else:
+                        held = None
+                if held is not None:
+                    site = held.site
+                    if result:  # the line's result so far: named as the line's result, as it most likely is
+                        if held.result is None and held.name is not None:
+                            shown = held.name
+                        else:  # default_name's op#id, without its call for the common ops
+                            shown = f"{op}#{node}" if op else default_name(node, op, value)
+                            if held.result is not None:
+                                held.superseded()
+                        held.result, held.result_obj, held.named = len(held.reports), obj, named
+                    else:
+                        shown = name if name is not None else default_name(node, op, value)
+                    held.reports.append((NODE, node, op, value, parents, shown, site, held.function, None, None))
+                    held.last_node = obj
+                    return site
+                held = state.held
+            return self._value_made(state, held, frame, obj, node, op, value, parents, name, named, result)
+        finally:
+            lock.release()
+
+    def _value_made(self, state: Optional[ThreadState], held: Optional[HeldLine], frame, obj: object,
+                    node: int, op: str, value: float, parents: tuple, name: Optional[str],
+                    named: Callable, result: bool) -> Optional[str]:
+        """:meth:`value_made` past its common case: the caller holds the lock; ``held`` is the
+        thread's held line (``state.held``)."""
         if frame is not None:
             lines = by_code.get(id(frame.f_code))
             if lines is None or lines is INSIDE:  # past this package's frames (rare: the engine skips its own)
@@ -101,50 +145,49 @@ class NodeReports:
             site, function, assigned, lineno = lines.get(lasti) or line_at(frame)
         else:
             lasti, (site, function, assigned, lineno) = -1, NOWHERE
-        result = name is None and op != "const"  # may be the line's result
         # default_name's op#id, without its call for the common ops
         shown = name if name is not None else f"{op}#{node}" if result and op else default_name(node, op, value)
         raw = (NODE, node, op, value, parents, shown, site, function, None, None)
-        lock = self._clock.lock
-        lock.acquire()
-        try:
-            state = self._threads.get(get_ident()) or self._state()
-            held = state.held
-            if held is not None:
-                if frame is held.frame:  # HeldLine.admits, inline: the common case
-                    if lineno == held.lineno and (lasti > held.lasti or held.last_node is None
-                                                  or frame.f_locals.get(held.target) is not held.last_node):
-                        held.lasti = lasti  # the line goes on
-                        if result:  # the line's result so far
-                            held.result, held.result_obj, held.named = len(held.reports), obj, named
-                        held.last_node = obj
-                        held.reports.append(raw)
-                        return site
-                    own = None
-                else:
-                    own = held.admits(frame, lasti, lineno)
-                if own is None:
-                    self._release(state)
-                    if assigned is not None and frame is held.frame and lineno == held.lineno \
-                            and state.held is None:
-                        held.restart(lasti)  # a loop's next run of the line: held anew, in the same object
-                        state.held = held
-                        held.own(raw, obj, result, named)
-                        return site
-                else:
-                    if own:
-                        if result:
-                            held.result, held.result_obj, held.named = len(held.reports), obj, named
-                        held.last_node = obj
+        if state is None:
+            state = self._state()
+        if held is not None:
+            if frame is held.frame:  # HeldLine.admits, inline
+                if lineno == held.lineno and (lasti > held.lasti or held.last_node is None
+                                              or frame.f_locals.get(held.target) is not held.last_node):
+                    held.lasti = lasti  # the line goes on
+                    if result:  # the line's result so far
+                        if held.result is not None:
+                            held.superseded()
+                        held.result, held.result_obj, held.named = len(held.reports), obj, named
+                    held.last_node = obj
                     held.reports.append(raw)
                     return site
-            if assigned is not None:
-                held = state.held = HeldLine(frame, lasti, lineno, assigned, self.name_prefix + assigned)
-                held.own(raw, obj, result, named)
+                own = None
+            else:
+                own = held.admits(frame, lasti, lineno)
+            if own is None:
+                self._release(state)
+                if assigned is not None and frame is held.frame and lineno == held.lineno \
+                        and state.held is None:
+                    held.restart(lasti)  # a loop's next run of the line: held anew, in the same object
+                    state.held = held
+                    held.own(raw, obj, result, named)
+                    return site
+            else:
+                if own:
+                    if result:
+                        if held.result is not None:
+                            held.superseded()
+                        held.result, held.result_obj, held.named = len(held.reports), obj, named
+                    held.last_node = obj
+                held.reports.append(raw)
                 return site
-            self._emit_made(raw)
-        finally:
-            lock.release()
+        if assigned is not None:
+            held = state.held = HeldLine(frame, lasti, lineno, assigned, self.name_prefix + assigned,
+                                         site, function)
+            held.own(raw, obj, result, named)
+            return site
+        self._emit_made(raw)
         return site
 
     def _release(self, state: ThreadState) -> None:
@@ -154,12 +197,16 @@ class NodeReports:
         if result is not None:
             entry = reports[result]
             if entry.__class__ is tuple:  # a captured node tuple: its name is item 5
-                reports[result] = (*entry[:5], held.name, *entry[6:])
-                held.named(held.result_obj, held.name)
+                name = held.name
+                if entry[5] is not name:  # not made with it already (HeldLine.superseded)
+                    reports[result] = entry[:5] + (name,) + entry[6:]
+                held.named(held.result_obj, name)
             else:
                 reports[result] = entry._replace(name=held.name)
         captured = self._captured
-        if not held.pending and captured is not None and self._may_capture():
+        clock = self._clock
+        if not held.pending and captured is not None and (
+                (clock.streaming is None and not clock.waiting) or not clock.must_wait(get_ident())):
             if self._reads_captured:
                 for raw in reports:
                     self._capture(raw)

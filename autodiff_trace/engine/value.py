@@ -192,7 +192,10 @@ class Value:
 def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
     """The node ``op(a, b)`` with value ``data``: how every op builds its node (no
     ``__init__`` call, this is the hot path). ``depth``: the frames from here up to the
-    op's caller (3 through a helper such as :func:`_node`), where a tracer looks first."""
+    op's caller (3 through a helper such as :func:`_node`), where a tracer looks first.
+    While traced, the node is reported here too, with no call of its own (:func:`_report`
+    is the same for a node made by ``__init__``)."""
+    global _last_constant
     out = _new(Value)
     out.data = data
     out.grad = 0.0
@@ -201,14 +204,35 @@ def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
     out._b = b
     out._block, out._offset = next(_numbering)
     if _tracer is not None:
-        _report(out, None, depth)
+        try:
+            frame = _getframe(depth)
+        except ValueError:  # called from C with no frame above
+            frame = None
+        while frame is not None and frame.f_globals is _HERE:  # past the ops calling ops (__radd__)
+            frame = frame.f_back
+        node_id = out._block + out._offset  # ids as the ``id`` property computes them, without its call
+        arity = op.arity
+        if arity == 2:
+            out._info = _tracer.value_made(frame, out, node_id, op.name, data,
+                                           (a._block + a._offset, b._block + b._offset), None, _named)
+        elif arity:
+            out._info = _tracer.value_made(frame, out, node_id, op.name if op is not POWC else out.op, data,
+                                           (a._block + a._offset,), None, _named)
+        else:  # a constant's value when made is its name: a later ``data`` may differ
+            name = default_name(node_id, op.name, data)
+            site = _tracer.value_made(frame, out, node_id, op.name, data, (), name, _named)
+            last = _last_constant  # one global read: a loop's constant, made on the same line as last time
+            if last[0] is name and last[1] is site:
+                out._info = last
+            else:
+                out._info = _last_constant = _shared_info(name, site)
     return out
 
 
 def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
-    """Tell the tracer about a new node, made ``depth`` frames up from the caller (an op
-    called ``_made``); the tracer hands back the node's site, and later names the result
-    of an assignment line (:func:`_named`)."""
+    """Tell the tracer about a new node, made ``depth`` frames up from the caller; the
+    tracer hands back the node's site, and later names the result of an assignment
+    line (:func:`_named`). :func:`_made` does the same for the nodes ops make."""
     try:
         frame = _getframe(depth + 1)
     except ValueError:  # called from C with no frame above
@@ -216,7 +240,7 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
     while frame is not None and frame.f_globals is _HERE:  # past the ops calling ops (__radd__)
         frame = frame.f_back
     rule = node._op
-    node_id = node._block + node._offset  # ids as the ``id`` property computes them, without its call
+    node_id = node._block + node._offset
     if rule is None:
         op, parents = "", ()
     elif rule.arity == 2:
@@ -236,7 +260,13 @@ def _report(node: Value, name: Optional[str], depth: int = 1) -> None:
 def _named(node: Value, name: str) -> None:
     """The tracer names ``node``: the result of the assignment line that made it."""
     info = getattr(node, "_info", None)  # a traced node's site, or its (name, site)
-    node._info = _shared_info(name, info[1] if info.__class__ is tuple else info)
+    site = info[1] if info.__class__ is tuple else info
+    global _last_named
+    last = _last_named  # one global read: the line named last, as a loop's next run of it names
+    if last[0] is name and last[1] is site:
+        node._info = last
+    else:
+        node._info = _last_named = _shared_info(name, site)
 
 
 def _shared_info(name: str, site: Optional[str]) -> tuple:
@@ -253,6 +283,7 @@ def _shared_info(name: str, site: Optional[str]) -> tuple:
     return info
 
 
+_last_named = _last_constant = (None, None)  # the (name, site) given last to a line's result, a constant
 _infos: dict = {}  # (name, site) -> that very tuple, shared by the nodes holding it
 
 
@@ -269,6 +300,8 @@ def _apply(rule: Rule, a: Value, b) -> Value:
 
 def _node(x, symbol: str) -> Value:
     """``x`` itself if it is a Value, else the number wrapped as a constant node."""
+    if x.__class__ is float:  # the common constant, ``y * 1.0000001``
+        return _made(x, CONST, None, None, 3)
     return x if isinstance(x, Value) else _made(_as_float(x, symbol), CONST, None, None, 3)
 
 
