@@ -261,7 +261,7 @@ class TestNonFinite:
             big = Value(1e308, name="big")
             y = big * 10
             z = y - y
-            w = z * 2
+            z * 2
         found = diagnostics(run(script))
         y_site = found[0].site
         assert brief(found) == [

@@ -18,7 +18,6 @@ import socket
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -210,8 +209,8 @@ class TestFullDisk:
         code, _, err = finish(run_cli("html", str(trace_file), "--out", "page.html",
                                       cwd=tmp_path, full_disk=True))
         assert code == 2
-        assert err == (f"autodiff-trace: cannot write the player to page.html: File too large; "
-                       f"choose a writable folder\n")
+        assert err == ("autodiff-trace: cannot write the player to page.html: File too large; "
+                       "choose a writable folder\n")
         assert leftovers(tmp_path, "trace.jsonl") == []
 
     def test_export_on_a_full_disk_keeps_the_old_file(self, tmp_path, trace_file):
