@@ -195,6 +195,11 @@ class NodeTable(Mapping):
             return self._dense[node_id - self._base] - 1
         return -1
 
+    def dense_index(self) -> tuple:
+        """``(index, base)``: the array read at ``id - base`` (row + 1, 0 for no such node), for
+        walks that look up many ids; index None once ids lie too far apart (use :meth:`row`)."""
+        return (self._dense if self._sparse is None else None), self._base
+
     def __getitem__(self, node_id) -> NodeInfo:
         row = self.row(node_id)
         if row < 0:

@@ -40,7 +40,7 @@ def reach_of(model: TraceModel, p: PassInfo) -> Optional[Reach]:
     Kept per pass while no row changes (a node made twice replaces its row).
     """
     table = model.nodes
-    stamp = (len(table), len(table.odd), table._sparse is None)
+    stamp = (len(table), len(table.odd), table.dense_index()[0] is not None)
     known = _KNOWN.get(p)
     if known is None or known[0] != stamp:
         known = _KNOWN[p] = (stamp, _walk(model, p.root, p.reachable.contains))
@@ -51,9 +51,9 @@ def _walk(model: TraceModel, root, listed: Callable[[int], bool]) -> Optional[Re
     """Depth first from ``root`` over the table's rows, with an explicit stack, counting
     the nodes reached that ``listed`` says the order leaves out."""
     table = model.nodes
-    if table._sparse is not None:
+    dense, base = table.dense_index()
+    if dense is None:
         return None
-    dense, base = table._dense, table._base
     starts, parents, odd = table.starts, table.parents, table.odd
     size = len(dense)
     at = root - base if root.__class__ is int else -1

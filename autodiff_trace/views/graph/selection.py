@@ -75,7 +75,7 @@ class Selects:
         groups: Dict[int, Group] = {}
         owned = self._owned = bytearray(len(table))  # by node row: folded into a group already
         frontier = [(row_of(k), k) for k in kept]
-        dense, base = (table._dense if table._sparse is None else None), table._base
+        dense, base = table.dense_index()
         while frontier:
             following = []
             for row, group in frontier:
@@ -85,7 +85,7 @@ class Selects:
                         found = dense[at] - 1 if 0 <= at < len(dense) else -1
                         if found < 0:
                             found = row_of(parent)
-                            dense, base = (table._dense if table._sparse is None else None), table._base
+                            dense, base = table.dense_index()
                         if found >= len(owned):
                             owned.extend(bytes(found + 1 - len(owned)))
                         if not owned[found]:
