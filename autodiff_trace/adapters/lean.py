@@ -11,7 +11,6 @@ to begin or end, a seed, a write from outside a rule) goes the general way
 
 from __future__ import annotations
 
-import functools
 import sys
 from types import FunctionType
 
@@ -22,8 +21,7 @@ from .bytecode import _noops, _writes, is_noop, makes_for_its_caller, write_site
 from .detect import Vocabulary
 from .firing_call import FiringCall
 from .graph import frame_key
-from .hooks import (MISSING, REPORT_FRAMES, BackwardHook, GradHook, construction_hook, grad_hook, init_hook,
-                    original_entry)
+from .hooks import MISSING, REPORT_FRAMES, BackwardHook, GradHook, construction_hook, grad_hook, init_hook
 from .nodeids import as_float
 from .roles import op_label, static_attr
 
@@ -41,12 +39,10 @@ def _keeps_no_names(node, name: str) -> None:
 def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
     """An ``__init__`` for a class whose nodes name their parents' attribute: it runs the
     original, then reports the node as :meth:`.reporter.EngineReporter.node_made` would,
-    in the same frame (what :func:`.hooks.init_hook`'s wrapper does, written out); None for
-    any other design."""
+    in one call (the wrapper is :func:`.hooks.init_hook`'s); None for any other design."""
     if not vocab.parents or not cls.__dictoffset__:
         return None  # no parents' attribute, or nodes without an instance dict
-    original = original_entry(cls, "__init__")
-    constructing, skip, ids, graph = reporter.constructing, reporter.skip, reporter.ids, reporter.graph
+    skip, ids, graph = reporter.skip, reporter.ids, reporter.graph
     ids_by_key, new_id = ids.ids_by_key, ids._add
     parents_of, rulecheck = graph.parents_made, reporter.rulecheck
     value_name, op_name, grad_name, parents_name = vocab.value, vocab.op, vocab.grad, vocab.parents
@@ -60,66 +56,45 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
                                       in_skip, len(skip))
         return verdict
 
-    def __init__(self, *args, **kwargs):
-        key = id(self)
-        if key in constructing:  # a subclass's __init__ calling this one: it reports
-            original(self, *args, **kwargs)
+    def report(node, vocab, creator) -> None:
+        tracer = _stack[-1] if _stack else None
+        if tracer is None:
+            if "node_made" in reporter.__dict__:  # a rule check's re-run, in its forked copy, is told
+                reporter.node_made(node, vocab, creator)
             return
-        constructing.add(key)
-        try:
-            original(self, *args, **kwargs)
-        finally:
-            constructing.discard(key)
-        if reporter.broken:
-            return
-        limit = _recursion_limit()  # room to report, however deep the script is
-        _set_recursion_limit(limit + REPORT_FRAMES)
-        try:
-            creator = _getframe(1)
-            tracer = _stack[-1] if _stack else None
-            if tracer is None:
-                if "node_made" in reporter.__dict__:  # a rule check's re-run, in its forked copy, is told
-                    reporter.node_made(self, vocab, creator)
-                return
-            if not reporter.firing and not reporter._idle():
-                reporter._between_passes(tracer)
-            node_id = ids_by_key.get(key) or new_id(self)
-            namespace = self.__dict__
-            parents = parents_of(self, node_id, namespace.get(parents_name, namespace))
-            if parents is None:
-                parents = graph.remember_ids(self, node_id, vocab, creator)
-            code = creator.f_code
+        if not reporter.firing and not reporter._idle():
+            reporter._between_passes(tracer)
+        key = id(node)
+        node_id = ids_by_key.get(key) or new_id(node)
+        namespace = node.__dict__
+        parents = parents_of(node, node_id, namespace.get(parents_name, namespace))
+        if parents is None:
+            parents = graph.remember_ids(node, node_id, vocab, creator)
+        code = creator.f_code
+        verdict = passed.get(id(code))
+        if (verdict is None or verdict[0] is not code or not verdict[2]) and code not in skip \
+                and makes_for_its_caller(creator, grad_name, bool(parents), False, skip):
+            skip.add(code)  # add(a, b): name the node after the caller's line
+        value = namespace.get(value_name, MISSING)
+        if value.__class__ is not float:
+            value = as_float(static_attr(node, value_name) if value is MISSING else value)
+        op = namespace.get(op_name) if op_name else None
+        if op.__class__ is not str or not op:
+            op = op_label(node, vocab, parents, code, skip)
+        frame = creator  # the user's line: past the engine's own code and this package's
+        while frame is not None:
+            code = frame.f_code
             verdict = passed.get(id(code))
-            if (verdict is None or verdict[0] is not code or not verdict[2]) and code not in skip \
-                    and makes_for_its_caller(creator, grad_name, bool(parents), False, skip):
-                skip.add(code)  # add(a, b): name the node after the caller's line
-            value = namespace.get(value_name, MISSING)
-            if value.__class__ is not float:
-                value = as_float(static_attr(self, value_name) if value is MISSING else value)
-            op = namespace.get(op_name) if op_name else None
-            if op.__class__ is not str or not op:
-                op = op_label(self, vocab, parents, code, skip)
-            frame = creator  # the user's line: past the engine's own code and this package's
-            while frame is not None:
-                code = frame.f_code
-                verdict = passed.get(id(code))
-                if verdict is None or verdict[0] is not code or not verdict[1] and verdict[3] != len(skip):
-                    verdict = verdict_of(code)
-                if not verdict[1]:
-                    break
-                frame = frame.f_back
-            tracer.value_made(frame, self, node_id, op, value, parents, element_name(frame, skip), _keeps_no_names)
-            if not rulecheck.off:
-                rulecheck.node_made(self, vocab, creator)
-        except Exception as exc:  # never into the user's script
-            reporter.failed(exc)
-        finally:
-            if _recursion_limit() == limit + REPORT_FRAMES:
-                _set_recursion_limit(limit)
+            if verdict is None or verdict[0] is not code or not verdict[1] and verdict[3] != len(skip):
+                verdict = verdict_of(code)
+            if not verdict[1]:
+                break
+            frame = frame.f_back
+        tracer.value_made(frame, node, node_id, op, value, parents, element_name(frame, skip), _keeps_no_names)
+        if not rulecheck.off:
+            rulecheck.node_made(node, vocab, creator)
 
-    if not isinstance(original, type(object.__init__)):
-        functools.update_wrapper(__init__, original)
-    return __init__
+    return init_hook(cls, vocab, reporter, report)
 
 
 class LeanGradHook(GradHook):
