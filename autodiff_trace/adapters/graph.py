@@ -101,14 +101,7 @@ class NodeGraph:
                 parent_ids.append(parent_id)
         if not parent_ids:
             return None  # made from no earlier node: the general reading decides
-        if len(parent_ids) > 1:
-            if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
-                parent_ids.sort()
-            elif len(set(parent_ids)) < len(parent_ids):  # each once, where it first comes (``a * a``)
-                parent_ids = list(dict.fromkeys(parent_ids))
-        self._with_parents.add(type(node))
-        parents = self._parents[node_id] = tuple(parent_ids)  # the event's tuple too: one object
-        return parents
+        return self._keep_held(node, node_id, kind, parent_ids)
 
     def parents_made(self, node, node_id: int, held) -> Optional[tuple]:
         """:meth:`_held_directly` for a node just given its id, from what its parents
@@ -122,6 +115,11 @@ class NodeGraph:
         parent_ids = list(map(self.reporter.ids.ids_by_key.get, map(id, held)))
         if None in parent_ids or max(parent_ids) >= node_id:
             return None  # an item of another kind, or one without an id yet: the general reading
+        return self._keep_held(node, node_id, kind, parent_ids)
+
+    def _keep_held(self, node, node_id: int, kind: type, parent_ids: list) -> tuple:
+        """Keep ``parent_ids``, read from a ``kind`` of container, as the node's parents: a
+        set's in creation order, others each once where it first comes; returns their tuple."""
         if len(parent_ids) > 1:
             if kind is set or kind is frozenset:  # a set comes in creation order, every run alike
                 parent_ids.sort()
