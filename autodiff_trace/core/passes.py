@@ -170,10 +170,7 @@ class PassInfo:
 
     def grads_before_of(self, wanted) -> Dict[int, float]:
         """:attr:`grads_before` for the nodes in ``wanted`` only (one scan, no full map)."""
-        if self._grads_before_map is not None:
-            return {n: g for n, g in self._grads_before_map.items() if n in wanted}
-        pairs = zip(self.order, self._grads_before)
-        return dict(compress(pairs, map(wanted.__contains__, self.order)))
+        return _only(wanted, self._grads_before_map, self.order, self._grads_before)
 
     @property
     def fire_number(self) -> Dict[int, int]:
@@ -194,9 +191,7 @@ class PassInfo:
 
     def upstream_of(self, wanted) -> Dict[int, float]:
         """:attr:`upstream` for the nodes in ``wanted`` only (one scan, no full map)."""
-        if self._upstream is not None:
-            return {n: self._upstream[n] for n in wanted if n in self._upstream}
-        return dict(compress(zip(self.fired, self._upstreams), map(wanted.__contains__, self.fired)))
+        return _only(wanted, self._upstream, self.fired, self._upstreams)
 
     def fire_all(self, nodes: Sequence, upstreams: Sequence, ints: bool, floats: bool) -> None:
         """Note a run of firings at once: ``ints`` and ``floats`` say whether every node is
@@ -261,3 +256,12 @@ class PassInfo:
         """The target of each write, in order."""
         writes = self.writes
         return writes.targets if not writes.odd else [writes.target(row) for row in range(len(writes))]
+
+
+def _only(wanted, whole: Optional[dict], keys, values) -> dict:
+    """``dict(zip(keys, values))`` (the last value of a key repeated) for the keys in
+    ``wanted`` only: read from ``whole``, that map, once it is built, else in one scan
+    that does not build it."""
+    if whole is not None:
+        return {n: whole[n] for n in wanted if n in whole}
+    return dict(compress(zip(keys, values), map(wanted.__contains__, keys)))
