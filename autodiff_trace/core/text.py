@@ -80,8 +80,11 @@ def visible(text: object, limit: Optional[int] = 40) -> str:
     >>> visible("a\nb\x1b"), visible("w" * 50, limit=8)
     ('a\\nb\\x1b', 'wwwww...')
     """
+    text = str(text)
+    if text.isprintable():  # no character of the kinds escaped below ("Other" or a separator)
+        return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
     out = []
-    for ch in str(text):
+    for ch in text:
         cat = unicodedata.category(ch)
         if cat in ("Cc", "Cs", "Cn") or (cat == "Cf" and ch != "\u200d"):
             out.append(repr(ch)[1:-1] if cat == "Cc" else f"\\u{ord(ch):04x}")

@@ -225,8 +225,10 @@ class Builder(Selects):
                         f"{html_text(number(start))} {since}</td></tr>")
             self.keys[STALE] = "stale: grad was not zero when this pass began"
             tips.append(f"grad was {start!r} when this pass began ({since})")
-        if self._ledger(node, final, start if stale else 0.0):  # the final picture has one
-            ledger = self._ledger(node, writes, start if stale else 0.0) or " "
+        final_ledger = self._ledger(node, final, start if stale else 0.0)
+        if final_ledger:  # the final picture has one; a step's picture shows the writes made by then
+            ledger = (final_ledger if len(writes) == len(final) else
+                      self._ledger(node, writes, start if stale else 0.0)) or " "
             rows.append(f'<tr><td colspan="{span}">{html_text(ledger, None)}</td></tr>')
         if info.op == "?":
             rows.append(f'<tr><td colspan="{span}"><font color="{MUTED}">made before tracing began'
