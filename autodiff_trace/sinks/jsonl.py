@@ -160,13 +160,17 @@ class JsonlSink:
 
 
 class _Segment:
-    """One pass and the events since the pass before it, spooled until it is settled."""
+    """One pass and the events since the pass before it, spooled until it is settled; or,
+    once it is known to be written whole next (:meth:`_Segments.go_direct`), written
+    straight into the trace."""
 
-    __slots__ = ("spool", "batch", "lines", "made", "kept_lines", "started", "finished",
+    __slots__ = ("spool", "write", "direct", "batch", "lines", "made", "kept_lines", "started", "finished",
                  "findings", "known_kept")
 
     def __init__(self, spool_dir: Optional[Path]) -> None:
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=spool_dir)
+        self.write = self.spool.write  # where its lines go: the spool, or the trace itself
+        self.direct = False
         self.batch: List[bytes] = []
         self.lines = self.made = 0
         self.kept_lines: list = []  # (seq, line) of the leaves and findings: kept in any case
@@ -181,7 +185,7 @@ class _Segment:
 
     def spill(self) -> None:
         if self.batch:
-            self.spool.write(b"".join(self.batch))
+            self.write(b"".join(self.batch))
             self.batch.clear()
 
 
@@ -212,6 +216,8 @@ class _Segments:
             segment.kept_lines.append((event.seq, line))
         elif kind == "backward_started":
             segment.started = (event.pass_no, event.root, len(event.order))
+            if not self.waiting and self.keep.keeps_early(event.pass_no, False, len(event.order)):
+                self.go_direct(segment)
         elif kind == "backward_finished":
             segment.finished = event
         if len(segment.batch) >= BATCH or segment.finished is event:
@@ -229,18 +235,33 @@ class _Segments:
         sites = self.sink._sites
         lines = lines_of(first_seq, t, batch, sites, numbered=numbered)
         defined = sites.take_new()
-        segment.spool.write(defined + lines)
+        segment.write(defined + lines)
+        segment.lines += len(batch)
+        if segment.direct:  # written whole: no summary will need its leaves or counts
+            return
         if defined:  # kept in any case: a later pass's nodes may name these sites
             segment.kept_lines.append((-1, defined))
-        segment.lines += len(batch)
         segment.made += list(map(_kind_of, batch)).count(NODE)
         ops = list(map(_op_of, batch))  # a node's op; the others hold an id there, never ""
         if "" in ops:  # the leaves, kept with their seq
             segment.kept_lines += [(first_seq + i, lines_of(first_seq + i, t, [batch[i]], sites, numbered=True))
                                    for i, op in enumerate(ops) if op == ""]
 
+    def go_direct(self, segment: _Segment) -> None:
+        """``segment`` is known to be kept and no segment waits before it, so it will be the
+        next written whole: what it spooled goes into the trace now, and its later lines
+        straight after, with no second copy through the spool (a long pass's most bytes)."""
+        segment.direct = True
+        self._write_whole(segment)
+        segment.write = self.sink._write
+
     def _settle(self, segment: _Segment) -> None:
         segment.spill()
+        if segment.direct:  # already in the trace, in order: nothing waits before it
+            if segment.pass_no is not None:
+                self.sink.kept.append(segment.pass_no)
+            self.sink._file.flush()
+            return
         segment.known_kept = segment.pass_no is None or segment.finished is None or \
             self.keep.keeps_early(segment.pass_no, segment.findings,
                                   segment.started[2] if segment.started is not None else None)
@@ -290,7 +311,7 @@ class _Segments:
         if rest:
             sink._write(rest)
         segment.spool.close()
-        if segment.pass_no is not None:
+        if segment.pass_no is not None and not segment.direct:
             sink.kept.append(segment.pass_no)
 
     def _write_summary(self, segment: _Segment) -> None:
