@@ -11,15 +11,14 @@ always equal to what went in.
 from __future__ import annotations
 
 from array import array
-from collections import deque
 from collections.abc import Mapping
 from itertools import repeat
-from operator import getitem, setitem, sub
+from operator import getitem, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .by_id import IntsById, NodeSet
 from .events import NodeCreated
-from .write_log import WriteLog, plain_floats
+from .write_log import WriteLog, plain_floats, put_all
 
 __all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "NameColumn", "DEFAULT_NAME", "put_number",
            "number_at"]
@@ -370,7 +369,7 @@ class NodeTable(Mapping):
         rows = list(map(getitem, repeat(dense), map(sub, ids, repeat(base))))  # row + 1; 0: unknown
         if 0 in rows:
             return False
-        deque(map(setitem, repeat(self.grads), map(sub, rows, repeat(1)), grads), 0)
+        put_all(self.grads, map(sub, rows, repeat(1)), grads)
         return True
 
     @property

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections import _count_elements, deque
+from collections import _count_elements
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import add, eq, getitem, itemgetter, not_, setitem, sub
+from operator import add, eq, getitem, itemgetter, not_, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
 from .columns import DEFAULT_NAME, LEAF_OR
-from .write_log import packed, plain_floats
+from .write_log import packed, plain_floats, put_all
 
 if TYPE_CHECKING:
     from .events import Event
@@ -244,7 +244,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(4 * (high + 1 - len(dense))))
-    deque(map(setitem, repeat(dense), at, range(rows + 1, rows + 1 + len(at))), 0)
+    put_all(dense, at, range(rows + 1, rows + 1 + len(at)))
     _count_elements(model.name_uses, compress(names, map(not_, default)))
     model.events += len(run)
     return True
@@ -276,7 +276,7 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         if p is not None:
             if p.writes_to.indexed or not p.writes.extend_run(run, model._shared):
                 return False
-        deque(map(setitem, repeat(table.grads), map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
+        put_all(table.grads, map(sub, rows, repeat(1)), run.column(WRITE, 7))
     if fires and p is not None:
         p.fire_all(run.column(FIRED, 2), run.column(FIRED, 4), run.types(FIRED, 2) == {int},
                    run.types(FIRED, 4) <= {_FLOAT})
