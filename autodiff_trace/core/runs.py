@@ -107,6 +107,15 @@ class Run:
             found = self._columns[key] = {*map(type, self.column(kind, field))}
         return found
 
+    def distinct(self, kind: int, field: int) -> bool:
+        """Is every item of a column a different one (made once)?"""
+        key = (kind, field, "distinct")
+        found = self._columns.get(key)
+        if found is None:
+            column = self.column(kind, field)
+            found = self._columns[key] = len({*column}) == len(column)
+        return found
+
     def finite(self, kind: int, field: int) -> bool:
         """Is every number of a column a finite float (made once)?"""
         key = (kind, field, "finite")
