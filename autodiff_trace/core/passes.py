@@ -165,6 +165,11 @@ class PassInfo:
         return self._reachable
 
     @property
+    def began_zeroed(self) -> bool:
+        """Did every node of the pass hold a grad of 0.0 when it began (so none was stale)?"""
+        return self._grads_before.__class__ is _Zeros
+
+    @property
     def grads_before(self) -> Dict[int, float]:
         """Node -> the grad it held when the pass began."""
         if self._grads_before_map is None:

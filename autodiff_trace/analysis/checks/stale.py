@@ -182,8 +182,9 @@ class StaleGradient(Check):
         p = ctx.pass_
         ctx.stale_from = {}
         grads = event.grads_before  # the grads that are not zero picked by built-in maps, then looked at
-        stale = [(n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
-                 if model.node(n).op != "const"]
+        stale = [] if p.began_zeroed else [  # a pass begun from zeroed grads is not read again
+            (n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
+            if model.node(n).op != "const"]
         stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
         site = ctx.begin_sites.get(p.pass_no)
         self.roots[p.pass_no] = p.root
