@@ -236,8 +236,7 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
     table.ids.frombytes(packed("q", ids))
     table.data.frombytes(packed("d", run.column(NODE, 3)))
     table.parents.frombytes(flat)
-    table.starts.extend(accumulate(counts, initial=table.starts[-1]))
-    table.starts.pop(rows + 1)  # accumulate repeats the start it began from
+    table.starts.frombytes(packed("q", list(accumulate(counts, initial=table.starts[-1]))[1:]))  # [0]: the last start
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
         first = texts[0]
