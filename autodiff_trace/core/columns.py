@@ -11,15 +11,14 @@ always equal to what went in.
 from __future__ import annotations
 
 from array import array
-from collections import deque
 from collections.abc import Mapping
-from itertools import repeat
-from operator import getitem, setitem, sub
+from itertools import compress, repeat
+from operator import eq, getitem, mul, ne, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .by_id import IntsById, NodeSet
 from .events import NodeCreated
-from .write_log import WriteLog, plain_floats
+from .write_log import WriteLog, plain_floats, put_all
 
 __all__ = ["NodeInfo", "NodeTable", "NodeSet", "WriteLog", "IntsById", "NameColumn", "DEFAULT_NAME", "put_number",
            "number_at"]
@@ -330,6 +329,23 @@ class NodeTable(Mapping):
                     return map(getitem, repeat(column), map(sub, rows, repeat(1)))
         return (column[row] if row >= 0 else None for row in map(self.row, ids))
 
+    def parentless(self, ids: Sequence[int]) -> List[int]:
+        """The ids among ``ids``, in order, of nodes held with no parents and an op other than
+        "?" (a placeholder): column-wise while ids are small ints (a node kept whole read alone)."""
+        if self._sparse is None and ids and {*map(type, ids)} == {int}:
+            dense, starts = self._dense, self.starts
+            at = list(map(sub, ids, repeat(self._base)))
+            if min(at) >= 0 and max(at) < len(dense):
+                rows = list(map(getitem, repeat(dense), at))  # row + 1; 0: not held
+                held, ends = list(compress(ids, rows)), list(filter(None, rows))
+                begins = list(map(sub, ends, repeat(1)))  # the rows themselves
+                no_parents = map(eq, map(getitem, repeat(starts), ends), map(getitem, repeat(starts), begins))
+                real = map(ne, map(getitem, repeat(self.ops), begins), repeat("?"))
+                found = compress(zip(held, begins), map(mul, no_parents, real))
+                odd = self.odd  # its parents are not in the columns
+                return [n for n, row in found if not (odd and row in odd and odd[row].parents)]
+        return [n for n in ids if (info := self.get(n)) is not None and info.op != "?" and not info.parents]
+
     def leaf_ids(self) -> set:
         """The ids of the nodes of op "" (leaves): a set kept by the table, to read, not to
         change. The rows added since the last call are scanned by ``list.index``, a C loop
@@ -370,7 +386,7 @@ class NodeTable(Mapping):
         rows = list(map(getitem, repeat(dense), map(sub, ids, repeat(base))))  # row + 1; 0: unknown
         if 0 in rows:
             return False
-        deque(map(setitem, repeat(self.grads), map(sub, rows, repeat(1)), grads), 0)
+        put_all(self.grads, map(sub, rows, repeat(1)), grads)
         return True
 
     @property

@@ -25,9 +25,12 @@ __all__ = ["PassInfo", "WritesOf", "node_ids"]
 def node_ids(values) -> "array | tuple":
     """Node ids as an int64 array (8 bytes each), or as they came if they do not fit one."""
     try:
-        return array("q", values)
-    except (OverflowError, TypeError):
+        return array("q", packed("q", values))  # quicker than array("q", values), which parses each id
+    except struct.error:
         return tuple(values)
+    except TypeError:  # not a sequence
+        values = tuple(values)
+        return node_ids(values)
 
 
 class _Zeros:
@@ -56,8 +59,8 @@ def _floats(values: Sequence) -> "array | _Zeros | Sequence":
     """Grads as a float64 array, as a count when all are 0.0, or as they came if not all floats."""
     if not {*map(type, values)} <= {float}:
         return values
-    column = array("d", values)
-    return _Zeros(len(column)) if column.tobytes() == bytes(8 * len(column)) else column
+    data = packed("d", values)
+    return _Zeros(len(values)) if data == bytes(len(data)) else array("d", data)
 
 
 class WritesOf(abc.Sequence):
@@ -160,6 +163,11 @@ class PassInfo:
         if self._reachable is None:
             self._reachable = NodeSet(self.order)
         return self._reachable
+
+    @property
+    def began_zeroed(self) -> bool:
+        """Did every node of the pass hold a grad of 0.0 when it began (so none was stale)?"""
+        return self._grads_before.__class__ is _Zeros
 
     @property
     def grads_before(self) -> Dict[int, float]:

@@ -11,17 +11,17 @@ one by one would, and falls back to that wherever a column cannot hold a value u
 
 from __future__ import annotations
 
-from array import array
+import struct
 from bisect import bisect_left
-from collections import _count_elements, deque
+from collections import _count_elements
 from itertools import accumulate, chain, compress, repeat
 from math import isfinite
-from operator import add, eq, getitem, itemgetter, not_, setitem, sub
+from operator import add, eq, getitem, itemgetter, not_, sub
 from typing import TYPE_CHECKING, Iterable, List, Optional, Protocol, runtime_checkable
 
 from .captured import CAPTURED, FIRED, NODE, WRITE
 from .columns import DEFAULT_NAME, LEAF_OR
-from .write_log import packed, plain_floats
+from .write_log import packed, plain_floats, put_all
 
 if TYPE_CHECKING:
     from .events import Event
@@ -63,8 +63,7 @@ class Run:
     def __init__(self, batch: list, start: int, stop: int, first_seq: int, t: float) -> None:
         self.raws = batch if start == 0 and stop == len(batch) else batch[start:stop]
         self.start, self.first_seq, self.t = start, first_seq, t
-        self.kinds = list(map(_kind, self.raws))
-        self._kind_bytes = bytes(self.kinds)  # the kinds as bytes: a kind's mask is one translate
+        self.kinds = bytes(map(_kind, self.raws))  # a kind's mask is one translate of these bytes
         self._places: dict = {}
         self._columns: dict = {}
 
@@ -73,13 +72,13 @@ class Run:
 
     def mask(self, kind: int) -> bytes:
         """A byte per event of the run: 1 where it is of ``kind``, else 0 (one C call)."""
-        return self._kind_bytes.translate(_MASKS[kind])
+        return self.kinds.translate(_MASKS[kind])
 
     def _of(self, kind: int) -> tuple:
         """(places, tuples) of the events of ``kind``, picked by one mask of the kinds."""
         found = self._places.get(kind)
         if found is None:
-            kinds, raws = self._kind_bytes, self.raws
+            kinds, raws = self.kinds, self.raws
             count = kinds.count(kind)
             if count == len(kinds):
                 found = (_positions(count), raws)
@@ -105,6 +104,15 @@ class Run:
         found = self._columns.get(key)
         if found is None:
             found = self._columns[key] = {*map(type, self.column(kind, field))}
+        return found
+
+    def distinct(self, kind: int, field: int) -> bool:
+        """Is every item of a column a different one (made once)?"""
+        key = (kind, field, "distinct")
+        found = self._columns.get(key)
+        if found is None:
+            column = self.column(kind, field)
+            found = self._columns[key] = len({*column}) == len(column)
         return found
 
     def finite(self, kind: int, field: int) -> bool:
@@ -144,7 +152,7 @@ class Run:
         return found
 
     def _one_pass(self) -> Optional[int]:
-        if NODE not in self._kind_bytes:  # firings and writes only: item 1 of every tuple
+        if NODE not in self.kinds:  # firings and writes only: item 1 of every tuple
             if not self.raws:
                 return None
             column = list(map(_second, self.raws))
@@ -213,9 +221,9 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
         return False
     at = run.offsets(NODE, 1, table._base)
     try:
-        flat = array("q", chain.from_iterable(parents))
+        flat = packed("q", [*chain.from_iterable(parents)])  # not array("q", ...), which parses each id
         counts = list(map(len, parents))
-    except (OverflowError, TypeError):
+    except (struct.error, TypeError):
         return False
     dense, rows = table._dense, len(table.names)
     low, high = min(at), max(at)
@@ -227,9 +235,8 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
             return False
     table.ids.frombytes(packed("q", ids))
     table.data.frombytes(packed("d", run.column(NODE, 3)))
-    table.parents.extend(flat)
-    table.starts.extend(accumulate(counts, initial=table.starts[-1]))
-    table.starts.pop(rows + 1)  # accumulate repeats the start it began from
+    table.parents.frombytes(flat)
+    table.starts.frombytes(packed("q", list(accumulate(counts, initial=table.starts[-1]))[1:]))  # [0]: the last start
     share = table._shared.setdefault
     for column, texts in ((table.ops, ops), (table.sites, sites), (table.functions, functions)):
         first = texts[0]
@@ -239,13 +246,17 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
             column.extend(map(share, texts, texts))
     # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
     starts = {op: f"{LEAF_OR.get(op, op)}#" for op in {*ops}}  # each op's default name, less the id
-    default = list(map(eq, names, map(add, map(starts.__getitem__, ops), map(str, ids))))
-    table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
+    defaults = list(map(add, map(starts.__getitem__, ops), map(str, ids)))
+    if defaults == names:  # every node named op#id (most runs): one comparison of the lists
+        table.names.extend(repeat(DEFAULT_NAME, len(names)))
+    else:
+        default = list(map(eq, names, defaults))
+        table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
+        _count_elements(model.name_uses, compress(names, map(not_, default)))
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(4 * (high + 1 - len(dense))))
-    deque(map(setitem, repeat(dense), at, range(rows + 1, rows + 1 + len(at))), 0)
-    _count_elements(model.name_uses, compress(names, map(not_, default)))
+    put_all(dense, at, range(rows + 1, rows + 1 + len(at)))
     model.events += len(run)
     return True
 
@@ -276,7 +287,7 @@ def _fold_pass(model: "TraceModel", run: Run) -> bool:
         if p is not None:
             if p.writes_to.indexed or not p.writes.extend_run(run, model._shared):
                 return False
-        deque(map(setitem, repeat(table.grads), map(sub, rows, repeat(1)), run.column(WRITE, 7)), 0)
+        put_all(table.grads, map(sub, rows, repeat(1)), run.column(WRITE, 7))
     if fires and p is not None:
         p.fire_all(run.column(FIRED, 2), run.column(FIRED, 4), run.types(FIRED, 2) == {int},
                    run.types(FIRED, 4) <= {_FLOAT})

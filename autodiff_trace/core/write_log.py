@@ -11,15 +11,16 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_right
-from itertools import compress
+from collections import deque
+from itertools import compress, repeat
 from math import copysign
-from operator import add, ne
-from typing import Dict, Iterator, List, Optional, Sequence
+from operator import add, ne, setitem
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from .captured import WRITE
 from .events import GradAccumulated
 
-__all__ = ["WriteLog", "NONE", "packed", "plain_floats"]
+__all__ = ["WriteLog", "NONE", "packed", "plain_floats", "put_all"]
 
 NONE = -(2 ** 63)  # fired_by None, in an int64 column
 _NONE = NONE
@@ -34,6 +35,17 @@ def packed(code: str, values: Sequence) -> bytes:
     array('d', [1.5, 2.0])
     """
     return struct.pack(f"{len(values)}{code}", *values)
+
+
+def put_all(column: array, places: Iterable[int], values: Iterable) -> None:
+    """``column[place] = value`` for each pair, through a memoryview: an array's own item
+    assignment parses each value as a call's arguments, about a third of its cost.
+
+    >>> column = array("d", [0.0, 0.0, 0.0]); put_all(column, [2, 0], [1.5, 2.5]); column
+    array('d', [2.5, 0.0, 1.5])
+    """
+    with memoryview(column) as view:
+        deque(map(setitem, repeat(view), places, values), 0)
 
 
 def _same(a: float, b: float) -> bool:

@@ -8,7 +8,7 @@ engine runs; without it (replayed events), at the node's own line.
 from __future__ import annotations
 
 from array import array
-from itertools import compress, repeat
+from itertools import repeat
 from operator import add, getitem, gt, lt, neg, sub
 from typing import Dict, List, Optional, Tuple
 
@@ -129,7 +129,7 @@ class FiredTwice(Check):
         nodes, first = run.column(FIRED, 2), self.first
         if len(self.grads) != len(self.ctx.pass_.fired):
             return run.fire_at
-        if len({*nodes}) == len(nodes) and first.keys().isdisjoint(nodes):
+        if run.distinct(FIRED, 2) and first.keys().isdisjoint(nodes):
             return []
         seen, again = set(first), []
         for at, node in zip(run.fire_at, nodes):
@@ -238,12 +238,16 @@ class FiredTooEarly(Check):
         if not run.write_at:
             return []
         targets, writers, write_at = run.column(WRITE, 2), run.column(WRITE, 3), run.write_at
+        # None unless a node fired, or wrote, before a write to it in the run: before the
+        # last write to it (one map, read at each firing and each write)
+        last_into = dict(zip(targets, write_at))
+        if self.latest.keys().isdisjoint(last_into) and not (
+                run.fire_at and True in map(lt, run.fire_at, map(last_into.get, run.column(FIRED, 2), repeat(-1)))) \
+                and True not in map(lt, write_at, map(last_into.get, writers, repeat(-1))):
+            return []
         firsts = [dict(zip(reversed(run.column(FIRED, 2)), reversed(run.fire_at))) if run.fire_at else {},
                   dict(zip(reversed(writers), reversed(write_at)))]  # a node -> its first place in the run
         end = len(run)
-        if self.latest.keys().isdisjoint(targets) and not any(
-                True in map(lt, map(first.get, targets, repeat(end)), write_at) for first in firsts):
-            return []
         latest = self.latest
         return [at for at, target, writer in zip(write_at, targets, writers) if writer is not None and (
             target in latest or firsts[0].get(target, end) < at or firsts[1].get(target, end) < at)]
@@ -258,7 +262,7 @@ class FiredTooEarly(Check):
         nodes = run.column(FIRED, 2) if run.fire_at else ()
         writers = run.column(WRITE, 3) if run.write_at else ()
         number = len(p.fired) - len(nodes)  # firings before the run
-        if len({*nodes}) != len(nodes):  # a node fired twice in the run: one by one
+        if not run.distinct(FIRED, 2):  # a node fired twice in the run: one by one
             for raw in run.raws:
                 if raw[0] == FIRED:
                     number += 1
@@ -267,10 +271,9 @@ class FiredTooEarly(Check):
                     self._pushed(raw[3])
             return
         numbers = range(number + 1, number + len(nodes) + 1)
-        latest.update(zip(nodes, map(neg, numbers)))
         last_write = dict(zip(writers, run.write_at))  # a writer -> its last write in the run
-        pushed = list(map(gt, map(last_write.get, nodes, repeat(-1)), run.fire_at))
-        latest.update(zip(compress(nodes, pushed), compress(numbers, pushed)))
+        pushed = map(gt, map(last_write.get, nodes, repeat(-1)), run.fire_at)
+        latest.update(zip(nodes, map(getitem, zip(map(neg, numbers), numbers), pushed)))  # -number until pushed
         for writer in last_write.keys() - set(nodes) - {None}:  # wrote with no firing in the run
             self._pushed(writer)
 

@@ -182,8 +182,9 @@ class StaleGradient(Check):
         p = ctx.pass_
         ctx.stale_from = {}
         grads = event.grads_before  # the grads that are not zero picked by built-in maps, then looked at
-        stale = [(n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
-                 if model.node(n).op != "const"]
+        stale = [] if p.began_zeroed else [  # a pass begun from zeroed grads is not read again
+            (n, g) for n, g in compress(zip(event.order, grads), map(ne, grads, repeat(0)))
+            if model.node(n).op != "const"]
         stale.sort(key=lambda item: model.node(item[0]).op != "")  # leaves first
         site = ctx.begin_sites.get(p.pass_no)
         self.roots[p.pass_no] = p.root
@@ -202,7 +203,7 @@ class StaleGradient(Check):
         changed since its grad began to add up (no update inside the group)."""
         if not self.zeroes:
             return False
-        leaves = [n for n in event.order if self.ctx.is_parentless(n)]
+        leaves = self.ctx.model.nodes.parentless(event.order)  # each as ctx.is_parentless says, column-wise
         held: Set[int] = {n for n, _ in stale}
         now = values_of(set(leaves))  # a set: each live node is looked up in it
         for node in leaves:
