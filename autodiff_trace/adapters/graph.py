@@ -179,8 +179,15 @@ class NodeGraph:
     def parents(self, node) -> List:
         reporter = self.reporter
         node_id = reporter.ids.known(node)
-        found = [p for p in map(reporter.ids.node, self._parents.get(node_id, ())) if p is not None] \
-            if node_id is not None else []
+        found = []
+        if node_id is not None:
+            node_of = reporter.ids.node
+            for parent_id in self._parents.get(node_id, ()):
+                parent = node_of(parent_id)
+                if parent is None:
+                    parent = self._held_parent(node, parent_id)
+                if parent is not None:
+                    found.append(parent)
         if not found and node_id is not None and node_id not in self._parents:
             found = self._attached_later(node, node_id)
         if type(node) not in self._with_parents:
@@ -231,6 +238,8 @@ class NodeGraph:
                     if parent_id not in visited:
                         keep = keepers.get(parent_id)  # NodeIds.node, inline: a node that died is left out
                         parent = keep() if keep.__class__ is ToolRef else keep
+                        if parent is None:
+                            parent = self._held_parent(node, parent_id)
                         if parent is not None:
                             pushed[parent_id] = parent
                             stack.append(parent_id)
@@ -244,6 +253,24 @@ class NodeGraph:
                 vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
                 grads.append(as_float(static_attr(node, vocab.grad)))
         return tuple(post_ids), tuple(grads)
+
+    def _held_parent(self, node, parent_id: int):
+        """``node``'s parent ``parent_id`` when no weak reference gives it back (its id was
+        given by :meth:`.nodeids.NodeIds.number`): the item ``node``'s parents attribute
+        holds with that id; None when it holds none (it died, or was taken out)."""
+        reporter = self.reporter
+        vocab = reporter.vocabulary(node)
+        if vocab is None or not vocab.parents:
+            return None
+        held = static_attr(node, vocab.parents)
+        kind = type(held)
+        if kind is not tuple and kind is not set and kind is not list and kind is not frozenset:
+            return None
+        ids_of = reporter.ids.ids_by_key
+        for item in held:
+            if ids_of.get(id(item)) == parent_id:
+                return item
+        return None
 
     def has_parent(self, node, target) -> bool:
         return any(p is target for p in self.parents(node))
