@@ -65,6 +65,8 @@ class SweepWatch:
             self.sweeps[filename] = sweeps_in(filename, must_return=not held_apart(vocab))
             if self.sweeps[filename]:
                 self._verdict.clear()  # code judged before may be one of them
+        if self.named or any(self.sweeps.values()):
+            self.reporter.ids.all_kept = True  # its dicts' keys are looked up among the live nodes
         if (self.named or any(self.sweeps.values())) and self._hook is None and self.unavailable is None:
             if sys.gettrace() is not None:
                 self.unavailable = "another tool (a debugger, coverage) is tracing the script"

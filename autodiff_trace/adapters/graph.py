@@ -12,6 +12,8 @@ from .roles import LARGEST as _LARGEST, MISSING, called_with, held_nodes, newer_
 
 __all__ = ["NodeGraph", "FrameKey", "frame_key", "called_from"]
 
+_instance_dict = object.__getattribute__  # the instance dict as stored, never a property
+_HELD_KINDS = (tuple, list, set, frozenset)  # the containers a parents attribute is read in
 _ROOT_SEARCH_FRAMES = 6  # how far up from a write the engine loop holding the root is looked for
 
 FrameKey = Tuple[int, CodeType, tuple]
@@ -179,8 +181,15 @@ class NodeGraph:
     def parents(self, node) -> List:
         reporter = self.reporter
         node_id = reporter.ids.known(node)
-        found = [p for p in map(reporter.ids.node, self._parents.get(node_id, ())) if p is not None] \
-            if node_id is not None else []
+        found = []
+        if node_id is not None:
+            node_of = reporter.ids.node
+            for parent_id in self._parents.get(node_id, ()):
+                parent = node_of(parent_id)
+                if parent is None:
+                    parent = self._held_parent(node, parent_id)
+                if parent is not None:
+                    found.append(parent)
         if not found and node_id is not None and node_id not in self._parents:
             found = self._attached_later(node, node_id)
         if type(node) not in self._with_parents:
@@ -201,14 +210,20 @@ class NodeGraph:
 
     def order(self, root, known: Dict[int, float]) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
         """Ids of the nodes ``root`` depends on, root first, each before its parents, and
-        their grads (``known`` gives grads as they were before writes already made)."""
+        their grads (``known`` gives grads as they were before writes already made).
+
+        The walk runs once a pass over the whole graph: :meth:`_held_parent` and the
+        instance dict read of :meth:`_held_items` are written out in it, the node's parents
+        attribute read once for all its parents (micrograd's MLP, 65k nodes, the collector off:
+        133-144 ms a pass down to 117 ms)."""
         reporter = self.reporter
         vocab_of, id_of, keepers = reporter.vocab_of, reporter.ids.of, reporter.ids.keepers
-        with_parents, held = self._with_parents, self._parents
+        with_parents, held, ids_by_key = self._with_parents, self._parents, reporter.ids.ids_by_key
         root_id = id_of(root)
         # a depth-first walk over ids: a node's id comes off the stack to visit it, and its
         # negation (ids are positive) once its parents are done
         post_ids, visited, stack, pushed = [], {}, [root_id], {root_id: root}
+        parents_names: Dict[type, Optional[str]] = {}  # node class -> its parents attribute's name
         self.pass_started()
         while stack:
             node_id = stack.pop()
@@ -227,10 +242,25 @@ class NodeGraph:
                         pushed[parent_id] = parent
                         stack.append(parent_id)
             else:
+                items = None  # what the node's parents attribute holds, read for its first unkept parent
                 for parent_id in parent_ids:
                     if parent_id not in visited:
                         keep = keepers.get(parent_id)  # NodeIds.node, inline: a node that died is left out
                         parent = keep() if keep.__class__ is ToolRef else keep
+                        if parent is None:  # kept by no weak reference: _held_parent, inline
+                            if items is None:
+                                kind = type(node)
+                                name = parents_names.get(kind, MISSING)
+                                if name is MISSING:
+                                    vocab = reporter.vocabulary(node)
+                                    name = parents_names[kind] = vocab.parents if vocab is not None else None
+                                items = _instance_dict(node, "__dict__").get(name, ()) if name else ()
+                                if type(items) not in _HELD_KINDS:
+                                    items = self._held_items(node)
+                            for item in items:
+                                if ids_by_key.get(id(item)) == parent_id:
+                                    parent = item
+                                    break
                         if parent is not None:
                             pushed[parent_id] = parent
                             stack.append(parent_id)
@@ -244,6 +274,22 @@ class NodeGraph:
                 vocab = vocab_of.get(type(node)) or reporter.vocabulary(node)
                 grads.append(as_float(static_attr(node, vocab.grad)))
         return tuple(post_ids), tuple(grads)
+
+    def _held_parent(self, node, parent_id: int):
+        """``node``'s parent ``parent_id`` when no weak reference gives it back (its id was
+        given by :meth:`.nodeids.NodeIds.number`): the item ``node``'s parents attribute
+        holds with that id; None when it holds none (it died, or was taken out)."""
+        ids_of = self.reporter.ids.ids_by_key
+        for item in self._held_items(node):
+            if ids_of.get(id(item)) == parent_id:
+                return item
+        return None
+
+    def _held_items(self, node):
+        """What ``node``'s parents attribute holds, when it is a tuple, list or set; else ()."""
+        vocab = self.reporter.vocabulary(node)
+        held = static_attr(node, vocab.parents) if vocab is not None and vocab.parents else None
+        return held if type(held) in _HELD_KINDS else ()
 
     def has_parent(self, node, target) -> bool:
         return any(p is target for p in self.parents(node))

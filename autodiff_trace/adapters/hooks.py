@@ -20,7 +20,7 @@ from .detect import Vocabulary, reads_frames
 from .reporter import EngineReporter
 
 __all__ = ["MISSING", "REPORT_FRAMES", "with_room", "original_entry", "grad_hook", "GradHook", "BackwardHook",
-           "init_hook", "birth_hook", "construction_hook"]
+           "init_hook", "birth_hook", "construction_hook", "restore"]
 
 MISSING = object()
 
@@ -260,3 +260,17 @@ def construction_hook(cls: type, vocab: Vocabulary, reporter: EngineReporter) ->
     if reads_frames(cls):
         return "__new__", birth_hook(cls, vocab, reporter)
     return "__init__", init_hook(cls, vocab, reporter)
+
+
+def restore(patches: list) -> None:
+    """Give each class back the entry a patch ``(cls, name, had, old, new)`` replaced, or
+    take away the one it added, the last patched first; an entry someone else replaced
+    since stays theirs. ``patches`` is emptied."""
+    for cls, name, had, old, new in reversed(patches):
+        if cls.__dict__.get(name, MISSING) is not new:
+            continue  # replaced since by someone else: theirs stays
+        if had:
+            setattr(cls, name, old)
+        else:
+            delattr(cls, name)
+    patches.clear()

@@ -18,8 +18,8 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from .detect import (CANDIDATES, ROLES, EngineSpecError, Vocabulary, check_attrs, is_library_module,
                      match_vocabulary, parse_engine_spec, reads_frames, survey)
-from .hooks import MISSING, BackwardHook, GradHook
-from .lean import backward_hook_of, construction_hook_of, grad_hook_of, init_hook_of
+from .hooks import BackwardHook, GradHook, restore
+from .lean import backward_hook_of, construction_hook_of, death_hook_of, grad_hook_of, init_hook_of
 from .pull import PullHook, pull_method
 from .gradmaps import held_apart, parse_sweep_spec, value_only_vocabulary
 from .gradsweep import SweepWatch
@@ -159,14 +159,8 @@ class Instrumentation:
             if self._limit is not None and sys.getrecursionlimit() == self._limit[1]:
                 sys.setrecursionlimit(self._limit[0])
             self._limit = None
-            for cls, name, had, old, new in reversed(self._patches):
-                if cls.__dict__.get(name, MISSING) is not new:
-                    continue  # replaced since by someone else: theirs stays
-                if had:
-                    setattr(cls, name, old)
-                else:
-                    delattr(cls, name)
-            self._patches.clear()
+            restore(self._patches)
+            self.reporter.ids.drop_unkept()  # their deaths are no longer told
             self._torch.stop()  # PyTorch: its patches and hooks go too
 
     def __enter__(self) -> "Instrumentation":
@@ -304,6 +298,8 @@ class Instrumentation:
                         reporter.skip.add(function.__code__)
         self.classes.append(Recognised(cls, vocab, how))
         self.sweeps.watch(cls, vocab)
+        for name, hook in death_hook_of(cls, vocab, reporter):  # __del__, telling when a node dies
+            self._patch(cls, name, hook)
         stack = list(cls.__subclasses__())
         while stack:
             sub = stack.pop()

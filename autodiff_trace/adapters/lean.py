@@ -25,7 +25,7 @@ from .hooks import MISSING, REPORT_FRAMES, BackwardHook, GradHook, construction_
 from .nodeids import as_float
 from .roles import op_label, static_attr
 
-__all__ = ["lean_init_hook", "construction_hook_of", "init_hook_of", "grad_hook_of", "backward_hook_of", "LeanGradHook", "LeanBackwardHook", "LeanFiringCall"]
+__all__ = ["lean_init_hook", "death_hook_of", "construction_hook_of", "init_hook_of", "grad_hook_of", "backward_hook_of", "LeanGradHook", "LeanBackwardHook", "LeanFiringCall"]
 
 _recursion_limit, _set_recursion_limit, _getframe = sys.getrecursionlimit, sys.setrecursionlimit, sys._getframe
 _new_call = object.__new__
@@ -43,7 +43,8 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
     if not vocab.parents or not cls.__dictoffset__:
         return None  # no parents' attribute, or nodes without an instance dict
     skip, ids, graph = reporter.skip, reporter.ids, reporter.graph
-    ids_by_key, new_id = ids.ids_by_key, ids._add
+    ids_by_key, new_id, number, keep = ids.ids_by_key, ids._add, ids.number, ids.keep
+    reports_death: dict = {}  # node class -> does its __del__ drop its nodes' ids (death_hook_of)?
     parents_of, rulecheck = graph.parents_made, reporter.rulecheck
     value_name, op_name, grad_name, parents_name = vocab.value, vocab.op, vocab.grad, vocab.parents
     passed: dict = {}  # id(code) -> (code, looked past, in skip, len(skip) then): the entry holds the code
@@ -64,11 +65,22 @@ def lean_init_hook(cls: type, vocab: Vocabulary, reporter):
             return
         if not reporter.firing and not reporter._idle():
             reporter._between_passes(tracer)
-        key = id(node)
-        node_id = ids_by_key.get(key) or new_id(node)
+        node_id = ids_by_key.get(id(node))
+        unkept = False  # numbered without a weak reference, while its parents are read
+        if node_id is None:
+            kind = node.__class__
+            dies_told = reports_death.get(kind)
+            if dies_told is None:
+                dies_told = reports_death[kind] = getattr(kind, "__del__", None) is ids.death_hook()
+            if dies_told and not ids.all_kept:
+                node_id, unkept = number(node), True
+            else:
+                node_id = new_id(node)
         namespace = node.__dict__
         parents = parents_of(node, node_id, namespace.get(parents_name, namespace))
         if parents is None:
+            if unkept:  # read the general way: found by its id from now on
+                keep(node, node_id)
             parents = graph.remember_ids(node, node_id, vocab, creator)
         code = creator.f_code
         verdict = passed.get(id(code))
@@ -249,6 +261,16 @@ def backward_hook_of(cls: type, vocab: Vocabulary, reporter) -> BackwardHook:
     if not hook.data and cls.__dictoffset__:
         return LeanBackwardHook(cls, vocab.backward, vocab, reporter)
     return hook
+
+
+def death_hook_of(cls: type, vocab: Vocabulary, reporter) -> tuple:
+    """``(("__del__", hook),)`` for a class hooked the lean way that defines no ``__del__``
+    (nor do its bases): its nodes whose parents the lean hook reads are then given ids
+    without a weak reference (:meth:`.nodeids.NodeIds.number`), one object less per node
+    for the garbage collector; no entry for any other class."""
+    if not vocab.parents or not cls.__dictoffset__ or getattr(cls, "__del__", None) is not None:
+        return ()
+    return (("__del__", reporter.ids.death_hook()),)
 
 
 def construction_hook_of(cls: type, vocab: Vocabulary, reporter) -> tuple:

@@ -6,7 +6,7 @@ import math
 import weakref
 from typing import Callable, Dict, Optional
 
-__all__ = ["NodeIds", "ToolRef", "as_float", "lifetime_observed"]
+__all__ = ["NodeIds", "ToolRef", "as_float", "lifetime_observed", "death_hooks"]
 
 
 def as_float(value) -> float:
@@ -35,12 +35,14 @@ class _Ref(weakref.ref):
 
 
 ToolRef = _Ref
+death_hooks: "weakref.WeakSet" = weakref.WeakSet()  # the ``__del__`` functions NodeIds.death_hook made: the tool's, never the script's
 
 
 def lifetime_observed(node) -> bool:
     """Can the script see when ``node`` dies: does it hold weak references of its own to
     it (a weak registry) or define ``__del__``? Then the tool must not keep it alive."""
-    if getattr(type(node), "__del__", None) is not None:
+    finalizer = getattr(type(node), "__del__", None)
+    if finalizer is not None and finalizer not in death_hooks:
         return True
     try:
         return any(not isinstance(ref, _Ref) for ref in weakref.getweakrefs(node))
@@ -59,6 +61,8 @@ class NodeIds:
         self.ids_by_key: Dict[int, int] = {}  # id(node) -> node id
         self.keepers: Dict[int, object] = {}  # node id -> a weak reference (or the node)
         self._on_death = self._forget  # one callback for every reference, not a bound method each
+        self.all_kept = False  # every node keeps its weak reference: a sweep looks live nodes up by key
+        self._death_hook = None  # the one __del__ death_hook made
 
     def of(self, node) -> int:
         node_id = self.ids_by_key.get(id(node))
@@ -67,9 +71,22 @@ class NodeIds:
         return node_id
 
     def _add(self, node) -> int:
-        key = id(node)
+        return self.keep(node, self.number(node))
+
+    def number(self, node) -> int:
+        """A new id for ``node``, kept by no weak reference: for a node whose class reports
+        its death (:meth:`death_hook`) and that the nodes holding it lead to (the graph's
+        walks find it through them; :meth:`node` and :meth:`live` do not), it spares the
+        object per node the garbage collector would track; any other node is then given
+        its weak reference by :meth:`keep`."""
         self.issued += 1
-        node_id = self.ids_by_key[key] = self.issued
+        node_id = self.ids_by_key[id(node)] = self.issued
+        return node_id
+
+    def keep(self, node, node_id: int) -> int:
+        """Keep the weak reference (or the node, when it takes none) that gives ``node``
+        back by its id and drops its id when it dies; returns the id."""
+        key = id(node)
         try:
             keep = _Ref(node, self._on_death)
             keep.key = key
@@ -77,6 +94,42 @@ class NodeIds:
             keep = node
         self.keepers[node_id] = keep
         return node_id
+
+    def death_hook(self):
+        """The ``__del__`` for node classes (one for all): it drops the id of a dying node
+        :meth:`number` gave one (a node kept by a weak reference goes with it); it never raises."""
+        if self._death_hook is not None:
+            return self._death_hook
+        ids_by_key, keepers = self.ids_by_key, self.keepers
+
+        def __del__(node) -> None:
+            try:
+                key = id(node)
+                node_id = ids_by_key.get(key)
+                if node_id is not None and node_id not in keepers:
+                    del ids_by_key[key]
+                    if self.on_forget is not None:
+                        self.on_forget(node_id)
+            except Exception:  # never into the user's script, nor a word on stderr
+                pass
+
+        death_hooks.add(__del__)
+        self._death_hook = __del__
+        return __del__
+
+    def drop_unkept(self) -> None:
+        """Forget the ids of the nodes kept by no weak reference: their class no longer
+        reports their death (tracing stopped), so their keys could be taken by new objects."""
+        keepers, ids_by_key = self.keepers, self.ids_by_key
+        while True:  # a collection while copying may run weakref callbacks that remove entries
+            try:
+                keys = list(ids_by_key)  # ints: no object per entry for the collector
+                break
+            except RuntimeError:  # "dictionary changed size during iteration": copy again
+                continue
+        for key in keys:
+            if ids_by_key.get(key, 0) not in keepers:
+                ids_by_key.pop(key, None)
 
     def keeper(self, node):
         """What stands for ``node`` without keeping it alive (a weak reference; the node
@@ -89,8 +142,9 @@ class NodeIds:
         return keeper() if isinstance(keeper, _Ref) else keeper
 
     def node(self, node_id: int):
-        """The node with this id, or None once it died (ids are never given again, so a
-        graph is kept as ids: ints the garbage collector never visits)."""
+        """The node with this id, or None once it died, or when no weak reference keeps it
+        (:meth:`number`; ids are never given again, so a graph is kept as ids: ints the
+        garbage collector never visits)."""
         keep = self.keepers.get(node_id)
         return keep() if keep.__class__ is _Ref else keep
 
