@@ -146,8 +146,11 @@ class TraceModel:
         return uses
 
     def _started(self, event: BackwardStarted) -> None:
-        self.passes.append(PassInfo(event))
+        p = PassInfo(event)
+        self.passes.append(p)
         order, grads_before = event.order, event.grads_before
+        if p.began_zeroed and holds_zeros(self.nodes, order):
+            return  # every node known and at 0.0 already (a first pass): 1M ids set for nothing
         for start in range(0, len(order), _SLICE):  # column-wise, a slice at a time (little memory)
             ids, grads = order[start:start + _SLICE], grads_before[start:start + _SLICE]
             if not self.nodes.set_grads(ids, grads):
@@ -238,3 +241,15 @@ class TraceModel:
         edges = [(parent, child) for child in wanted
                  for parent in self.node(child).parents if parent in seen]
         return wanted, edges
+
+
+def holds_zeros(nodes: NodeTable, ids: Sequence) -> bool:
+    """Has every node of ``ids`` a row whose grad is 0.0 already, so a pass begun from zeroed
+    grads sets none? Asked of the whole table, in C (no int per id), so only of a table at
+    most twice their number; False when unsure (a -0.0 held, an id unknown, ids far apart)."""
+    dense, base = nodes.dense_index()
+    if dense is None or nodes.odd_grads or not ids or 2 * len(ids) < len(nodes.grads) or {*map(type, ids)} != {int} \
+            or min(ids) < base or max(ids) - base >= len(dense) or dense.count(0):
+        return False
+    grads = nodes.grads.tobytes()
+    return grads == bytes(len(grads))

@@ -245,20 +245,43 @@ def _fold_nodes(model: "TraceModel", run: Run) -> bool:
         else:
             column.extend(map(share, texts, texts))
     # a node named op#id holds no string of its own (see NameColumn), nor counts in name_uses
-    starts = {op: f"{LEAF_OR.get(op, op)}#" for op in {*ops}}  # each op's default name, less the id
-    defaults = list(map(add, map(starts.__getitem__, ops), map(str, ids)))
-    if defaults == names:  # every node named op#id (most runs): one comparison of the lists
-        table.names.extend(repeat(DEFAULT_NAME, len(names)))
+    if _none_named_by_id(names):  # a chain's ``y``s and constants: no op#id to build and compare
+        table.names.extend(names)
+        _count_elements(model.name_uses, names)
     else:
-        default = list(map(eq, names, defaults))
-        table.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
-        _count_elements(model.name_uses, compress(names, map(not_, default)))
+        _fold_names(model, ops, ids, names)
     table.grads.frombytes(bytes(8 * len(at)))
     if high >= len(dense):
         dense.frombytes(bytes(4 * (high + 1 - len(dense))))
     put_all(dense, at, range(rows + 1, rows + 1 + len(at)))
     model.events += len(run)
     return True
+
+
+def _fold_names(model: "TraceModel", ops: list, ids: list, names: list) -> None:
+    """The names of new nodes into the node table: a node named op#id as DEFAULT_NAME,
+    any other name as itself, counted in ``name_uses``."""
+    starts = {op: f"{LEAF_OR.get(op, op)}#" for op in {*ops}}  # each op's default name, less the id
+    defaults = list(map(add, map(starts.__getitem__, ops), map(str, ids)))
+    if defaults == names:  # every node named op#id (most runs): one comparison of the lists
+        model.nodes.names.extend(repeat(DEFAULT_NAME, len(names)))
+    else:
+        default = list(map(eq, names, defaults))
+        model.nodes.names.extend(map(getitem, zip(names, repeat(DEFAULT_NAME)), default))
+        _count_elements(model.name_uses, compress(names, map(not_, default)))
+
+
+def _none_named_by_id(names: list) -> bool:
+    """Can no name of ``names`` be a default ``op#id``? True when they are all strings and
+    none holds a ``#`` (one join and one search, in C), so nothing need be built to compare.
+
+    >>> _none_named_by_id(["y", "1", "w[0]"]), _none_named_by_id(["y", "mul#3"]), _none_named_by_id(["y", 2])
+    (True, False, False)
+    """
+    try:
+        return "#" not in "".join(names)
+    except TypeError:  # a name of the user's own type
+        return False
 
 
 def _fold_pass(model: "TraceModel", run: Run) -> bool:

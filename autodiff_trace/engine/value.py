@@ -195,7 +195,7 @@ def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
     op's caller (3 through a helper such as :func:`_node`), where a tracer looks first.
     While traced, the node is reported here too, with no call of its own (:func:`_report`
     is the same for a node made by ``__init__``)."""
-    global _last_constant
+    global _last_constant, _last_value
     out = _new(Value)
     out.data = data
     out.grad = 0.0
@@ -219,7 +219,12 @@ def _made(data: float, op: Rule, a: Value, b, depth: int = 2) -> Value:
             out._info = _tracer.value_made(frame, out, node_id, op.name if op is not POWC else out.op, data,
                                            (a._block + a._offset,), None, _named)
         else:  # a constant's value when made is its name: a later ``data`` may differ
-            name = default_name(node_id, op.name, data)
+            seen = _last_value  # (data, its name): a loop's constant is one float object, named once
+            if seen[0] is data:
+                name = seen[1]
+            else:
+                name = default_name(node_id, op.name, data)
+                _last_value = (data, name)
             site = _tracer.value_made(frame, out, node_id, op.name, data, (), name, _named)
             last = _last_constant  # one global read: a loop's constant, made on the same line as last time
             if last[0] is name and last[1] is site:
@@ -284,6 +289,7 @@ def _shared_info(name: str, site: Optional[str]) -> tuple:
 
 
 _last_named = _last_constant = (None, None)  # the (name, site) given last to a line's result, a constant
+_last_value = (None, None)  # the data of the constant made last and its name (held, so ``is`` is safe)
 _infos: dict = {}  # (name, site) -> that very tuple, shared by the nodes holding it
 
 
