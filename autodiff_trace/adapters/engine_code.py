@@ -51,9 +51,10 @@ def values_of(node_ids: Collection[int]) -> Dict[int, float]:
     found: Dict[int, float] = {}
     if not node_ids:
         return found
-    for reporter in list(_reporters):
-        for node_id, node in reporter.ids.live():
-            if node_id in node_ids:
+    for reporter in list(_reporters):  # each id looked up, not every live node scanned
+        for node_id in node_ids:
+            node = reporter.ids.node(node_id)
+            if node is not None:
                 vocab = reporter.vocabulary(node)
                 if vocab is not None and vocab.value:
                     found[node_id] = as_float(static_attr(node, vocab.value))
