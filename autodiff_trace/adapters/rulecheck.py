@@ -15,13 +15,14 @@ import functools
 import math
 import sys
 import time
-from types import FrameType, FunctionType
+from types import FrameType
 from typing import Dict, List, Optional, Tuple
 
 from ..core import active
 from ..core.events import Finding
 from ..core.text import number
 from .detect import Vocabulary
+from .engine_code import EngineCode
 from .framecopy import FrameCopy
 from .nodeids import lifetime_observed
 from .roles import static_attr
@@ -55,7 +56,7 @@ class RuleCheck(WriteCredit):
         self.off = False  # set when the check itself failed
         self._open: Dict[int, Firing] = {}  # node id -> its firing, until the pass is over
         self._queue: List[Tuple[Firing, Job, list, list, Rule]] = []
-        self._files: Dict[type, frozenset] = {}
+        self._is_engine = EngineCode(reporter)  # (code, node class) -> is it the engine's
         self._key_by_ids: Dict[tuple, tuple] = {}  # (ids of creator's, caller's code, class) -> (codes, key, op)
         self._with_parents: set = set()  # classes whose nodes know their parents when made
         self._reported: set = set()  # (op, rule line) named in a finding
@@ -290,18 +291,6 @@ class RuleCheck(WriteCredit):
         vocab = self.reporter.vocabulary(result) if isinstance(result, self.reporter.node_types) else None
         value = static_attr(result, vocab.value) if vocab is not None else result
         return float(value) if is_number(value) else None
-
-    def _is_engine(self, code, cls: type) -> bool:
-        """Code of the engine: a method of the node classes, an op function, or code in
-        the file that defines the node class."""
-        if code in self.reporter.skip:
-            return True
-        files = self._files.get(cls)
-        if files is None:
-            files = self._files[cls] = frozenset(
-                getattr(v, "__wrapped__", v).__code__.co_filename for k in cls.__mro__[:-1]
-                for v in vars(k).values() if isinstance(v, FunctionType))
-        return code.co_filename in files
 
     # -- checking -------------------------------------------------------------------------
     def flush(self) -> None:
