@@ -86,7 +86,7 @@ class RuleCheck(WriteCredit):
                 key, op = known[2], known[3]
                 op.made += 1
                 if op.made > _FIRST and (op.made % _DENSE or op.made % _EVERY and not op.unsure) \
-                        or op.pending >= AGREEING_CHECKS or op.done:  # (_EVERY is a multiple of _DENSE)
+                        or op.resting:  # (_EVERY is a multiple of _DENSE; op's state kept by restate)
                     return
             self._node_made(node, vocab, creator, key if known is not None else None)
         except Exception as exc:
@@ -146,7 +146,7 @@ class RuleCheck(WriteCredit):
             self._key_by_ids[id(code), id(caller), cls] = (code, caller, key, self.ops[key])
             op = self.ops[key]
             op.made += 1
-            if op.pending >= AGREEING_CHECKS or op.done:
+            if op.resting:
                 return
         op = self.ops[key]
         if parents:
@@ -243,7 +243,8 @@ class RuleCheck(WriteCredit):
             self._close(firing)
 
     def _close(self, firing: Firing) -> None:
-        op = self.ops[firing.made.op].rules.setdefault(firing.rule, Rule())
+        owner = self.ops[firing.made.op]
+        op = owner.rule(firing.rule)
         for *_, site in firing.writes:
             self._site_ops.setdefault(site, set()).add(firing.made.op)
         upstream = firing.upstream
@@ -273,6 +274,7 @@ class RuleCheck(WriteCredit):
                   firing.node, asked)
         op.tries += 1
         op.pending += 1
+        owner.restate()
         self._queue.append((firing, job, applied, where, op))
         if len(self._queue) >= BATCH:
             self.flush()
@@ -300,6 +302,7 @@ class RuleCheck(WriteCredit):
             return
         for *_, op in queue:
             op.pending -= 1
+        self._restate()
         reason = why_no_fork()
         if reason is not None:
             for *_, op in queue:
@@ -307,6 +310,7 @@ class RuleCheck(WriteCredit):
                 if not self._no_fork_said:
                     op.failure = reason
             self._no_fork_said = True
+            self._restate()
             return
         self.forks += 1
         started = time.perf_counter()
@@ -324,6 +328,12 @@ class RuleCheck(WriteCredit):
                 continue
             op.failure = None
             self._judge(firing, job, job.candidates[index], applied, where, slopes, op, answers)
+        self._restate()
+
+    def _restate(self) -> None:
+        """The checks of queued firings changed: what sampling reads of each op is recomputed."""
+        for op in self.ops.values():
+            op.restate()
 
     def _judge(self, firing: Firing, job: Job, candidate: Candidate, applied: list,
                where: list, slopes: list, op: Rule, answers: list) -> None:
