@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import sys
 import weakref
+from types import CodeType, FunctionType
 from typing import Collection, Dict, Set
 
 from .nodeids import as_float
 from .roles import static_attr
 
-__all__ = ["register", "unregister", "engine_files", "values_of"]
+__all__ = ["register", "unregister", "engine_files", "values_of", "EngineCode"]
 
 _reporters: "weakref.WeakSet" = weakref.WeakSet()
 
@@ -51,10 +52,32 @@ def values_of(node_ids: Collection[int]) -> Dict[int, float]:
     found: Dict[int, float] = {}
     if not node_ids:
         return found
-    for reporter in list(_reporters):
-        for node_id, node in reporter.ids.live():
-            if node_id in node_ids:
+    for reporter in list(_reporters):  # each id looked up, not every live node scanned
+        for node_id in node_ids:
+            node = reporter.ids.node(node_id)
+            if node is not None:
                 vocab = reporter.vocabulary(node)
                 if vocab is not None and vocab.value:
                     found[node_id] = as_float(static_attr(node, vocab.value))
     return found
+
+
+class EngineCode:
+    """Tells the engine's code from the user's, for one reporter: a method of the node
+    classes, an op function (the reporter's ``skip``), or code in a file that defines a
+    node class's methods."""
+
+    def __init__(self, reporter) -> None:
+        self.reporter = reporter
+        self._files: Dict[type, frozenset] = {}  # node class -> the files of its methods
+
+    def __call__(self, code: CodeType, cls: type) -> bool:
+        """Is ``code`` the engine's, for nodes of ``cls``?"""
+        if code in self.reporter.skip:
+            return True
+        files = self._files.get(cls)
+        if files is None:
+            files = self._files[cls] = frozenset(
+                getattr(v, "__wrapped__", v).__code__.co_filename for k in cls.__mro__[:-1]
+                for v in vars(k).values() if isinstance(v, FunctionType))
+        return code.co_filename in files

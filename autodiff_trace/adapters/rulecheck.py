@@ -15,13 +15,14 @@ import functools
 import math
 import sys
 import time
-from types import FrameType, FunctionType
+from types import FrameType
 from typing import Dict, List, Optional, Tuple
 
 from ..core import active
 from ..core.events import Finding
 from ..core.text import number
 from .detect import Vocabulary
+from .engine_code import EngineCode
 from .framecopy import FrameCopy
 from .nodeids import lifetime_observed
 from .roles import static_attr
@@ -55,7 +56,7 @@ class RuleCheck(WriteCredit):
         self.off = False  # set when the check itself failed
         self._open: Dict[int, Firing] = {}  # node id -> its firing, until the pass is over
         self._queue: List[Tuple[Firing, Job, list, list, Rule]] = []
-        self._files: Dict[type, frozenset] = {}
+        self._is_engine = EngineCode(reporter)  # (code, node class) -> is it the engine's
         self._key_by_ids: Dict[tuple, tuple] = {}  # (ids of creator's, caller's code, class) -> (codes, key, op)
         self._with_parents: set = set()  # classes whose nodes know their parents when made
         self._reported: set = set()  # (op, rule line) named in a finding
@@ -85,7 +86,7 @@ class RuleCheck(WriteCredit):
                 key, op = known[2], known[3]
                 op.made += 1
                 if op.made > _FIRST and (op.made % _DENSE or op.made % _EVERY and not op.unsure) \
-                        or op.pending >= AGREEING_CHECKS or op.done:  # (_EVERY is a multiple of _DENSE)
+                        or op.resting:  # (_EVERY is a multiple of _DENSE; op's state kept by restate)
                     return
             self._node_made(node, vocab, creator, key if known is not None else None)
         except Exception as exc:
@@ -145,7 +146,7 @@ class RuleCheck(WriteCredit):
             self._key_by_ids[id(code), id(caller), cls] = (code, caller, key, self.ops[key])
             op = self.ops[key]
             op.made += 1
-            if op.pending >= AGREEING_CHECKS or op.done:
+            if op.resting:
                 return
         op = self.ops[key]
         if parents:
@@ -242,7 +243,8 @@ class RuleCheck(WriteCredit):
             self._close(firing)
 
     def _close(self, firing: Firing) -> None:
-        op = self.ops[firing.made.op].rules.setdefault(firing.rule, Rule())
+        owner = self.ops[firing.made.op]
+        op = owner.rule(firing.rule)
         for *_, site in firing.writes:
             self._site_ops.setdefault(site, set()).add(firing.made.op)
         upstream = firing.upstream
@@ -272,6 +274,7 @@ class RuleCheck(WriteCredit):
                   firing.node, asked)
         op.tries += 1
         op.pending += 1
+        owner.restate()
         self._queue.append((firing, job, applied, where, op))
         if len(self._queue) >= BATCH:
             self.flush()
@@ -291,18 +294,6 @@ class RuleCheck(WriteCredit):
         value = static_attr(result, vocab.value) if vocab is not None else result
         return float(value) if is_number(value) else None
 
-    def _is_engine(self, code, cls: type) -> bool:
-        """Code of the engine: a method of the node classes, an op function, or code in
-        the file that defines the node class."""
-        if code in self.reporter.skip:
-            return True
-        files = self._files.get(cls)
-        if files is None:
-            files = self._files[cls] = frozenset(
-                getattr(v, "__wrapped__", v).__code__.co_filename for k in cls.__mro__[:-1]
-                for v in vars(k).values() if isinstance(v, FunctionType))
-        return code.co_filename in files
-
     # -- checking -------------------------------------------------------------------------
     def flush(self) -> None:
         """Re-run the queued firings' ops in one child and report the rules that disagree."""
@@ -311,6 +302,7 @@ class RuleCheck(WriteCredit):
             return
         for *_, op in queue:
             op.pending -= 1
+        self._restate()
         reason = why_no_fork()
         if reason is not None:
             for *_, op in queue:
@@ -318,6 +310,7 @@ class RuleCheck(WriteCredit):
                 if not self._no_fork_said:
                     op.failure = reason
             self._no_fork_said = True
+            self._restate()
             return
         self.forks += 1
         started = time.perf_counter()
@@ -335,6 +328,12 @@ class RuleCheck(WriteCredit):
                 continue
             op.failure = None
             self._judge(firing, job, job.candidates[index], applied, where, slopes, op, answers)
+        self._restate()
+
+    def _restate(self) -> None:
+        """The checks of queued firings changed: what sampling reads of each op is recomputed."""
+        for op in self.ops.values():
+            op.restate()
 
     def _judge(self, firing: Firing, job: Job, candidate: Candidate, applied: list,
                where: list, slopes: list, op: Rule, answers: list) -> None:

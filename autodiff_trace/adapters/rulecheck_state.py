@@ -62,25 +62,30 @@ class Op:
     """The nodes made by one op (keyed by the code that made them), and their rules: one
     helper such as ``_result(value, fn)`` may make the nodes of every op."""
 
-    __slots__ = ("recent", "made", "rules")
+    __slots__ = ("recent", "made", "rules", "resting", "unsure")
 
     def __init__(self) -> None:
         self.recent: List[int] = []  # id() of the latest nodes remembered
         self.made = 0
         self.rules: Dict[object, Rule] = {}  # rule code (or None) -> its checks
+        self.resting = False  # enough checks queued, or every rule done: no node is remembered
+        self.unsure = False  # some operand of a rule could not be judged yet: nodes sampled densely
 
-    @property
-    def pending(self) -> int:
-        return sum(r.pending for r in self.rules.values())
+    def rule(self, code) -> Rule:
+        """The checks of the rule ``code``, made on its first firing."""
+        rule = self.rules.get(code)
+        if rule is None:
+            rule = self.rules[code] = Rule()
+            self.restate()
+        return rule
 
-    @property
-    def done(self) -> bool:
-        return bool(self.rules) and all(r.done for r in self.rules.values())
-
-    @property
-    def unsure(self) -> bool:
-        """Some operand of a rule could not be judged yet: its nodes are sampled more densely."""
-        return any(r.unsure - r.judged for r in self.rules.values())
+    def restate(self) -> None:
+        """Recompute ``resting`` and ``unsure`` from the rules; called whenever a rule's checks
+        change, so that sampling a new node reads two attributes, not sums over the rules."""
+        rules = self.rules.values()
+        self.resting = sum(r.pending for r in rules) >= AGREEING_CHECKS \
+            or (bool(self.rules) and all(r.done for r in rules))
+        self.unsure = any(r.unsure - r.judged for r in rules)
 
 
 class Firing:
