@@ -5,50 +5,22 @@ address Python gives again never merges two nodes."""
 from __future__ import annotations
 
 import gc
+import sys
 import textwrap
 import weakref
+from pathlib import Path
 
 from autodiff_trace import trace
 from autodiff_trace.adapters import instrument
 from autodiff_trace.adapters.nodeids import ToolRef, death_hooks, lifetime_observed
 
-ENGINE = textwrap.dedent('''
-    class Value:
-        def __init__(self, data, _children=(), _op=''):
-            self.data = data
-            self.grad = 0
-            self._backward = lambda: None
-            self._prev = tuple(_children)
-            self._op = _op
-
-        def __mul__(self, other):
-            other = other if isinstance(other, Value) else Value(other)
-            out = Value(self.data * other.data, (self, other), '*')
-            def _backward():
-                self.grad += other.data * out.grad
-                other.grad += self.data * out.grad
-            out._backward = _backward
-            return out
-
-        def backward(self):
-            topo, visited, stack = [], set(), [(self, False)]
-            while stack:
-                node, done = stack.pop()
-                if done:
-                    topo.append(node)
-                elif node not in visited:
-                    visited.add(node)
-                    stack.append((node, True))
-                    stack.extend((p, False) for p in node._prev)
-            self.grad = 1
-            for v in reversed(topo):
-                v._backward()
-''')
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rulechecking import engine  # noqa: E402  (micrograd's design, its rules correct)
 
 
 def _engine(extra: str = "") -> dict:
     namespace: dict = {"__name__": "engine_script"}
-    exec(compile(ENGINE + textwrap.dedent(extra), "engine_script.py", "exec"), namespace)
+    exec(compile(engine() + textwrap.dedent(extra), "engine_script.py", "exec"), namespace)
     return namespace
 
 
