@@ -329,9 +329,14 @@ class NodeTable(Mapping):
                     return map(getitem, repeat(column), map(sub, rows, repeat(1)))
         return (column[row] if row >= 0 else None for row in map(self.row, ids))
 
+    def is_parentless(self, node_id) -> bool:
+        """Is the node held, with no parents and an op other than "?" (a placeholder)?"""
+        info = self.get(node_id)
+        return info is not None and info.op != "?" and not info.parents
+
     def parentless(self, ids: Sequence[int]) -> List[int]:
-        """The ids among ``ids``, in order, of nodes held with no parents and an op other than
-        "?" (a placeholder): column-wise while ids are small ints (a node kept whole read alone)."""
+        """The ids among ``ids``, in order, that :meth:`is_parentless` holds true of:
+        column-wise while ids are small ints (a node kept whole read alone)."""
         if self._sparse is None and ids and {*map(type, ids)} == {int}:
             dense, starts = self._dense, self.starts
             at = list(map(sub, ids, repeat(self._base)))
@@ -344,7 +349,7 @@ class NodeTable(Mapping):
                 found = compress(zip(held, begins), map(mul, no_parents, real))
                 odd = self.odd  # its parents are not in the columns
                 return [n for n, row in found if not (odd and row in odd and odd[row].parents)]
-        return [n for n in ids if (info := self.get(n)) is not None and info.op != "?" and not info.parents]
+        return [n for n in ids if self.is_parentless(n)]
 
     def leaf_ids(self) -> set:
         """The ids of the nodes of op "" (leaves): a set kept by the table, to read, not to

@@ -60,8 +60,7 @@ class Context:
         return self.model.node(node).site
 
     def is_parentless(self, node: int) -> bool:
-        info = self.model.nodes.get(node)
-        return info is not None and info.op != "?" and not info.parents
+        return self.model.nodes.is_parentless(node)
 
     def in_pass(self, pass_no: int) -> Optional[PassInfo]:
         """The pass under way if it is pass ``pass_no``."""

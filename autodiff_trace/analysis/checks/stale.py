@@ -203,7 +203,7 @@ class StaleGradient(Check):
         changed since its grad began to add up (no update inside the group)."""
         if not self.zeroes:
             return False
-        leaves = self.ctx.model.nodes.parentless(event.order)  # each as ctx.is_parentless says, column-wise
+        leaves = self.ctx.model.nodes.parentless(event.order)  # column-wise
         held: Set[int] = {n for n, _ in stale}
         now = values_of(set(leaves))  # a set: each live node is looked up in it
         for node in leaves:
