@@ -24,13 +24,12 @@ __all__ = ["PassInfo", "WritesOf", "node_ids"]
 
 def node_ids(values) -> "array | tuple":
     """Node ids as an int64 array (8 bytes each), or as they came if they do not fit one."""
+    if not hasattr(values, "__len__"):  # an iterator: read once, here
+        values = tuple(values)
     try:
         return array("q", packed("q", values))  # quicker than array("q", values), which parses each id
-    except struct.error:
+    except (struct.error, TypeError):
         return tuple(values)
-    except TypeError:  # not a sequence
-        values = tuple(values)
-        return node_ids(values)
 
 
 class _Zeros:
