@@ -13,7 +13,7 @@ from collections import deque
 import weakref
 from itertools import compress, filterfalse, repeat
 from operator import sub
-from typing import Collection, Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 from ..core.events import GradAccumulated
 from ..core.model import PassInfo, TraceModel
@@ -39,13 +39,22 @@ def fired_once(p: PassInfo) -> bool:
     near the pass's size, else through its map of firing numbers."""
     fired = p.fired
     if isinstance(fired, array) and fired:
-        low = min(fired)
-        span = max(fired) - low + 1
-        if span <= 4 * len(fired) + 65536:
-            marks = bytearray(span)
-            deque(map(marks.__setitem__, map(sub, fired, repeat(low)), repeat(1)), 0)
-            return marks.count(1) == len(fired)
+        marks = _id_marks(fired)
+        if marks is not None:
+            return marks[1].count(1) == len(fired)
     return len(fired) == len(p.fire_number)
+
+
+def _id_marks(ids: Sequence[int]) -> Optional[Tuple[int, bytearray]]:
+    """``(low, marks)``: a byte per id from the lowest of ``ids`` (int64s, not empty), 1 for
+    each of them; None when they lie wider apart than a few times their number."""
+    low = min(ids)
+    span = max(ids) - low + 1
+    if span > 4 * len(ids) + 65536:
+        return None
+    marks = bytearray(span)
+    deque(map(marks.__setitem__, map(sub, ids, repeat(low)), repeat(1)), 0)
+    return low, marks
 
 
 _OUTSIDE: "weakref.WeakKeyDictionary[PassInfo, tuple]" = weakref.WeakKeyDictionary()
@@ -73,15 +82,8 @@ def _written_ids(p: PassInfo) -> Optional[Tuple[int, bytearray]]:
     it grows."""
     known = _WRITTEN.get(p)
     if known is None or known[0] != len(p.writes):
-        marks = None
         targets = p.writes.targets
-        if not p.writes.odd and targets:
-            low = min(targets)
-            span = max(targets) - low + 1
-            if span <= 4 * len(targets) + 65536:
-                bits = bytearray(span)
-                deque(map(bits.__setitem__, map(sub, targets, repeat(low)), repeat(1)), 0)
-                marks = low, bits
+        marks = _id_marks(targets) if not p.writes.odd and targets else None
         known = _WRITTEN[p] = (len(p.writes), marks)
     return known[1]
 
